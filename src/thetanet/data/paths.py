@@ -1,0 +1,22 @@
+"""Where thetanet finds data: one setting, ``THETANET_DATA`` (or a CLI ``--data-dir``).
+
+Defaults to a per-user cache (``$XDG_CACHE_HOME/thetanet`` or ``~/.cache/thetanet``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_VAR = "THETANET_DATA"
+
+
+def data_root(override: str | os.PathLike[str] | None = None) -> Path:
+    """Return the data root: ``override`` if given, else ``$THETANET_DATA``, else the user cache."""
+    if override is not None:
+        return Path(override).expanduser()
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "thetanet"

@@ -1,0 +1,64 @@
+"""The ``thetanet`` command: thin argument parsing over the library.
+
+Each subcommand lives in its own module here and exposes ``register(subparsers)``, which adds
+its parser and sets ``func`` (``args -> int``). Modules are discovered, so adding a command is
+adding a file. A :class:`CLIError` (or a ``ValueError`` from the data readers) becomes one line
+on stderr and exit status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status ``code``."""
+
+    def __init__(self, message: str, code: int = 2) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from thetanet import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="thetanet",
+        description="The lecture's neural network on NumPy, and a noun-compound relation "
+                    "classifier built on it.")
+    parser.add_argument("--version", action="version", version=f"thetanet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        register = getattr(module, "register", None)
+        if register is not None:
+            register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except CLIError as exc:
+        print(f"thetanet {args.command}: error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print(f"thetanet {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

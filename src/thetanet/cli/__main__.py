@@ -1,0 +1,5 @@
+import sys
+
+from thetanet.cli import main
+
+sys.exit(main())

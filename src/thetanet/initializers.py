@@ -1,0 +1,125 @@
+r"""Weight initialisers for Θ^(j): ``init(shape, rng, dtype) -> array``.
+
+``shape`` is the kernel's (fan_in, fan_out) = (s_j, s_{j+1}). Zeros and ones exist to show the
+symmetry problem: every hidden unit of a layer computes the same function and receives the same
+update, so they stay identical forever. Random schemes break the symmetry:
+
+- ``uniform_epsilon`` (the lecture's): U[−ε, ε] with ε = √6 / √(L_in + L_out)
+- ``glorot_uniform``: the same ε (Glorot & Bengio 2010); ``glorot_normal``: N(0, 2/(in+out))
+- ``he_uniform``: U[−√(6/in), √(6/in)]; ``he_normal``: N(0, 2/in) (for ReLU)
+- ``normal``: N(0, stddev²); ``constant``: every entry = ``value``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+Initializer = Callable[[tuple[int, ...], np.random.Generator, np.dtype], np.ndarray]
+
+
+def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    return shape[0], shape[-1]
+
+
+def zeros(shape, rng, dtype):
+    return np.zeros(shape, dtype=dtype)
+
+
+def ones(shape, rng, dtype):
+    return np.ones(shape, dtype=dtype)
+
+
+def constant(value: float = 0.0) -> Initializer:
+    def init(shape, rng, dtype):
+        return np.full(shape, value, dtype=dtype)
+
+    init.__name__ = "constant"
+    init.config = {"name": "constant", "value": float(value)}  # type: ignore[attr-defined]
+    return init
+
+
+def normal(stddev: float = 0.05, mean: float = 0.0) -> Initializer:
+    def init(shape, rng, dtype):
+        return rng.normal(mean, stddev, size=shape).astype(dtype)
+
+    init.__name__ = "normal"
+    init.config = {"name": "normal", "stddev": float(stddev), "mean": float(mean)}  # type: ignore[attr-defined]
+    return init
+
+
+def uniform_epsilon(shape, rng, dtype):
+    fan_in, fan_out = _fans(shape)
+    eps = np.sqrt(6.0) / np.sqrt(fan_in + fan_out)
+    return rng.uniform(-eps, eps, size=shape).astype(dtype)
+
+
+def glorot_uniform(shape, rng, dtype):
+    return uniform_epsilon(shape, rng, dtype)
+
+
+def glorot_normal(shape, rng, dtype):
+    fan_in, fan_out = _fans(shape)
+    return rng.normal(0.0, np.sqrt(2.0 / (fan_in + fan_out)), size=shape).astype(dtype)
+
+
+def he_uniform(shape, rng, dtype):
+    fan_in, _ = _fans(shape)
+    lim = np.sqrt(6.0 / fan_in)
+    return rng.uniform(-lim, lim, size=shape).astype(dtype)
+
+
+def he_normal(shape, rng, dtype):
+    fan_in, _ = _fans(shape)
+    return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape).astype(dtype)
+
+
+_NAMED: dict[str, Initializer] = {
+    "zeros": zeros,
+    "ones": ones,
+    "uniform_epsilon": uniform_epsilon,
+    "epsilon_uniform": uniform_epsilon,
+    "glorot_uniform": glorot_uniform,
+    "xavier_uniform": glorot_uniform,
+    "glorot_normal": glorot_normal,
+    "he_uniform": he_uniform,
+    "he_normal": he_normal,
+}
+_FACTORIES: dict[str, Callable[..., Initializer]] = {"constant": constant, "normal": normal}
+
+
+def get(identifier: str | dict[str, Any] | Initializer) -> Initializer:
+    """Look up an initialiser by name (``"he_normal"``), config dict or callable."""
+    if callable(identifier):
+        return identifier
+    if isinstance(identifier, dict):
+        cfg = dict(identifier)
+        name = cfg.pop("name", None)
+        if name in _FACTORIES:
+            return _FACTORIES[name](**cfg)
+        if name in _NAMED and not cfg:
+            return _NAMED[name]
+        raise ValueError(f"unknown initializer config {identifier!r}")
+    if isinstance(identifier, str):
+        if identifier in _NAMED:
+            return _NAMED[identifier]
+        if identifier in _FACTORIES:
+            return _FACTORIES[identifier]()
+        known = sorted([*_NAMED, *_FACTORIES])
+        raise ValueError(f"unknown initializer {identifier!r}; known: {', '.join(known)}")
+    raise TypeError(f"initializer must be a name, config or callable, got {identifier!r}")
+
+
+def serialize(init: Initializer) -> str | dict[str, Any]:
+    """The JSON form of an initialiser (a name or a config dict)."""
+    config = getattr(init, "config", None)
+    if config is not None:
+        return dict(config)
+    for name, fn in _NAMED.items():
+        if fn is init:
+            return name
+    raise ValueError(f"initializer {init!r} cannot be serialised; use a named one")

@@ -1,0 +1,191 @@
+r"""Dense: one layer of the lecture's network, z^(j+1) = Θ^(j) a^(j), a^(j+1) = g(z^(j+1)).
+
+Notation → code (row-major, one example per row):
+
+==================  =====================================  ==================================
+lecture             meaning                                code
+==================  =====================================  ==================================
+a^(j), a_0 = 1      activations of layer j + bias unit     ``x`` (m, s_j); the bias unit is
+                                                           implicit in ``bias``
+Θ^(j)               s_{j+1} × (s_j + 1) weights            ``theta`` = [bias | kernelᵀ]
+z^(j+1)             Θ^(j) a^(j)                            ``z`` = x @ kernel + bias
+a^(j+1) = g(z)      activations of layer j + 1             ``a`` = activation.f(z)
+δ^(j+1)             ∂J/∂z^(j+1)                            ``delta`` in ``backward``
+Δ^(j)               Σ over examples of δ^(j+1) a^(j)ᵀ      ``grads`` = [xᵀ δ, Σ δ]
+==================  =====================================  ==================================
+
+Backward: δ^(j+1) = grad ⊙ g'(z^(j+1)); ∂J/∂kernel = xᵀ δ (+ λ·kernel with ``l2=λ``, bias not
+regularised); ∂J/∂bias = Σ_rows δ; the layer below gets δ kernelᵀ = (Θ^(j))ᵀ δ without the bias
+column. The loss divides by the batch size m, so these are batch averages.
+
+The first layer also accepts a SciPy CSR matrix ``x`` (sparse features): same result as the
+dense array, and no input gradient is needed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from thetanet import activations as _activations
+from thetanet import initializers as _initializers
+from thetanet.layers.base import Layer, register_layer
+
+
+def _is_sparse(x: Any) -> bool:
+    return hasattr(x, "tocsr") and hasattr(x, "nnz")
+
+
+@register_layer
+class Dense(Layer):
+    """Fully connected layer with an optional activation.
+
+    Args:
+        units: s_{j+1}, the number of units (outputs).
+        activation: name, config or instance from :mod:`thetanet.activations` (None = identity).
+        kernel_initializer, bias_initializer: see :mod:`thetanet.initializers`.
+        use_bias: include the bias unit a_0 = 1 (column 0 of Θ).
+        l2: L2 penalty λ: adds (λ/2)‖kernel‖² to the (batch-mean) loss.
+        input_dim: optional input width, to build without data.
+    """
+
+    def __init__(self, units: int, activation: Any = None,
+                 kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
+                 use_bias: bool = True, l2: float = 0.0, input_dim: int | None = None,
+                 name: str | None = None) -> None:
+        super().__init__(name)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
+            raise ValueError(f"Dense units must be a positive integer, got {units!r}")
+        if not np.isfinite(l2) or l2 < 0:
+            raise ValueError(f"Dense l2 must be a non-negative number, got {l2!r}")
+        self.units = int(units)
+        self.activation = _activations.get(activation)
+        self.kernel_initializer = _initializers.get(kernel_initializer)
+        self.bias_initializer = _initializers.get(bias_initializer)
+        self.use_bias = bool(use_bias)
+        self.l2 = float(l2)
+        self.declared_input_dim = input_dim
+        self.kernel = np.empty((0, 0), np.float32)
+        self.bias = np.empty(0, np.float32)
+        self._cache: dict[str, Any] = {}
+
+    @property
+    def param_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        act = tuple(f"activation.{k}" for k in self.activation.params)
+        return (("kernel", "bias") if self.use_bias else ("kernel",)) + act
+
+    def build(self, input_dim, *, dtype, rng):
+        if self.declared_input_dim is not None and int(input_dim) != self.declared_input_dim:
+            raise ValueError(f"Dense declared input_dim={self.declared_input_dim} but receives "
+                             f"inputs of width {input_dim}")
+        self.dtype = np.dtype(dtype)
+        self.input_dim = int(input_dim)
+        self.output_dim = self.units
+        self.kernel = np.ascontiguousarray(
+            self.kernel_initializer((self.input_dim, self.units), rng, self.dtype), self.dtype)
+        self.bias = np.ascontiguousarray(
+            self.bias_initializer((self.units,), rng, self.dtype), self.dtype)
+        self.d_kernel = np.zeros_like(self.kernel)
+        self.d_bias = np.zeros_like(self.bias)
+        self.activation.build(self.units, self.dtype, rng)
+        self.built = True
+        return self.units
+
+    @property
+    def params(self):
+        p = [self.kernel, self.bias] if self.use_bias else [self.kernel]
+        return p + list(self.activation.params.values())
+
+    @property
+    def grads(self):
+        g = [self.d_kernel, self.d_bias] if self.use_bias else [self.d_kernel]
+        return g + list(self.activation.grads.values())
+
+    # -- the lecture's Θ ---------------------------------------------------------------------
+    @property
+    def theta(self) -> np.ndarray:
+        """Θ^(j), shape s_{j+1} × (s_j + 1), bias in column 0 (a copy)."""
+        bias = self.bias if self.use_bias else np.zeros(self.units, self.kernel.dtype)
+        return np.hstack([bias[:, None], self.kernel.T])
+
+    @theta.setter
+    def theta(self, value: np.ndarray) -> None:
+        value = np.asarray(value, dtype=self.dtype)
+        want = (self.units, (self.input_dim or 0) + 1)
+        if not self.built or value.shape != want:
+            raise ValueError(f"theta must have shape {want} (units × (inputs + 1)), "
+                             f"got {value.shape}" + ("" if self.built else "; build first"))
+        if not self.use_bias and np.any(value[:, 0] != 0):
+            raise ValueError("this Dense layer has use_bias=False: theta's column 0 must be 0")
+        self.kernel[...] = value[:, 1:].T
+        if self.use_bias:
+            self.bias[...] = value[:, 0]
+
+    # -- propagation -------------------------------------------------------------------------
+    def _buffer(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
+        buf = self._cache.get(key)
+        if buf is None or buf.shape != shape:
+            buf = np.empty(shape, self.dtype)
+            self._cache[key] = buf
+        return buf
+
+    def preactivation(self, x):
+        """z = x @ kernel + bias (a new array)."""
+        z = np.asarray(x @ self.kernel, dtype=self.dtype)
+        if self.use_bias:
+            z += self.bias
+        return z
+
+    def forward(self, x, training=False):
+        m = x.shape[0]
+        if training:
+            z = self._buffer("z", (m, self.units))
+            if _is_sparse(x):
+                z[...] = x @ self.kernel
+            else:
+                np.matmul(x, self.kernel, out=z)
+        else:
+            z = np.asarray(x @ self.kernel, dtype=self.dtype)
+        if self.use_bias:
+            z += self.bias
+        if training:
+            a = self.activation.f(z, out=self._buffer("a", z.shape))
+            self.x, self.z, self.a = x, z, a
+            return a
+        return self.activation.f(z, out=z if self.activation.elementwise else None)
+
+    def backward(self, grad, *, grad_is_preactivation=False):
+        """grad = ∂J/∂a^(j+1) (or δ^(j+1) itself when ``grad_is_preactivation``)."""
+        delta = grad if grad_is_preactivation else self.activation.backward(self.z, self.a, grad)
+        x = self.x
+        if _is_sparse(x):
+            self.d_kernel[...] = x.T @ delta
+        else:
+            np.matmul(x.T, delta, out=self.d_kernel)
+        if self.l2:
+            self.d_kernel += self.l2 * self.kernel
+        if self.use_bias:
+            np.sum(delta, axis=0, out=self.d_bias)
+        if not self.needs_input_grad:
+            return None
+        return np.matmul(delta, self.kernel.T, out=self._buffer("dx", (delta.shape[0],
+                                                                        self.input_dim)))
+
+    def penalty(self) -> float:
+        """The L2 term (λ/2)‖kernel‖² added to the loss."""
+        if not self.l2:
+            return 0.0
+        return 0.5 * self.l2 * float(np.dot(self.kernel.ravel(), self.kernel.ravel()))
+
+    def get_config(self):
+        return {
+            "units": self.units,
+            "activation": self.activation.get_config(),
+            "kernel_initializer": _initializers.serialize(self.kernel_initializer),
+            "bias_initializer": _initializers.serialize(self.bias_initializer),
+            "use_bias": self.use_bias,
+            "l2": self.l2,
+            "input_dim": self.declared_input_dim,
+            "name": self.name,
+        }

@@ -1,0 +1,43 @@
+r"""Dropout (inverted): in training each unit is kept with probability 1 − rate and scaled by
+1/(1 − rate), so nothing changes at inference. Backward multiplies by the same mask.
+
+The mask comes from ``self.rng`` (a ``numpy.random.Generator`` the model seeds), never from
+global state. One rate per layer: put a ``Dropout`` after each layer with its own rate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from thetanet.layers.base import Layer, register_layer
+
+
+@register_layer
+class Dropout(Layer):
+    def __init__(self, rate: float, name: str | None = None) -> None:
+        super().__init__(name)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise ValueError(f"Dropout rate must be in [0, 1), got {rate!r}")
+        self.rate = float(rate)
+        self.mask: np.ndarray | None = None
+
+    def forward(self, x, training=False):
+        if not training or self.rate == 0:
+            self.mask = None
+            return x
+        keep = 1.0 - self.rate
+        mask = self.rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32 else np.float64)
+        # mask = 1/keep where kept, 0 where dropped
+        np.less(mask, keep, out=mask, casting="unsafe")
+        mask *= 1.0 / keep
+        self.mask = mask.astype(x.dtype, copy=False)
+        return x * self.mask
+
+    def backward(self, grad, *, grad_is_preactivation=False):
+        if self.mask is None:
+            return grad
+        grad *= self.mask
+        return grad
+
+    def get_config(self):
+        return {"rate": self.rate, "name": self.name}

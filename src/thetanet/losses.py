@@ -1,0 +1,147 @@
+r"""Loss functions J and the output error term δ^(L) = ∂J/∂z^(L).
+
+All losses are means over the batch of m examples, so every δ carries a factor 1/m.
+
+- ``categorical_crossentropy`` (targets one-hot, y ∈ {e_1 … e_K}) and
+  ``sparse_categorical_crossentropy`` (integer labels): J = −(1/m) Σ_i log a^(L)_{i,y_i}.
+  After a softmax output the fused error term is δ^(L) = (a^(L) − y)/m and log a is computed from
+  z^(L) by log-sum-exp, so neither overflows nor takes log 0.
+- ``binary_crossentropy``: J = −(1/m) Σ [y log a + (1 − y) log(1 − a)] per output unit (mean
+  over units too). After a logistic output: δ^(L) = (a − y)/(m·K), and
+  log σ(z) = −softplus(−z) keeps it finite.
+- ``mse``: J = (1/m) Σ_i mean_k (a_ik − y_ik)²; ∂J/∂a = 2(a − y)/(m·K).
+
+Without the matching output activation the losses fall back to ∂J/∂a (clipped logs).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+_EPS = {np.dtype(np.float32): 1e-7, np.dtype(np.float64): 1e-15}
+
+
+class Loss:
+    name: ClassVar[str] = ""
+    #: name of the output activation whose δ the loss can compute directly from (a, z).
+    fused_activation: ClassVar[str | None] = None
+    #: whether integer class labels are the expected target form.
+    sparse_targets: ClassVar[bool] = False
+
+    def value(self, y: np.ndarray, a: np.ndarray, z: np.ndarray | None = None) -> float:
+        raise NotImplementedError
+
+    def grad(self, y: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """∂J/∂a^(L) (unfused)."""
+        raise NotImplementedError
+
+    def fused_delta(self, y: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """δ^(L) = ∂J/∂z^(L) for the matching output activation: (a − y)/m."""
+        raise NotImplementedError
+
+    def get_config(self) -> str:
+        return self.name
+
+
+def _logsumexp(z: np.ndarray) -> np.ndarray:
+    zmax = z.max(axis=1, keepdims=True)
+    return (np.log(np.exp(z - zmax).sum(axis=1, keepdims=True)) + zmax)[:, 0]
+
+
+class CategoricalCrossentropy(Loss):
+    """Targets: one-hot rows, or integer labels (then identical to the sparse variant)."""
+
+    name = "categorical_crossentropy"
+    fused_activation = "softmax"
+
+    def _picked(self, y, t):
+        """t[i, y_i] for label vectors, Σ_k y_ik t_ik for one-hot rows."""
+        if y.ndim == 1:
+            return t[np.arange(t.shape[0]), y]
+        return (y * t).sum(axis=1)
+
+    def value(self, y, a, z=None):
+        if z is not None:  # log softmax(z) by log-sum-exp: exact and finite
+            logp = self._picked(y, z) - _logsumexp(z) if y.ndim == 1 else \
+                ((y * z).sum(axis=1) - _logsumexp(z) * y.sum(axis=1))
+            return float(-logp.mean())
+        eps = _EPS.get(a.dtype, 1e-7)
+        return float(-self._picked(y, np.log(np.clip(a, eps, 1.0))).mean())
+
+    def grad(self, y, a):
+        m = a.shape[0]
+        eps = _EPS.get(a.dtype, 1e-7)
+        g = np.zeros_like(a)
+        if y.ndim == 1:
+            rows = np.arange(m)
+            g[rows, y] = -1.0 / (m * np.clip(a[rows, y], eps, None))
+        else:
+            g[...] = -y / (m * np.clip(a, eps, None))
+        return g
+
+    def fused_delta(self, y, a):
+        m = a.shape[0]
+        delta = a.copy()
+        if y.ndim == 1:
+            delta[np.arange(m), y] -= 1
+        else:
+            delta -= y
+        delta *= 1.0 / m
+        return delta
+
+
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    name = "sparse_categorical_crossentropy"
+    sparse_targets = True
+
+
+class BinaryCrossentropy(Loss):
+    name = "binary_crossentropy"
+    fused_activation = "logistic"
+
+    def value(self, y, a, z=None):
+        if z is not None:
+            # −[y log σ(z) + (1−y) log(1−σ(z))] = max(z,0) − z y + log(1 + e^−|z|)
+            per = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+            return float(per.mean())
+        eps = _EPS.get(a.dtype, 1e-7)
+        ac = np.clip(a, eps, 1 - eps)
+        return float(-(y * np.log(ac) + (1 - y) * np.log(1 - ac)).mean())
+
+    def grad(self, y, a):
+        eps = _EPS.get(a.dtype, 1e-7)
+        ac = np.clip(a, eps, 1 - eps)
+        return ((ac - y) / (ac * (1 - ac)) / a.size).astype(a.dtype, copy=False)
+
+    def fused_delta(self, y, a):
+        return ((a - y) * (1.0 / a.size)).astype(a.dtype, copy=False)
+
+
+class MeanSquaredError(Loss):
+    name = "mse"
+
+    def value(self, y, a, z=None):
+        d = a - y
+        return float((d * d).mean())
+
+    def grad(self, y, a):
+        return ((a - y) * (2.0 / a.size)).astype(a.dtype, copy=False)
+
+
+_LOSSES = {
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "binary_crossentropy": BinaryCrossentropy,
+    "mse": MeanSquaredError,
+    "mean_squared_error": MeanSquaredError,
+}
+
+
+def get(identifier: str | Loss) -> Loss:
+    if isinstance(identifier, Loss):
+        return identifier
+    if not isinstance(identifier, str) or identifier not in _LOSSES:
+        raise ValueError(f"unknown loss {identifier!r}; known: {', '.join(sorted(_LOSSES))}")
+    return _LOSSES[identifier]()

@@ -1,0 +1,147 @@
+r"""Optimisers: update rules only, applied in place to the model's parameter arrays.
+
+The formulas are PyTorch's (torch.optim), so results match step for step:
+
+- ``SGD``: v ← μ v + g (v = g at the first step); step = g + μ v (Nesterov) or v; θ ← θ − η step.
+  With μ = 0 this is the lecture's plain gradient descent θ ← θ − η ∂J/∂θ.
+- ``Adam``: m ← β₁ m + (1 − β₁) g; v ← β₂ v + (1 − β₂) g²;
+  θ ← θ − (η / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class Optimizer:
+    name = ""
+
+    def __init__(self, learning_rate: float) -> None:
+        if not np.isfinite(learning_rate) or learning_rate <= 0:
+            raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+        self.learning_rate = float(learning_rate)
+        self.iterations = 0
+
+    def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "learning_rate": self.learning_rate}
+
+    def get_state(self) -> dict[str, Any]:
+        """Arrays and counters needed to resume exactly (slots in parameter order)."""
+        return {"iterations": self.iterations}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.iterations = int(state["iterations"])
+
+
+class SGD(Optimizer):
+    name = "sgd"
+
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0,
+                 nesterov: bool = False) -> None:
+        super().__init__(learning_rate)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        if nesterov and momentum == 0:
+            raise ValueError("nesterov=True needs momentum > 0")
+        self.momentum = float(momentum)
+        self.nesterov = bool(nesterov)
+        self.velocity: list[np.ndarray] = []
+
+    def step(self, params, grads):
+        lr, mu = self.learning_rate, self.momentum
+        if mu == 0:
+            for p, g in zip(params, grads):
+                p -= lr * g
+            self.iterations += 1
+            return
+        first = not self.velocity
+        if first:
+            self.velocity = [g.copy() for g in grads]
+        for p, g, v in zip(params, grads, self.velocity):
+            if not first:
+                v *= mu
+                v += g
+            if self.nesterov:
+                p -= lr * (g + mu * v)
+            else:
+                p -= lr * v
+        self.iterations += 1
+
+    def get_config(self):
+        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
+
+    def get_state(self):
+        return {"iterations": self.iterations, "velocity": list(self.velocity)}
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.velocity = [np.array(v) for v in state.get("velocity", [])]
+
+
+class Adam(Optimizer):
+    name = "adam"
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-8) -> None:
+        super().__init__(learning_rate)
+        for nm, b in (("beta_1", beta_1), ("beta_2", beta_2)):
+            if not 0 <= b < 1:
+                raise ValueError(f"{nm} must be in [0, 1), got {b!r}")
+        if epsilon <= 0:
+            raise ValueError(f"epsilon must be positive, got {epsilon!r}")
+        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.m: list[np.ndarray] = []
+        self.v: list[np.ndarray] = []
+
+    def step(self, params, grads):
+        if not self.m:
+            self.m = [np.zeros_like(p) for p in params]
+            self.v = [np.zeros_like(p) for p in params]
+        self.iterations += 1
+        t = self.iterations
+        b1, b2 = self.beta_1, self.beta_2
+        step_size = self.learning_rate / (1 - b1 ** t)
+        sqrt_bc2 = np.sqrt(1 - b2 ** t)
+        for p, g, m, v in zip(params, grads, self.m, self.v):
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * (g * g)
+            denom = np.sqrt(v)
+            denom /= sqrt_bc2
+            denom += self.epsilon
+            p -= step_size * (m / denom)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+    def get_state(self):
+        return {"iterations": self.iterations, "m": list(self.m), "v": list(self.v)}
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.m = [np.array(a) for a in state.get("m", [])]
+        self.v = [np.array(a) for a in state.get("v", [])]
+
+
+_OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam}
+
+
+def get(identifier: str | dict[str, Any] | Optimizer) -> Optimizer:
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, dict):
+        cfg = dict(identifier)
+        name = cfg.pop("name", None)
+        if name not in _OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {name!r}; known: {', '.join(_OPTIMIZERS)}")
+        return _OPTIMIZERS[name](**cfg)
+    if isinstance(identifier, str) and identifier.lower() in _OPTIMIZERS:
+        return _OPTIMIZERS[identifier.lower()]()
+    raise ValueError(f"unknown optimizer {identifier!r}; known: {', '.join(_OPTIMIZERS)}")

@@ -1,0 +1,56 @@
+"""Small helpers shared by the engine: one-hot targets and input validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def one_hot(labels: Any, num_classes: int | None = None, dtype: Any = np.float32) -> np.ndarray:
+    """Integer labels → rows e_{y}: the lecture's y ∈ {e_1, …, e_K} for K classes."""
+    y = np.asarray(labels)
+    if y.ndim != 1:
+        raise ValueError(f"labels must be 1-D, got shape {y.shape}")
+    if y.size and (y.dtype.kind not in "iu" and not np.all(np.equal(np.mod(y, 1), 0))):
+        raise ValueError("labels must be integers")
+    y = y.astype(np.int64)
+    k = int(y.max(initial=-1) + 1) if num_classes is None else int(num_classes)
+    if y.size and (y.min() < 0 or y.max() >= k):
+        bad = y[(y < 0) | (y >= k)][0]
+        raise ValueError(f"label {bad} is out of range for {k} classes (0..{k - 1})")
+    out = np.zeros((y.size, k), dtype=dtype)
+    out[np.arange(y.size), y] = 1
+    return out
+
+
+to_categorical = one_hot
+
+
+def is_sparse(x: Any) -> bool:
+    """True for SciPy sparse matrices/arrays (without importing SciPy)."""
+    return hasattr(x, "tocsr") and hasattr(x, "nnz")
+
+
+def check_array(x: Any, dtype: np.dtype, name: str = "x") -> Any:
+    """A 2-D float array (or CSR matrix) of ``dtype`` with only finite values, else ValueError."""
+    if is_sparse(x):
+        x = x.tocsr().astype(dtype, copy=False)
+        if x.ndim != 2:
+            raise ValueError(f"{name} must be 2-D")
+        if not np.all(np.isfinite(x.data)):
+            raise ValueError(f"{name} contains NaN or inf")
+        return x
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # ragged lists and the like
+        raise ValueError(f"{name} cannot be converted to an array: {exc}") from exc
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (examples × features), got shape {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(f"{name} contains NaN or inf (first at row {bad[0]}, column {bad[1]})")
+    return arr

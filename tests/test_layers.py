@@ -1,0 +1,140 @@
+import numpy as np
+import pytest
+
+from thetanet import Activation, Dense, Dropout, Sequential
+from thetanet.gradcheck import gradcheck
+from thetanet.layers import layer_from_config
+
+CORE_ACTIVATIONS = ["identity", "logistic", "tanh", "relu", "softmax"]
+
+
+def _data(rng, n=12, d=4, k=3):
+    return rng.normal(size=(n, d)), rng.integers(0, k, n)
+
+
+@pytest.mark.parametrize("act", CORE_ACTIVATIONS)
+def test_dense_gradients_every_core_activation(rng, act):
+    x, y = _data(rng)
+    model = Sequential([Dense(5, act), Dense(3, "softmax")], dtype="float64", seed=3)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    assert gradcheck(model, x, y) < 1e-6
+
+
+@pytest.mark.parametrize("act", CORE_ACTIVATIONS)
+def test_activation_layer_gradients(rng, act):
+    x, y = _data(rng)
+    model = Sequential([Dense(5), Activation(act), Dense(3), Activation("softmax")],
+                       dtype="float64", seed=4)
+    model.compile("sgd", "categorical_crossentropy")
+    assert gradcheck(model, x, y) < 1e-6
+
+
+def test_dropout_gradients_with_fixed_masks(rng):
+    x, y = _data(rng)
+    model = Sequential([Dense(6, "tanh"), Dropout(0.4), Dense(5, "relu"), Dropout(0.2),
+                        Dense(3, "softmax")], dtype="float64", seed=5)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    assert gradcheck(model, x, y, training=True, seed=7) < 1e-6
+
+
+def test_l2_gradient_and_bias_not_regularised(rng):
+    x, y = _data(rng)
+    model = Sequential([Dense(5, "tanh", l2=0.3), Dense(3, "softmax", l2=0.1)],
+                       dtype="float64", seed=6)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    assert gradcheck(model, x, y) < 1e-6
+    # the penalty involves kernels only: changing a bias leaves it unchanged
+    d = model.layers[0]
+    before = d.penalty()
+    d.bias += 5.0
+    assert d.penalty() == before
+    assert before == pytest.approx(0.5 * 0.3 * np.sum(d.kernel ** 2))
+
+
+def test_no_bias_gradients(rng):
+    x, y = _data(rng)
+    model = Sequential([Dense(5, "tanh", use_bias=False), Dense(3, "softmax")],
+                       dtype="float64", seed=2)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    assert len(model.params) == 3
+    assert gradcheck(model, x, y) < 1e-6
+
+
+def test_theta_is_the_lectures_matrix(rng):
+    d = Dense(3, "logistic")
+    d.build(2, dtype=np.float64, rng=rng)
+    theta = d.theta
+    assert theta.shape == (3, 3)  # s_{j+1} × (s_j + 1)
+    np.testing.assert_array_equal(theta[:, 0], d.bias)
+    np.testing.assert_array_equal(theta[:, 1:], d.kernel.T)
+    # z = Θ [1; a] for one example
+    a = rng.normal(size=2)
+    z_lecture = theta @ np.concatenate([[1.0], a])
+    np.testing.assert_allclose(d.preactivation(a[None, :])[0], z_lecture)
+    new = np.arange(9.0).reshape(3, 3)
+    d.theta = new
+    np.testing.assert_array_equal(d.theta, new)
+    with pytest.raises(ValueError, match="shape"):
+        d.theta = np.zeros((3, 2))
+
+
+def test_dense_accepts_csr_input_same_result(rng):
+    sparse = pytest.importorskip("scipy.sparse")
+    x = rng.normal(size=(30, 8)) * (rng.random((30, 8)) < 0.3)
+    y = rng.integers(0, 3, 30)
+    results = []
+    for xin in (x, sparse.csr_matrix(x)):
+        model = Sequential([Dense(6, "relu"), Dense(3, "softmax")], dtype="float64", seed=0)
+        model.compile("sgd", "sparse_categorical_crossentropy")
+        model.fit(xin, y, epochs=3, batch_size=8, seed=1, verbose=0)
+        results.append((model.get_weights(), model.predict(xin)))
+    for a, b in zip(results[0][0], results[1][0]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12, atol=1e-12)
+
+
+def test_dropout_inverted_scaling_and_inference_identity(rng):
+    layer = Dropout(0.25)
+    layer.build(1000, dtype=np.float32, rng=rng)
+    layer.rng = np.random.default_rng(0)
+    x = np.ones((50, 1000), np.float32)
+    out = layer.forward(x, training=True)
+    kept = out != 0
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out[kept], 1 / 0.75, rtol=1e-6)
+    assert abs(kept.mean() - 0.75) < 0.01
+    assert np.array_equal(layer.forward(x, training=False), x)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5, "0.5"])
+def test_dropout_rejects_bad_rate(bad):
+    with pytest.raises(ValueError, match="rate"):
+        Dropout(bad)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_dense_rejects_bad_units(bad):
+    with pytest.raises(ValueError, match="units"):
+        Dense(bad)
+
+
+def test_unknown_activation_named():
+    with pytest.raises(ValueError, match="unknown activation 'reluu'"):
+        Dense(3, "reluu")
+
+
+def test_layer_config_round_trip():
+    for layer in (Dense(4, "tanh", l2=0.5, use_bias=False, kernel_initializer="he_normal"),
+                  Dropout(0.3), Activation("softmax")):
+        cfg = {"class_name": type(layer).__name__, "config": layer.get_config()}
+        again = layer_from_config(cfg)
+        assert again.get_config() == layer.get_config()
+
+
+def test_float32_preserved(rng):
+    model = Sequential([Dense(5, "logistic"), Dropout(0.1), Dense(3, "softmax")], seed=0)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    x, y = _data(rng)
+    model.fit(x, y, epochs=2, batch_size=4, verbose=0, seed=0)
+    assert all(p.dtype == np.float32 for p in model.params)
+    assert model.predict(x).dtype == np.float32

@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+
+from thetanet import optimizers
+
+
+def _run(opt, steps=3):
+    p = [np.array([1.0, -2.0]), np.array([[0.5]])]
+    for t in range(steps):
+        opt.step(p, [np.array([0.1 * (t + 1), -0.3]), np.array([[0.2]])])
+    return p
+
+
+def test_sgd_plain_is_gradient_descent():
+    p = _run(optimizers.SGD(0.5), steps=1)
+    np.testing.assert_allclose(p[0], [1.0 - 0.05, -2.0 + 0.15])
+
+
+def test_sgd_momentum_matches_formula():
+    mu, lr = 0.9, 0.1
+    p = _run(optimizers.SGD(lr, momentum=mu))
+    v, x = 0.0, 1.0
+    for t in range(3):
+        g = 0.1 * (t + 1)
+        v = g if t == 0 else mu * v + g
+        x -= lr * v
+    assert p[0][0] == pytest.approx(x)
+
+
+def test_nesterov_matches_formula():
+    mu, lr = 0.9, 0.1
+    p = _run(optimizers.SGD(lr, momentum=mu, nesterov=True))
+    v, x = 0.0, 1.0
+    for t in range(3):
+        g = 0.1 * (t + 1)
+        v = g if t == 0 else mu * v + g
+        x -= lr * (g + mu * v)
+    assert p[0][0] == pytest.approx(x)
+
+
+def test_adam_matches_formula():
+    lr, b1, b2, eps = 0.01, 0.9, 0.999, 1e-8
+    p = _run(optimizers.Adam(lr, b1, b2, eps))
+    m = v = 0.0
+    x = 1.0
+    for t in range(1, 4):
+        g = 0.1 * t
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        x -= lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+    assert p[0][0] == pytest.approx(x, rel=1e-12)
+
+
+@pytest.mark.parametrize("name,cls", [("sgd", optimizers.SGD), ("adam", optimizers.Adam),
+                                      ("Adam", optimizers.Adam)])
+def test_get_by_name(name, cls):
+    assert isinstance(optimizers.get(name), cls)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
+        optimizers.get("rmsprop")
+    with pytest.raises(ValueError, match="learning_rate"):
+        optimizers.SGD(-1)
+    with pytest.raises(ValueError, match="momentum"):
+        optimizers.SGD(0.1, momentum=1.5)
+    with pytest.raises(ValueError, match="nesterov"):
+        optimizers.SGD(0.1, nesterov=True)
+
+
+def test_config_round_trip():
+    opt = optimizers.Adam(0.003, beta_2=0.99)
+    again = optimizers.get(opt.get_config())
+    assert again.get_config() == opt.get_config()

@@ -20,3 +20,19 @@ def data_root(override: str | os.PathLike[str] | None = None) -> Path:
         return Path(env).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "thetanet"
+
+
+CACHE_ENV_VAR = "THETANET_CACHE"
+
+
+def cache_root(override: str | os.PathLike[str] | None = None) -> Path:
+    """Writable cache for derived files (feature caches): ``override``, ``$THETANET_CACHE``,
+    else ``$XDG_CACHE_HOME/thetanet`` (``~/.cache/thetanet``). Separate from the data root,
+    which may be read-only (as ``../shared/data`` is)."""
+    if override is not None:
+        return Path(override).expanduser()
+    env = os.environ.get(CACHE_ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "thetanet"

@@ -14,7 +14,7 @@ per compound, with separate column blocks for the modifier and the head:
 vocabularies) from which :meth:`FeatureSet.from_config` rebuilds identical transforms.
 
 Per-word results of the expensive extractors (``wordnet``, ``minilm-static``) are cached
-on disk in ``<cache_dir>/<name>-<key>.npz`` (default ``data_root()/cache/features``),
+on disk in ``<cache_dir>/<name>-<key>.npz`` (default ``cache_root()/features``),
 where ``key`` hashes the extractor, its settings and the identity of the resource files;
 the file holds the word list and the rows. Files are written atomically and read with
 ``allow_pickle=False``; a damaged cache file is ignored and rebuilt.
@@ -72,10 +72,11 @@ def available_features() -> list[str]:
 
 
 def default_cache_dir() -> Path:
-    """The user's feature cache: ``data_root()/cache/features``."""
-    from thetanet.data.paths import data_root
+    """The user's feature cache: ``cache_root()/features`` (``$THETANET_CACHE`` or
+    ``~/.cache/thetanet``; kept apart from the data root, which may be read-only)."""
+    from thetanet.data.paths import cache_root
 
-    return data_root() / "cache" / "features"
+    return cache_root() / "features"
 
 
 def _resolve_cache_dir(cache_dir: CacheDir) -> Path | None:
@@ -877,7 +878,7 @@ def build_features(
     :func:`parse_feature_spec`); a single string is one name.
     ``fit_compounds``: a ``Compounds`` or a ``(modifiers, heads)`` pair.
     ``options``: extra options per name, e.g. ``{"minilm-static": {"normalize": True}}``.
-    ``cache_dir``: per-word feature cache (``None``: ``data_root()/cache/features``;
+    ``cache_dir``: per-word feature cache (``None``: :func:`default_cache_dir`;
     ``False``: no disk cache).
     """
     if isinstance(names, str):

@@ -79,7 +79,14 @@ def find_wordnet(path: str | os.PathLike[str] | None = None) -> Any:
     try:
         import nltk.data
 
-        return nltk.data.find("corpora/wordnet")
+        try:
+            found = nltk.data.find("corpora/wordnet")
+        except LookupError:
+            found = nltk.data.find("corpora/wordnet.zip/wordnet/")  # as nltk.download leaves it
+        plain = getattr(found, "path", None)  # a directory (not a zip): use it as a Path
+        if isinstance(plain, str) and _is_wordnet_dir(Path(plain)):
+            return Path(plain).resolve()
+        return found
     except ImportError:
         raise WordNetMissingError(
             "the wordnet features need nltk (`pip install nltk`) and WordNet 3.0; " + INSTALL_HINT
@@ -124,8 +131,10 @@ def load_wordnet(path: str | os.PathLike[str] | None = None) -> Any:
 
         class _Reader(WordNetCorpusReader):
             def open(self, file: str) -> Any:  # noqa: A003 - nltk's API
-                if file == "lexnames" and isinstance(root, Path):
-                    if not (root / "lexnames").is_file():
+                if file == "lexnames":
+                    try:
+                        return super().open(file)
+                    except (OSError, LookupError):  # Debian's wordnet-base lacks it
                         return io.StringIO(_lexnames_text())
                 return super().open(file)
 

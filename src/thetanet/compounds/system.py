@@ -1,0 +1,252 @@
+r"""The noun-compound relation classifier: features → thetanet network(s) → relation.
+
+Pipeline (the data flow of DESIGN.md):
+
+    (modifier, head) ──FeatureSet──▶ x (CSR) ──Sequential (softmax regression or MLP)──▶ P(r | x)
+
+:class:`NCClassifier` fits the features on the training compounds, trains one network per seed
+with early stopping on val weighted-F1 (the competition metric), averages the seeds'
+probabilities (an ensemble), and can refit on train + val with the epochs chosen on val.
+Saved as a directory: ``nc.json`` (labels, settings, fitted feature config, report) and one
+thetanet model directory per ensemble member — JSON + npz, never pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from thetanet import Dense, Dropout, EarlyStopping, Sequential, load_model
+from thetanet.compounds.features import FeatureSet, build_features
+from thetanet.compounds.scoring import score_labels
+from thetanet.data.tratz import Compounds
+from thetanet.io import atomic_write_text
+
+NC_FORMAT = "thetanet-nc"
+NC_FORMAT_VERSION = 1
+DEFAULT_FEATURES = ("wordnet", "minilm-static")
+
+
+@dataclass
+class NCSettings:
+    """Everything that defines a trained system besides the data (all chosen on val)."""
+
+    features: list[str] = field(default_factory=lambda: list(DEFAULT_FEATURES))
+    hidden: list[int] = field(default_factory=list)  # [] = softmax regression
+    activation: str = "relu"
+    dropout: float = 0.0
+    input_dropout: float = 0.0
+    l2: float = 0.0
+    learning_rate: float = 1e-3
+    batch_size: int = 64
+    max_epochs: int = 60
+    patience: int = 5
+    seeds: list[int] = field(default_factory=lambda: [0])
+
+    def validate(self) -> None:
+        if any(h < 1 for h in self.hidden):
+            raise ValueError(f"hidden sizes must be positive, got {self.hidden}")
+        if not 0 <= self.dropout < 1 or not 0 <= self.input_dropout < 1:
+            raise ValueError("dropout rates must be in [0, 1)")
+        if not self.seeds:
+            raise ValueError("need at least one seed")
+        if self.max_epochs < 1 or self.batch_size < 1:
+            raise ValueError("max_epochs and batch_size must be positive")
+
+
+class NCClassifier:
+    """Noun-compound relation classifier built from thetanet networks."""
+
+    def __init__(self, settings: NCSettings, labels: list[str]) -> None:
+        settings.validate()
+        self.settings = settings
+        self.labels = list(labels)
+        self.index = {lab: i for i, lab in enumerate(self.labels)}
+        self.features: FeatureSet | None = None
+        self.members: list[Sequential] = []
+        self.best_epochs: list[int] = []
+        self.histories: list[dict[str, list[float]]] = []
+        self.report: dict[str, Any] = {}
+        self.metadata: dict[str, Any] = {}
+
+    # -- building blocks ---------------------------------------------------------------------
+    def _network(self, input_dim: int, seed: int) -> Sequential:
+        s = self.settings
+        layers: list[Any] = []
+        if s.input_dropout:
+            layers.append(Dropout(s.input_dropout))
+        for h in s.hidden:
+            layers.append(Dense(h, s.activation, kernel_initializer="he_uniform", l2=s.l2))
+            if s.dropout:
+                layers.append(Dropout(s.dropout))
+        layers.append(Dense(len(self.labels), "softmax", l2=s.l2))
+        model = Sequential(layers, seed=seed)
+        model.compile({"name": "adam", "learning_rate": s.learning_rate},
+                      "sparse_categorical_crossentropy", metrics=["f1_weighted"])
+        model.build(input_dim)
+        return model
+
+    def encode(self, labels: list[str]) -> np.ndarray:
+        unknown = sorted(set(labels) - set(self.index))
+        if unknown:
+            raise ValueError(f"unknown relation(s): {', '.join(unknown)}")
+        return np.array([self.index[x] for x in labels], np.int64)
+
+    def transform(self, data: Compounds) -> Any:
+        if self.features is None:
+            raise ValueError("the classifier is not fitted")
+        return self.features.transform(data.modifiers, data.heads)
+
+    # -- training ----------------------------------------------------------------------------
+    def fit(self, train: Compounds, val: Compounds | None = None, *, cache_dir: Any = None,
+            verbose: int = 0, epochs: list[int] | None = None) -> NCClassifier:
+        """Fit features and networks on ``train``.
+
+        With ``val``: each member early-stops on val weighted-F1 and keeps its best epoch.
+        With ``epochs`` (one per seed): train exactly that long (the refit).
+        """
+        s = self.settings
+        t0 = time.perf_counter()
+        self.features = build_features(s.features, train, cache_dir=cache_dir)
+        x = self.transform(train)
+        y = self.encode(train.labels or [])
+        val_xy = None
+        if val is not None:
+            val_xy = (self.transform(val), self.encode(val.labels or []))
+        t_feat = time.perf_counter() - t0
+        self.members, self.best_epochs, self.histories = [], [], []
+        for i, seed in enumerate(s.seeds):
+            model = self._network(x.shape[1], seed)
+            if epochs is not None:
+                hist = model.fit(x, y, epochs=epochs[i], batch_size=s.batch_size, seed=seed,
+                                 verbose=verbose)
+                best = epochs[i] - 1
+            else:
+                if val_xy is None:
+                    raise ValueError("need val data (for early stopping) or explicit epochs")
+                es = EarlyStopping("val_f1_weighted", patience=s.patience, mode="max")
+                hist = model.fit(x, y, epochs=s.max_epochs, batch_size=s.batch_size,
+                                 validation_data=val_xy, seed=seed, verbose=verbose,
+                                 callbacks=[es])
+                best = es.best_epoch
+            self.members.append(model)
+            self.best_epochs.append(int(best))
+            self.histories.append(hist.history)
+        self.report["timing"] = {"features_s": round(t_feat, 2),
+                                 "train_s": round(time.perf_counter() - t0 - t_feat, 2)}
+        self.report["train_size"] = len(train)
+        return self
+
+    def refit(self, train: Compounds, val: Compounds, *, cache_dir: Any = None,
+              verbose: int = 0) -> NCClassifier:
+        """Retrain from scratch on train + val for the epochs chosen on val (per seed)."""
+        if not self.best_epochs:
+            raise ValueError("fit with val first: refit reuses the epochs chosen there")
+        both = Compounds(train.modifiers + val.modifiers, train.heads + val.heads,
+                         (train.labels or []) + (val.labels or []))
+        epochs = [e + 1 for e in self.best_epochs]
+        chosen = list(self.best_epochs)
+        report = dict(self.report)
+        self.fit(both, None, cache_dir=cache_dir, verbose=verbose, epochs=epochs)
+        self.best_epochs = chosen
+        self.report = {**report, "refit": {"train_size": len(both), "epochs": epochs,
+                                           "timing": self.report.get("timing")}}
+        return self
+
+    # -- inference ---------------------------------------------------------------------------
+    def predict_proba(self, data: Compounds) -> np.ndarray:
+        """Mean of the members' softmax outputs, shape (n, number of relations)."""
+        if not self.members:
+            raise ValueError("the classifier is not fitted")
+        if len(data) == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        x = self.transform(data)
+        probs = self.members[0].predict(x)
+        for m in self.members[1:]:
+            probs += m.predict(x)
+        probs /= len(self.members)
+        return probs
+
+    def predict(self, data: Compounds) -> tuple[list[str], np.ndarray]:
+        """Relations and their probabilities."""
+        probs = self.predict_proba(data)
+        idx = probs.argmax(axis=1)
+        return [self.labels[i] for i in idx], probs[np.arange(len(idx)), idx]
+
+    def evaluate(self, data: Compounds) -> dict[str, Any]:
+        pred, _ = self.predict(data)
+        return score_labels(data.labels or [], pred, self.labels)
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> Path:
+        """Write the system to the directory ``path``: built aside, then swapped in."""
+        if self.features is None or not self.members:
+            raise ValueError("nothing to save: the classifier is not fitted")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            for i, m in enumerate(self.members):
+                m.save(tmp / f"member-{i}")
+            doc = {
+                "format": NC_FORMAT, "format_version": NC_FORMAT_VERSION,
+                "labels": self.labels, "settings": asdict(self.settings),
+                "features": self.features.get_config(), "best_epochs": self.best_epochs,
+                "members": [f"member-{i}" for i in range(len(self.members))],
+                "report": self.report, "metadata": metadata or {},
+            }
+            atomic_write_text(tmp / "nc.json", json.dumps(doc, indent=1, sort_keys=True))
+            _swap_in(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, cache_dir: Any = None) -> NCClassifier:
+        from thetanet.io import ModelFileError
+
+        path = Path(path)
+        doc_path = path / "nc.json"
+        try:
+            doc = json.loads(doc_path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ModelFileError(f"{doc_path}: no noun-compound model here") from exc
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelFileError(f"{doc_path}: corrupt ({exc})") from exc
+        if doc.get("format") != NC_FORMAT:
+            raise ModelFileError(f"{doc_path}: not a thetanet noun-compound model")
+        if int(doc.get("format_version", 0)) > NC_FORMAT_VERSION:
+            raise ModelFileError(f"{doc_path}: format {doc['format_version']} is newer than "
+                                 f"this thetanet reads ({NC_FORMAT_VERSION}); upgrade")
+        clf = cls(NCSettings(**doc["settings"]), doc["labels"])
+        clf.features = FeatureSet.from_config(doc["features"], cache_dir=cache_dir)
+        for name in doc["members"]:
+            if "/" in name or "\\" in name or name.startswith("."):
+                raise ModelFileError(f"{doc_path}: invalid member name {name!r}")
+            clf.members.append(load_model(path / name))
+        clf.best_epochs = list(doc.get("best_epochs", []))
+        clf.report = doc.get("report", {})
+        clf.metadata = doc.get("metadata", {})
+        return clf
+
+
+def _swap_in(tmp: Path, path: Path) -> None:
+    """Replace directory ``path`` by ``tmp``: readers see the old or the new one, whole."""
+    if not path.exists():
+        os.replace(tmp, path)
+        return
+    if not (path / "nc.json").exists() and any(path.iterdir()):
+        raise FileExistsError(f"{path} exists and is not a noun-compound model; not replacing")
+    old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+    os.replace(path, old / "model")
+    os.replace(tmp, path)
+    shutil.rmtree(old, ignore_errors=True)

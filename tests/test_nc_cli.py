@@ -1,0 +1,128 @@
+"""The noun-compound CLI: train → predict → score, and malformed input handling."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from thetanet.cli import main
+
+FAST = ["--features", "words", "--max-epochs", "3", "--no-refit", "--quiet"]
+
+
+def run_cli(*args, stdin=None, env=None):
+    return subprocess.run([sys.executable, "-m", "thetanet.cli", *args], input=stdin,
+                          capture_output=True, text=stdin is None or isinstance(stdin, str),
+                          timeout=300, env=env)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, data_root):
+    out = tmp_path_factory.mktemp("nc") / "model"
+    cache = tmp_path_factory.mktemp("cache")
+    code = main(["nc", "train", "--split", "fine_lexical", "--data-dir", str(data_root),
+                 "--cache-dir", str(cache), "--out", str(out), "--json", *FAST])
+    assert code == 0
+    return out, cache
+
+
+def test_train_predict_score_reproduces_f1(trained, data_root, tmp_path, capsys):
+    out, cache = trained
+    capsys.readouterr()
+    main(["nc", "evaluate", "--model", str(out), "--cache-dir", str(cache), "--input",
+          str(data_root / "tratz/fine_lexical/val.tsv"), "--json"])
+    evaluated = json.loads(capsys.readouterr().out)
+    meta = json.loads((out / "nc.json").read_text())
+    printed = meta["report"]["val_selection"]["weighted_f1"]
+    pred = tmp_path / "pred.tsv"
+    assert main(["nc", "predict", "--model", str(out), "--cache-dir", str(cache), "--input",
+                 str(data_root / "tratz/fine_lexical/val.tsv"), "--output", str(pred)]) == 0
+    lines = pred.read_text().splitlines()
+    gold = (data_root / "tratz/fine_lexical/val.tsv").read_text().splitlines()
+    assert len(lines) == len(gold)
+    assert [ln.split("\t")[:2] for ln in lines] == [g.split("\t")[:2] for g in gold]
+    capsys.readouterr()
+    assert main(["nc", "score", "--gold", str(data_root / "tratz/fine_lexical/val.tsv"),
+                 "--pred", str(pred), "--json"]) == 0
+    scored = json.loads(capsys.readouterr().out)
+    assert scored["weighted_f1"] == pytest.approx(printed, abs=1e-12)
+    assert evaluated["weighted_f1"] == pytest.approx(printed, abs=1e-12)
+
+
+def test_predict_stdin_words(trained):
+    out, cache = trained
+    r = run_cli("nc", "predict", "--model", str(out), "--cache-dir", str(cache),
+                stdin="olive oil\nmorning meeting\n")
+    assert r.returncode == 0, r.stderr
+    rows = [ln.split("\t") for ln in r.stdout.splitlines()]
+    assert [row[:2] for row in rows] == [["olive", "oil"], ["morning", "meeting"]]
+    assert all(0 < float(row[3]) <= 1 for row in rows)
+
+
+def test_score_names_mismatched_lines(tmp_path, capsys):
+    gold = tmp_path / "gold.tsv"
+    gold.write_text("olive\toil\tSUBSTANCE-MATERIAL-INGREDIENT\nmorning\tmeeting\tTIME-OF1\n")
+    pred = tmp_path / "pred.tsv"
+    pred.write_text("olive\toil\tTIME-OF1\t0.5\nevening\tmeeting\tTIME-OF1\t0.9\n")
+    assert main(["nc", "score", "--gold", str(gold), "--pred", str(pred)]) == 2
+    err = capsys.readouterr().err
+    assert "line 2" in err and "evening meeting" in err
+
+
+MALFORMED = {
+    "wrong_columns": b"olive\toil\n",
+    "empty_word": b"olive\t\tTIME-OF1\n",
+    "unknown_relation": b"olive\toil\tNOT-A-RELATION\n",
+    "crlf": b"olive\toil\tTIME-OF1\r\n",
+    "trailing_space": b"olive\toil \tTIME-OF1\n",
+    "bad_utf8": b"ol\xffive\toil\tTIME-OF1\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_gold_one_line_error_exit_2(trained, tmp_path, case):
+    out, cache = trained
+    bad = tmp_path / f"{case}.tsv"
+    bad.write_bytes(b"morning\tmeeting\tTIME-OF1\n" + MALFORMED[case])
+    r = run_cli("nc", "evaluate", "--model", str(out), "--cache-dir", str(cache),
+                "--input", str(bad))
+    assert r.returncode == 2
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in r.stderr
+    assert f"{bad}:2" in err[0]
+
+
+@pytest.mark.parametrize("case", ["crlf", "bad_utf8", "empty_word", "wrong_columns"])
+def test_malformed_train_data_exit_2(tmp_path, case):
+    d = tmp_path / "tratz" / "fine_lexical"
+    d.mkdir(parents=True)
+    good = b"morning\tmeeting\tTIME-OF1\n"
+    (d / "train.tsv").write_bytes(good + MALFORMED[case])
+    (d / "val.tsv").write_bytes(good)
+    r = run_cli("nc", "train", "--split", "fine_lexical", "--data-dir", str(tmp_path),
+                "--out", str(tmp_path / "m"), *FAST)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert f"{d / 'train.tsv'}:2" in r.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_missing_data_dir_is_clear(tmp_path):
+    r = run_cli("nc", "train", "--split", "fine_lexical", "--data-dir", str(tmp_path / "none"),
+                *FAST)
+    assert r.returncode == 2 and "THETANET_DATA" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_missing_model_is_clear(tmp_path):
+    r = run_cli("nc", "predict", "--model", str(tmp_path), stdin="olive oil\n")
+    assert r.returncode == 2 and "nc.json" in r.stderr
+
+
+def test_saved_model_dir_layout(trained):
+    out, _ = trained
+    doc = json.loads((out / "nc.json").read_text())
+    assert doc["format"] == "thetanet-nc" and len(doc["labels"]) == 37
+    assert all((out / m / "config.json").exists() for m in doc["members"])
+    assert not any(p.suffix == ".pkl" for p in Path(out).rglob("*"))

@@ -1,0 +1,137 @@
+"""``thetanet activations``: the lecture's activation table, generated from the registry.
+
+Prints name, equation, derivative, monotonic, ≈ x near 0 and range for each activation, straight
+from the classes in :mod:`thetanet.activations`; ``--plot FILE.png`` draws f and f' of the
+twelve table rows on one figure (the table's "Plot" column).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from thetanet import activations as _act
+from thetanet.cli import CLIError
+
+COLUMNS = ("name", "equation", "derivative", "monotonic", "≈x near 0", "range")
+
+
+def _num(v: float) -> str:
+    if math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    if abs(v - math.pi / 2) < 1e-12:
+        return "π/2"
+    if abs(v + math.pi / 2) < 1e-12:
+        return "−π/2"
+    text = f"{v:.6g}"
+    return text.replace("-", "−")
+
+
+def format_range(g: _act.ActivationFunction) -> str:
+    """``range`` as text, with the class's brackets: "[0, ∞)", "(−1, 1)", "{0, 1}", …"""
+    lo, hi = g.range
+    br = g.range_brackets if not g.learnable else "()"
+    left = br[0] if not math.isinf(lo) else "("
+    right = br[1] if not math.isinf(hi) else ")"
+    return f"{left}{_num(lo)}, {_num(hi)}{right}"
+
+
+def table_rows(names: list[str]) -> list[tuple[str, ...]]:
+    """One row of strings per activation (default parameters)."""
+    rows = []
+    for n in names:
+        g = _act.get(n)
+        label = n
+        if n == "soft_exponential":
+            label = f"{n} (α={g.alpha:g})"  # type: ignore[attr-defined]
+        rows.append((label, g.equation, g.derivative, "yes" if g.monotonic else "no",
+                     "yes" if g.identity_near_origin else "no", format_range(g)))
+    return rows
+
+
+def format_table(names: list[str], markdown: bool = False) -> str:
+    rows = table_rows(names)
+    if markdown:
+        lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+    else:
+        widths = [max(len(r[i]) for r in [COLUMNS, *rows]) for i in range(len(COLUMNS))]
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+        lines = [fmt.format(*r).rstrip()
+                 for r in [COLUMNS, tuple("-" * w for w in widths), *rows]]
+    notes = [_act.get(n).note for n in names if _act.get(n).note]
+    if notes:
+        lines += ["", *notes]
+    return "\n".join(lines)
+
+
+def plot(path: str | Path, names: tuple[str, ...] = _act.LECTURE_TABLE) -> Any:
+    """Draw f (solid) and f' (dashed) of each activation, one panel each; save a PNG.
+
+    Uses matplotlib's object API with the Agg canvas (no pyplot, no global backend). Returns
+    the figure.
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:  # pragma: no cover - matplotlib is a test dependency
+        raise CLIError("--plot needs matplotlib: pip install 'thetanet[plot]'") from exc
+    cols = 4
+    rows = -(-len(names) // cols)
+    fig = Figure(figsize=(4 * cols, 3 * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[len(names):]:
+        fig.delaxes(ax)
+    for ax, n in zip(axes, names):
+        width = 12.0 if n in ("sinc", "sinusoid") else 4.0
+        x = np.linspace(-width, width, 801)
+        variants = [({"alpha": -0.5}, "α=−0.5"), ({"alpha": 0.5}, "α=0.5")] \
+            if n == "soft_exponential" else [({}, "")]
+        for (params, tag), color in zip(variants, ("C0", "C2")):
+            g = _act.get(n, **params)
+            xs = x
+            if n == "soft_exponential" and params["alpha"] < 0:
+                xs = x[x > 1 / params["alpha"] - params["alpha"] + 0.05]  # its domain
+            sep = " " if tag else ""
+            ax.plot(xs, g.f(xs), color=color, label=f"f{sep}{tag}")
+            ax.plot(xs, g.df(xs), color=color, linestyle="--", label=f"f'{sep}{tag}")
+        ax.set_title(n)
+        ax.axhline(0, color="0.8", linewidth=0.8, zorder=0)
+        ax.axvline(0, color="0.8", linewidth=0.8, zorder=0)
+        if n == "soft_exponential":
+            ax.set_ylim(-4, 6)
+        ax.legend(fontsize=7, loc="best")
+    fig.suptitle("Activation functions f (solid) and their derivatives f' (dashed)")
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise CLIError(f"cannot write {path}: directory {path.parent} does not exist")
+    fig.savefig(path, format="png", dpi=80)
+    return fig
+
+
+def run(args: argparse.Namespace) -> int:
+    names = list(_act.LECTURE_TABLE)
+    if args.all:
+        names += [n for n in _act.names() if n not in names]
+    print(format_table(names, markdown=args.markdown))
+    if args.plot:
+        fig = plot(args.plot)
+        print(f"\nwrote {args.plot} ({len(fig.axes)} panels)")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "activations", help="print the activation-function table (and plot it)",
+        description="The lecture's table of activation functions, generated from the code: "
+                    "equation, derivative, monotonic, f(x) ≈ x near 0, range.")
+    p.add_argument("--all", action="store_true",
+                   help="also list softmax and the learnable PReLU and APL")
+    p.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    p.add_argument("--plot", metavar="FILE.png", help="draw f and f' for the twelve on one PNG")
+    p.set_defaults(func=run)

@@ -1,0 +1,82 @@
+"""``thetanet export-onnx MODEL --output model.onnx``: a saved model as a standard ONNX file.
+
+MODEL is a directory written by ``Sequential.save`` / ``thetanet.io.save_model``. The graph is
+checked with ``onnx.checker``; ``--verify`` also runs it with onnxruntime on random inputs and
+compares with ``model.predict`` (exit status 1 when the difference exceeds ``--tolerance``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from thetanet.cli import CLIError
+
+
+def run(args: argparse.Namespace) -> int:
+    from thetanet import onnx as _onnx
+    from thetanet.io import ModelFileError, load_model
+
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise CLIError("export-onnx needs the onnx package: pip install 'thetanet[onnx]'"
+                       ) from None
+    out = Path(args.output)
+    if not out.parent.is_dir():
+        raise CLIError(f"cannot write {out}: directory {out.parent} does not exist")
+    if out.is_dir():
+        raise CLIError(f"cannot write {out}: it is a directory")
+    try:
+        model = load_model(args.model, compile=False)
+    except ModelFileError as exc:
+        raise CLIError(str(exc)) from None
+    try:
+        proto = _onnx.to_onnx(model, out, opset=args.opset)
+    except (NotImplementedError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+    except OSError as exc:
+        raise CLIError(f"cannot write {out}: {exc.strerror or exc}") from None
+    print(f"wrote {out} (opset {args.opset}, {len(proto.graph.node)} nodes, input "
+          f"[batch, {model.input_dim}] -> output [batch, {model.output_dim}])")
+    if args.verify:
+        try:
+            diff = _onnx.max_abs_diff(model, out, n=args.verify_rows, seed=0)
+        except ImportError as exc:
+            raise CLIError(str(exc)) from None
+        ok = diff <= args.tolerance
+        print(f"onnxruntime vs model.predict on {args.verify_rows} random rows: max |diff| = "
+              f"{diff:.3g} ({'ok' if ok else 'FAILED'}, tolerance {args.tolerance:g})")
+        if not ok:
+            return 1
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "export-onnx", help="export a saved model to ONNX (checked, optionally verified)",
+        description="Write a saved thetanet model as an ONNX graph of standard operators "
+                    "(Dense, Dropout, Maxout and every activation; float32).")
+    p.add_argument("model", metavar="MODEL", help="saved model directory (Sequential.save)")
+    p.add_argument("-o", "--output", default="model.onnx",
+                   help="the .onnx file to write (default: model.onnx)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset version, >= 17 "
+                                                         "(default: 17)")
+    p.add_argument("--verify", action="store_true",
+                   help="run the file with onnxruntime and compare with model.predict")
+    p.add_argument("--verify-rows", type=_positive_int, default=256,
+                   help="random input rows for --verify (default: 256)")
+    p.add_argument("--tolerance", type=float, default=1e-5,
+                   help="largest accepted |difference| for --verify (default: 1e-5)")
+    p.set_defaults(func=run)

@@ -1,0 +1,233 @@
+r"""Keras 3 ↔ thetanet: convert a Sequential of Dense, Dropout and Activation layers with weights.
+
+So the lecture's Keras code and thetanet can be checked against each other::
+
+    from thetanet.keras_convert import from_keras, to_keras
+
+    net = from_keras(keras_model)           # a thetanet.Sequential with the same weights
+    keras_again = to_keras(net)             # and back: same predictions
+
+Both directions keep the layer structure: Keras ``Dense(units, activation, use_bias,
+kernel_regularizer=L2(λ))`` ↔ ``Dense(units, activation, use_bias, l2=2λ)`` (Keras adds
+λ‖W‖², thetanet (λ/2)‖W‖²), ``Dropout(rate)`` ↔ ``Dropout(rate)``, ``Activation(a)`` ↔
+``Activation(a)``. The kernel layout is the same in both, (inputs, units).
+
+Activations: Keras's own ``linear``, ``sigmoid``, ``tanh``, ``relu``, ``softplus`` and
+``softmax`` map to thetanet's identity, logistic, tanh, relu, softplus and softmax. The other
+non-learnable thetanet activations (binary_step, arctan, bent_identity, soft_exponential with a
+fixed α, sinusoid, sinc, gaussian) become Keras callables written with ``keras.ops``; they
+carry their thetanet config (attribute ``thetanet_activation``), so converting back restores
+them. Learnable activations (PReLU, APL, learnable SoftExponential), Maxout and Keras
+activations without a thetanet counterpart (gelu, elu, …) raise ``ValueError``.
+
+Keras is imported only when these functions are called. With no ``KERAS_BACKEND`` set, no
+TensorFlow and PyTorch installed, the torch backend is chosen (``KERAS_BACKEND=torch``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from thetanet import activations as _activations
+from thetanet.layers import Activation, Dense, Dropout
+from thetanet.model import Sequential
+
+__all__ = ["from_keras", "keras_activation", "to_keras"]
+
+#: Keras activation name → thetanet activation name.
+KERAS_TO_THETANET = {"linear": "identity", "sigmoid": "logistic", "tanh": "tanh",
+                     "relu": "relu", "softplus": "softplus", "softmax": "softmax"}
+THETANET_TO_KERAS = {v: k for k, v in KERAS_TO_THETANET.items()}
+
+
+def import_keras() -> Any:
+    """Import Keras 3 (choosing the torch backend when nothing else is configured/available)."""
+    if ("keras" not in sys.modules and "KERAS_BACKEND" not in os.environ
+            and importlib.util.find_spec("tensorflow") is None
+            and importlib.util.find_spec("torch") is not None):
+        os.environ["KERAS_BACKEND"] = "torch"
+    try:
+        import keras
+    except ImportError as exc:
+        raise ImportError("Keras conversion needs Keras 3: pip install keras (and a backend, "
+                          "e.g. torch with KERAS_BACKEND=torch)") from exc
+    if int(keras.__version__.split(".")[0]) < 3:
+        raise ImportError(f"Keras conversion needs Keras 3, found {keras.__version__}")
+    return keras
+
+
+# -- thetanet activations written with keras.ops -------------------------------------------------
+def _ops_activation(config: dict[str, Any], ops: Any) -> Callable[[Any], Any]:
+    """The thetanet activation ``config`` as a function of a Keras tensor."""
+    name = config["name"]
+    if name == "binary_step":
+        return lambda x: ops.cast(ops.greater_equal(x, 0), x.dtype)
+    if name == "arctan":
+        return lambda x: ops.arctan(x)
+    if name == "bent_identity":
+        return lambda x: 0.5 * (x * (x / (ops.sqrt(x * x + 1) + 1))) + x
+    if name == "sinusoid":
+        return lambda x: ops.sin(x)
+    if name == "gaussian":
+        return lambda x: ops.exp(-(x * x))
+    if name == "sinc":
+        def sinc(x: Any) -> Any:
+            zero = ops.equal(x, 0)
+            safe = ops.where(zero, ops.ones_like(x), x)
+            return ops.where(zero, ops.ones_like(x), ops.sin(safe) / safe)
+
+        return sinc
+    if name == "soft_exponential":
+        alpha = float(config.get("alpha", 0.0))
+        u_min = float(config.get("u_min", 1e-3))
+        if alpha == 0:
+            return lambda x: x
+        if alpha > 0:
+            big = float(np.finfo(np.float32).max)
+            return lambda x: ops.clip(ops.expm1(alpha * x) / alpha + alpha, -big, big)
+        x_c = (1 - u_min) / alpha - alpha
+        line0 = -math.log(u_min) / alpha
+
+        def soft_exponential(x: Any) -> Any:
+            s = -alpha * (x + alpha)
+            inside = ops.greater(s, u_min - 1)
+            s_in = ops.where(inside, s, ops.zeros_like(s))
+            return ops.where(inside, -ops.log1p(s_in) / alpha, line0 + (x - x_c) / u_min)
+
+        return soft_exponential
+    raise ValueError(f"activation {name!r} has no Keras counterpart here")
+
+
+def keras_activation(activation: Any) -> Any:
+    """A thetanet activation (name, config or instance) as a Keras activation (name/callable).
+
+    Raises ValueError for learnable activations (their parameters are weights Keras's
+    activation functions cannot hold).
+    """
+    act = _activations.get(activation)
+    if act.learnable or act.params:
+        raise ValueError(f"learnable activation {act.name!r} cannot be a Keras activation "
+                         "function; only fixed activations convert")
+    if act.name in THETANET_TO_KERAS:
+        return THETANET_TO_KERAS[act.name]
+    keras = import_keras()
+    config = act.get_config()
+    fn = _ops_activation(config, keras.ops)
+    fn.__name__ = f"thetanet_{act.name}"
+    fn.thetanet_activation = config  # type: ignore[attr-defined]
+    return fn
+
+
+def _thetanet_activation(fn: Any, keras: Any) -> Any:
+    """A Keras activation function as a thetanet activation config or name."""
+    config = getattr(fn, "thetanet_activation", None)
+    if config is not None:
+        return dict(config)
+    name = getattr(fn, "__name__", None)
+    if name in KERAS_TO_THETANET:
+        try:
+            same = keras.activations.get(name) is fn
+        except (ValueError, TypeError):
+            same = False
+        if same:
+            return KERAS_TO_THETANET[name]
+    raise ValueError(f"Keras activation {name or fn!r} has no thetanet equivalent; supported: "
+                     f"{', '.join(sorted(KERAS_TO_THETANET))} and thetanet's own "
+                     "(made by to_keras)")
+
+
+# -- conversions ---------------------------------------------------------------------------------
+def _keras_l2(regularizer: Any, layer_name: str) -> float:
+    """thetanet's l2 for a Keras kernel regularizer: L2(λ) ↔ l2 = 2λ."""
+    if regularizer is None:
+        return 0.0
+    cfg = regularizer.get_config()
+    if set(cfg) - {"l2", "l1"} or float(cfg.get("l1", 0.0)) != 0.0:
+        raise ValueError(f"Keras layer {layer_name}: only an L2 kernel regularizer converts, "
+                         f"got {type(regularizer).__name__}({cfg})")
+    return 2.0 * float(cfg.get("l2", 0.0))
+
+
+def from_keras(keras_model: Any, dtype: Any = None) -> Sequential:
+    """A built thetanet ``Sequential`` with the layers and weights of a Keras Sequential.
+
+    Args:
+        keras_model: a built ``keras.Sequential`` of Dense, Dropout and Activation layers.
+        dtype: the thetanet model's dtype (default: the Keras model's, float32 or float64).
+    """
+    keras = import_keras()
+    if not isinstance(keras_model, keras.Sequential):
+        raise TypeError(f"expected a keras.Sequential, got {type(keras_model).__name__}")
+    if not keras_model.built or not keras_model.inputs:
+        raise ValueError("the Keras model is not built: give it a keras.Input(shape=(d,))")
+    shape = tuple(keras_model.inputs[0].shape)
+    if len(shape) != 2 or shape[1] is None:
+        raise ValueError(f"only inputs of shape (batch, features) convert, got {shape}")
+    layers: list[Any] = []
+    weights: list[np.ndarray] = []
+    dtypes = set()
+    for kl in keras_model.layers:
+        kind = type(kl).__name__
+        if isinstance(kl, keras.layers.Dense):
+            layers.append(Dense(int(kl.units), _thetanet_activation(kl.activation, keras),
+                                use_bias=bool(kl.use_bias),
+                                l2=_keras_l2(kl.kernel_regularizer, kl.name), name=kl.name))
+            weights += [np.asarray(w) for w in kl.get_weights()]
+            dtypes.add(np.dtype(kl.variable_dtype))
+        elif isinstance(kl, keras.layers.Dropout):
+            if getattr(kl, "noise_shape", None) is not None:
+                raise ValueError(f"Keras layer {kl.name}: Dropout with noise_shape does not "
+                                 "convert")
+            layers.append(Dropout(float(kl.rate), name=kl.name))
+        elif isinstance(kl, keras.layers.Activation):
+            layers.append(Activation(_thetanet_activation(kl.activation, keras), name=kl.name))
+        else:
+            raise ValueError(f"Keras layer {kl.name} ({kind}) does not convert; only Dense, "
+                             "Dropout and Activation layers do")
+    if dtype is None:
+        dtype = np.float64 if dtypes == {np.dtype(np.float64)} else np.float32
+    model = Sequential(layers, dtype=dtype, name=keras_model.name)
+    model.build(int(shape[1]))
+    model.set_weights([w.astype(model.dtype) for w in weights])
+    return model
+
+
+def to_keras(model: Any) -> Any:
+    """A built ``keras.Sequential`` with the layers and weights of a thetanet ``Sequential``.
+
+    Only Dense, Dropout and Activation layers with non-learnable activations convert.
+    """
+    keras = import_keras()
+    model = getattr(model, "model_", model)  # a fitted thetanet.sklearn estimator
+    if not getattr(model, "built", False):
+        raise ValueError("the model is not built yet: fit it or call build(input_dim) first")
+    dtype = model.dtype.name
+    klayers: list[Any] = [keras.Input(shape=(model.input_dim,), dtype=dtype)]
+    weights: list[tuple[int, list[np.ndarray]]] = []
+    for layer in model.layers:
+        if isinstance(layer, Dense):
+            reg = keras.regularizers.L2(layer.l2 / 2) if layer.l2 else None
+            weights.append((len(klayers), [p.copy() for p in layer.params]))
+            klayers.append(keras.layers.Dense(layer.units,
+                                              activation=keras_activation(layer.activation),
+                                              use_bias=layer.use_bias, kernel_regularizer=reg,
+                                              dtype=dtype, name=layer.name))
+        elif isinstance(layer, Dropout):
+            klayers.append(keras.layers.Dropout(layer.rate, name=layer.name))
+        elif isinstance(layer, Activation):
+            klayers.append(keras.layers.Activation(keras_activation(layer.activation),
+                                                   dtype=dtype, name=layer.name))
+        else:
+            raise ValueError(f"layer {layer.name} ({type(layer).__name__}) has no Keras "
+                             "counterpart here; only Dense, Dropout and Activation convert")
+    kmodel = keras.Sequential(klayers, name=model.name or "thetanet")
+    for index, ws in weights:
+        kmodel.layers[index - 1].set_weights(ws)
+    return kmodel

@@ -28,6 +28,7 @@ deps-nc: $(BIN)/python wordnet
 deps-test: deps-nc
 	$(BIN)/pip install -q -e '.[test]'
 	-$(BIN)/pip install -q 'torch==2.13.0' || echo "torch not installed: parity tests will skip"
+	-$(BIN)/pip install -q 'keras>=3' || echo "keras not installed: Keras round-trip tests will skip"
 
 run: deps-nc
 	$(BIN)/thetanet nc train --split $(SPLIT)

@@ -419,6 +419,12 @@ class Sequential:
 
         save_model(self, path, metadata=metadata)
 
+    def to_onnx(self, path: Any = None, **kwargs: Any) -> Any:
+        """Export to ONNX (see :func:`thetanet.onnx.to_onnx`; needs the ``onnx`` extra)."""
+        from thetanet.onnx import to_onnx
+
+        return to_onnx(self, path, **kwargs)
+
     def summary(self, print_fn: Any = print) -> str:
         rows = [("Layer", "Output width", "Params")]
         for layer in self.layers:

@@ -2,7 +2,7 @@
 
 Each subcommand lives in its own module here and exposes ``register(subparsers)``, which adds
 its parser and sets ``func`` (``args -> int``). Modules are discovered, so adding a command is
-adding a file. A :class:`CLIError` (or a ``ValueError`` from the data readers) becomes one line
+adding a file. Commands turn user-facing errors into :class:`CLIError`, which becomes one line
 on stderr and exit status 2, without a traceback.
 """
 

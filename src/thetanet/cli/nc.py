@@ -176,7 +176,6 @@ def cmd_train(args: argparse.Namespace) -> int:
                                 per_relation=not args.quiet))
         if args.plots:
             _plots(Path(args.plots) / split, clf, val_result)
-        histories = clf.histories
         if not args.no_refit:
             clf.refit(train, val, cache_dir=_cache(args))
         clf.report["val_selection"] = selection
@@ -189,7 +188,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             k: saved_val[k] for k in ("accuracy", "macro_f1", "weighted_f1")},
             "published_best_test_weighted_f1": PUBLISHED_BEST[split], "model": str(out),
             "refit": not args.no_refit, "seconds": round(elapsed, 1),
-            "per_relation": val_result["per_relation"], "history": histories}
+            "per_relation": val_result["per_relation"]}
         if not args.json:
             if not args.no_refit:
                 print(f"saved model (refit on train+val, {len(train) + len(val)} compounds) "
@@ -276,9 +275,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from thetanet.data.tratz import read_tsv
 
     gold = read_tsv(args.gold, require_label=True)
-    pred = read_tsv(args.pred, require_label=None)
-    if pred.labels is None:
-        raise CLIError(f"{args.pred}: predictions need a third column (the relation)")
+    pred = read_tsv(args.pred, require_label="prediction")
     problems = []
     if len(gold) != len(pred):
         problems.append(f"{args.gold} has {len(gold)} compounds but {args.pred} has {len(pred)}")

@@ -156,11 +156,13 @@ def _check_label(source: str, lineno: int, label: str, known: frozenset[str] | N
 
 def read_tsv(
     path: str | os.PathLike[str],
-    require_label: bool | None = True,
+    require_label: bool | str | None = True,
     known_labels: Iterable[str] | None = None,
 ) -> Compounds:
     """Read and strictly validate a compound TSV file.
 
+    ``require_label="prediction"``: a predictions file, ``modifier, head, relation[, ...]``
+    (e.g. with a probability column); columns after the third are ignored.
     ``require_label=True``: gold/train file, exactly 3 columns ``modifier, head, relation``.
     ``require_label=False``: prediction input, ``modifier<TAB>head[<TAB>anything...]``;
     extra columns are ignored and ``labels`` is ``None``.
@@ -180,7 +182,7 @@ def read_tsv(
 def _parse_bytes(
     data: bytes,
     source: str,
-    require_label: bool | None,
+    require_label: bool | str | None,
     known_labels: Iterable[str] | None,
 ) -> Compounds:
     known = frozenset(known_labels) if known_labels is not None else None
@@ -221,6 +223,16 @@ def _parse_bytes(
                     lineno,
                     _column_problem(n, line, "3 TAB-separated columns (modifier, head, relation)"),
                 )
+        elif require_label == "prediction":
+            if n < 3:
+                raise DataFormatError(
+                    source,
+                    lineno,
+                    _column_problem(
+                        n, line, "at least 3 TAB-separated columns (modifier, head, relation)"
+                    ),
+                )
+            fields = fields[:3]
         elif require_label is False:
             if n < 2:
                 raise DataFormatError(
@@ -251,7 +263,9 @@ def _parse_bytes(
         if len(fields) == 3:
             _check_label(source, lineno, fields[2], known)
             labels.append(fields[2])
-    has_labels = require_label is True or (require_label is None and ncols_seen == 3)
+    has_labels = require_label in (True, "prediction") or (
+        require_label is None and ncols_seen == 3
+    )
     return Compounds(mods, heads, labels if has_labels else None)
 
 

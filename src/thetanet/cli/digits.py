@@ -1,0 +1,171 @@
+"""``thetanet digits``: the lecture's multi-class example — an MLP with a softmax output on
+handwritten digits (scikit-learn's 8×8 digits offline, or MNIST)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from thetanet.cli import CLIError
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "digits",
+        help="train an MLP with a softmax output on handwritten digits",
+        description="Train an MLP (ReLU hidden layers, dropout, softmax output over the 10 "
+                    "digits, one-hot targets, cross-entropy, Adam) on handwritten digits and "
+                    "report the test accuracy, overall and per class. Data sets: "
+                    "sklearn-digits (8×8, bundled with scikit-learn; stratified 80/20 split, "
+                    "fixed seed), mnist-t10k (train on the first 8,000 t10k images, test on the "
+                    "last 2,000), mnist-full (60,000 training images, tested on t10k), mnist "
+                    "(mnist-full when the training files are present, else mnist-t10k). Each "
+                    "data set has its own default recipe; the options below override it.")
+    p.add_argument("--dataset", default="sklearn-digits",
+                   choices=["sklearn-digits", "mnist", "mnist-t10k", "mnist-full"],
+                   help="data set (default sklearn-digits)")
+    p.add_argument("--data-dir", default=None,
+                   help="data root (default $THETANET_DATA, else ~/.cache/thetanet); MNIST "
+                        "is read from <root>/mnist/")
+    p.add_argument("--download", action="store_true",
+                   help="download missing MNIST files into <root>/mnist/ (verified)")
+    p.add_argument("--hidden", default=None,
+                   help="hidden layer widths, e.g. 300,100 ('none' for softmax regression)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs")
+    p.add_argument("--batch-size", type=int, default=None, help="mini-batch size")
+    p.add_argument("--lr", type=float, default=None, help="initial Adam learning rate η")
+    p.add_argument("--dropout", type=float, default=None, help="dropout rate after each "
+                   "hidden layer")
+    p.add_argument("--l2", type=float, default=None, help="L2 penalty λ on every Θ")
+    p.add_argument("--shift", type=int, default=None,
+                   help="augmentation: random shifts of up to this many pixels (0 = none)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed for Θ initialisation, shuffling, dropout, shifts and the "
+                        "sklearn-digits split (default 0)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="BLAS threads while training (default 1: these matrix products are "
+                        "small, and one thread is much faster when other processes share the "
+                        "cores; 0 = the BLAS default)")
+    p.add_argument("--plots", metavar="DIR", default=None,
+                   help="write confusion_matrix.png, misclassified.png and "
+                        "learning_curves.png into DIR")
+    p.add_argument("--save-model", metavar="DIR", default=None,
+                   help="save the trained model (JSON + npz) into DIR")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("-v", "--verbose", action="store_true", help="one line per epoch on stderr")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from thetanet.data import digits as D
+    from thetanet.data.idx import IdxFormatError
+
+    try:
+        hidden = D.parse_hidden(args.hidden) if args.hidden is not None else None
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    for name in ("epochs", "batch_size"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise CLIError(f"--{name.replace('_', '-')} must be at least 1, got {v}")
+    if args.lr is not None and not args.lr > 0:
+        raise CLIError(f"--lr must be positive, got {args.lr}")
+    if args.dropout is not None and not 0 <= args.dropout < 1:
+        raise CLIError(f"--dropout must be in [0, 1), got {args.dropout}")
+    if args.l2 is not None and args.l2 < 0:
+        raise CLIError(f"--l2 must be non-negative, got {args.l2}")
+    if args.shift is not None and args.shift < 0:
+        raise CLIError(f"--shift must be non-negative, got {args.shift}")
+    if args.threads < 0:
+        raise CLIError(f"--threads must be 0 (BLAS default) or more, got {args.threads}")
+
+    try:
+        data = D.load_dataset(args.dataset, args.data_dir, download=args.download,
+                              seed=args.seed)
+    except FileNotFoundError as exc:
+        raise CLIError(str(exc)) from None
+    except (IdxFormatError, ConnectionError) as exc:
+        raise CLIError(str(exc).replace("\n", " ")) from None
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+    if args.dataset == "mnist" and not args.json:
+        print(f"mnist: using {data.name} ({data.split})", file=sys.stderr)
+
+    recipe = D.with_overrides(D.default_recipe(data.name), hidden=hidden, epochs=args.epochs,
+                              batch_size=args.batch_size, learning_rate=args.lr,
+                              dropout=args.dropout, l2=args.l2, shift=args.shift)
+    threads = args.threads or None
+    if args.plots:
+        _check_plotting()
+    result = D.train_digits(data, recipe, seed=args.seed, verbose=args.verbose,
+                            monitor_test=bool(args.plots), threads=threads)
+
+    written: list[str] = []
+    if args.plots:
+        written = _write_plots(Path(args.plots), data, result)
+    if args.save_model:
+        result.model.save(args.save_model, metadata={"dataset": data.name, "split": data.split,
+                                                     "test_accuracy": result.test_accuracy})
+        written.append(str(args.save_model))
+
+    if args.json:
+        doc = D.result_json(data, result, args.seed)
+        doc["blas_threads"] = threads if threads else "default"
+        if written:
+            doc["files"] = written
+        print(json.dumps(doc))
+        return 0
+    r = result.recipe
+    print(f"{data.name}: {data.x_train.shape[0]} training / {data.x_test.shape[0]} test images "
+          f"({data.split})")
+    widths = "-".join(str(w) for w in (data.x_train.shape[1], *r.hidden, data.num_classes))
+    print(f"network {widths} (ReLU, dropout {r.dropout:g}, softmax), {r.epochs} epochs, "
+          f"batch {r.batch_size}, Adam η={r.learning_rate:g} (cosine), shifts ±{r.shift}px, "
+          f"seed {args.seed}: {result.seconds:.1f} s")
+    print(f"test accuracy: {result.test_accuracy:.2%} "
+          f"({int(result.confusion.trace())}/{int(result.confusion.sum())})")
+    print("per-class accuracy:")
+    support = result.confusion.sum(axis=1)
+    for name, acc, n in zip(data.class_names, result.per_class, support):
+        print(f"  {name}: {acc:7.2%}  ({int(n)} images)")
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def _check_plotting() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise CLIError("--plots needs matplotlib: pip install 'thetanet[plot]'") from None
+
+
+def _write_plots(directory: Path, data: Any, result: Any) -> list[str]:
+    from thetanet.data.digits import misclassified
+    from thetanet.plots import plot_confusion_matrix, plot_digit_grid, plot_learning_curves
+
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CLIError(f"cannot create plot directory {directory}: {exc}") from None
+    if not os.access(directory, os.W_OK):
+        raise CLIError(f"plot directory {directory} is not writable")
+    acc = result.test_accuracy
+    paths = [plot_confusion_matrix(result.confusion, data.class_names,
+                                   directory / "confusion_matrix.png",
+                                   title=f"{data.name}: test accuracy {acc:.2%}")]
+    images, true, pred = misclassified(data, result.predictions, limit=64)
+    n_wrong = int((result.predictions != data.y_test).sum())
+    paths.append(plot_digit_grid(images, true.tolist(), pred.tolist(),
+                                 directory / "misclassified.png",
+                                 title=f"{data.name}: misclassified test digits, true → "
+                                       f"predicted ({min(n_wrong, 64)} of {n_wrong})"))
+    if result.history:
+        paths.append(plot_learning_curves(result.history, directory / "learning_curves.png",
+                                          title=f"{data.name} (test curves for "
+                                                "illustration only)"))
+    return [str(p) for p in paths]

@@ -33,15 +33,21 @@ REFERENCE = {
 
 # name -> (feature specs, random splits only?)
 VARIANTS: dict[str, tuple[list[str], bool]] = {
-    "base": (["wordnet", "minilm-static"], False),
-    "dense x3": (["wordnet", "minilm-static:weight=3"], False),
-    "dense x3, rank": (["wordnet:weighting=rank", "minilm-static:weight=3"], False),
-    "dense x3, no lexnames": (["wordnet:lexnames=false", "minilm-static:weight=3"], False),
-    "dense x3, +prod": (["wordnet", "minilm-static:weight=3,parts=mod+head+prod"], False),
-    "dense x6": (["wordnet", "minilm-static:weight=6"], False),
-    "dense x3, +words": (["wordnet", "minilm-static:weight=3", "words"], True),
-    "dense x3, +chars": (["wordnet", "minilm-static:weight=3", "chars"], True),
+    "binary": (["wordnet:weighting=binary", "minilm-static"], False),
+    "binary, dense x3": (["wordnet:weighting=binary", "minilm-static:weight=3"], False),
+    "rank": (["wordnet", "minilm-static"], False),
+    "rank, dense x3": (["wordnet", "minilm-static:weight=3"], False),
+    "rank, dense x3, no lexnames": (["wordnet:lexnames=false", "minilm-static:weight=3"], False),
+    "rank, dense x3, wn-L2 x4": (
+        ["wordnet:normalize=true,weight=4", "minilm-static:weight=3"],
+        False,
+    ),
+    "rank, dense x3, +prod": (["wordnet", "minilm-static:weight=3,parts=mod+head+prod"], False),
+    "rank, dense x3, +words": (["wordnet", "minilm-static:weight=3", "words"], True),
+    "rank, dense x3, +chars": (["wordnet", "minilm-static:weight=3", "chars"], True),
 }
+# C grid per split kind (lexical splits want stronger regularisation)
+CS = {"random": [0.1, 0.3, 1.0], "lexical": [0.03, 0.1, 0.3]}
 
 
 def _fit_eval(xtr, ytr, xva, yva, c: float) -> tuple[float, float, float, float]:
@@ -72,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    ap.add_argument("--cs", nargs="+", type=float, default=[0.3, 1.0, 3.0])
+    ap.add_argument(
+        "--cs", nargs="+", type=float, default=None, help="C values (default: per split)"
+    )
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--cache-dir", default=None, help="feature cache (default: user cache)")
     ap.add_argument("--jobs", type=int, default=2)
@@ -107,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             xtr, xva = fs.transform(train), fs.transform(val)
             t_feat = time.perf_counter() - t
             runs = Parallel(n_jobs=args.jobs)(
-                delayed(_fit_eval)(xtr, train.labels, xva, val.labels, c) for c in args.cs
+                delayed(_fit_eval)(xtr, train.labels, xva, val.labels, c)
+                for c in (args.cs or CS[split.split("_")[1]])
             )
             c, acc, f1, secs = max(runs, key=lambda r: r[2])
             ref = REFERENCE[split]

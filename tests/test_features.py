@@ -148,7 +148,7 @@ def test_lexnames_list() -> None:
 
 @needs_wordnet
 def test_wordnet_olive_oil_is_food(tmp_path: Path) -> None:
-    fs = F.build_features(["wordnet"], TRAIN, cache_dir=tmp_path)
+    fs = F.build_features(["wordnet:weighting=binary"], TRAIN, cache_dir=tmp_path)
     x = fs.transform(["olive"], ["oil"])
     names = fs.feature_names()
     active = {names[j] for j in x[0].indices}
@@ -176,13 +176,19 @@ def test_wordnet_multiword_backoff_and_unknown(tmp_path: Path) -> None:
 
 @needs_wordnet
 def test_wordnet_options(tmp_path: Path) -> None:
-    rank = F.build_features(["wordnet:weighting=rank"], TRAIN, cache_dir=tmp_path)
+    rank = F.build_features(["wordnet"], TRAIN, cache_dir=tmp_path)  # rank is the default
     x = rank.transform(["olive"], ["oil"])
     assert x.data.max() == 1.0 and x.data.min() < 1.0
+    assert rank.extractors[0].options["weighting"] == "rank"
     nolex = F.build_features(["wordnet:lexnames=false"], TRAIN, cache_dir=tmp_path)
     assert not any(":lex:" in n for n in nolex.feature_names())
     one = F.build_features(["wordnet:max_senses=1"], TRAIN, cache_dir=tmp_path)
     assert one.dim < nolex.dim
+    norm = F.build_features(["wordnet:normalize=true"], TRAIN, cache_dir=tmp_path)
+    d = norm.transform_dense(["olive", "xyzzyq"], ["oil", "soup"])  # xyzzyq: <none> only
+    half = len(norm.extractors[0]._vocab.mod)  # type: ignore[attr-defined]
+    assert np.allclose(np.linalg.norm(d[:, :half], axis=1), 1.0)
+    assert np.allclose(np.linalg.norm(d[:, half:], axis=1), 1.0)
     # Features never seen in training are dropped.
     full = F.build_features(["wordnet"], TRAIN, cache_dir=tmp_path)
     assert all(n.split(":", 2)[2] != "walnut.n.01" for n in full.feature_names())
@@ -269,7 +275,7 @@ def test_damaged_cache_is_rebuilt(tmp_path: Path) -> None:
 @needs_wordnet
 @needs_minilm
 def test_config_roundtrip_all(tmp_path: Path) -> None:
-    specs = ["wordnet:weighting=rank", "minilm-static:weight=3,parts=mod+head+diff", "words"]
+    specs = ["wordnet:weighting=binary", "minilm-static:weight=3,parts=mod+head+diff", "words"]
     fs = F.build_features(specs, TRAIN, cache_dir=tmp_path)
     cfg = json.loads(json.dumps(fs.get_config()))
     assert [e["name"] for e in cfg["extractors"]] == ["wordnet", "minilm-static", "words"]

@@ -275,6 +275,18 @@ def _csr(
     return m
 
 
+def _normalize_blocks(x: sp.csr_matrix, split: int) -> sp.csr_matrix:
+    """L2-normalise, row by row, columns ``[:split]`` and ``[split:]`` separately (in place)."""
+    if not x.nnz:
+        return x
+    col_block = (x.indices >= split).astype(np.int64)
+    rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+    sq = np.zeros((x.shape[0], 2), dtype=np.float64)
+    np.add.at(sq, (rows, col_block), x.data.astype(np.float64) ** 2)
+    x.data = (x.data / np.sqrt(np.maximum(sq[rows, col_block], 1e-24))).astype(np.float32)
+    return x
+
+
 class _VocabBlocks:
     """Two fitted feature vocabularies (modifier block, then head block)."""
 
@@ -343,10 +355,12 @@ _SPLIT_WORDS = re.compile(r"[\s_\-]+")
 class WordNetExtractor(_WordCached):
     """WordNet hypernym closure + lexicographer files of each constituent's noun synsets.
 
-    Options: ``weighting`` ``"binary"`` (1 for every feature) or ``"rank"`` (1/(1+r), r the
-    best 0-based sense rank through which the feature is reached); ``lexnames`` (add
+    Options: ``weighting`` ``"rank"`` (default: 1/(1+r), r the best 0-based sense rank
+    through which the feature is reached) or ``"binary"`` (1 for every feature; about 0.01
+    lower val weighted-F1 with LogisticRegression on all four splits); ``lexnames`` (add
     ``lex:noun.food``-style features); ``max_senses`` (only the first k senses; ``None`` =
     all); ``min_count`` (keep features seen in at least that many training compounds);
+    ``normalize`` (L2-normalise the modifier block and the head block of each row);
     ``wordnet_dir`` (a WordNet directory; default: found automatically).
 
     A constituent is looked up as a whole (spaces/hyphens → ``_``), else by its last word
@@ -356,10 +370,11 @@ class WordNetExtractor(_WordCached):
     name = "wordnet"
     sparse = True
     defaults: ClassVar[dict[str, Any]] = {
-        "weighting": "binary",
+        "weighting": "rank",
         "lexnames": True,
         "max_senses": None,
         "min_count": 1,
+        "normalize": False,
         "wordnet_dir": None,
     }
     cache_version = 1
@@ -485,7 +500,10 @@ class WordNetExtractor(_WordCached):
         self._check_fitted()
         assert self._vocab is not None
         feats = self._values(self._rows([*modifiers, *heads]))
-        return self._vocab.assemble(list(modifiers), list(heads), feats)
+        x = self._vocab.assemble(list(modifiers), list(heads), feats)
+        if self.options["normalize"]:
+            x = _normalize_blocks(x, len(self._vocab.mod))
+        return x
 
     @property
     def dim(self) -> int:
@@ -726,13 +744,8 @@ class CharsExtractor(WordsExtractor):
         assert self._vocab is not None
         feats = {w: self._ngrams(w) for w in {*modifiers, *heads}}
         x = self._vocab.assemble(list(modifiers), list(heads), feats)
-        if self.options["normalize"] and x.nnz:
-            split = len(self._vocab.mod)
-            col_block = (x.indices >= split).astype(np.int64)
-            rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
-            sq = np.zeros((x.shape[0], 2), dtype=np.float64)
-            np.add.at(sq, (rows, col_block), x.data.astype(np.float64) ** 2)
-            x.data = (x.data / np.sqrt(sq[rows, col_block])).astype(np.float32)
+        if self.options["normalize"]:
+            x = _normalize_blocks(x, len(self._vocab.mod))
         return x
 
 

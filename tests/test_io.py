@@ -98,3 +98,187 @@ def test_no_temp_files_left(rng, tmp_path):
     model.save(tmp_path / "m")
     assert sorted(p.name.split("-")[0] for p in (tmp_path / "m").iterdir()) == [
         "config.json", "weights"]
+
+
+# ------------------------------------------------------------------- hardening (issue 6)
+
+def _saved(rng, tmp_path):
+    model, x = trained(rng)
+    path = tmp_path / "m"
+    model.save(path)
+    return model, path, json.loads((path / "config.json").read_text())
+
+
+def _write_signed(path, cfg):
+    """Rewrite config.json with a valid document checksum (to reach the deeper checks)."""
+    from thetanet.io import doc_digest
+
+    cfg = json.loads(json.dumps(cfg))
+    cfg["sha256"] = doc_digest(cfg)
+    (path / "config.json").write_text(json.dumps(cfg))
+
+
+def test_edited_config_refused_by_its_checksum(rng, tmp_path):
+    _, path, cfg = _saved(rng, tmp_path)
+    cfg["model"]["layers"][0]["config"]["activation"] = {"name": "tanh"}  # same shapes
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFileError, match="config.json: checksum mismatch"):
+        load_model(path)
+    del cfg["sha256"]  # a format-2 file must carry it
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFileError, match="checksum mismatch"):
+        load_model(path)
+    cfg["format_version"] = 1  # format 1 files (no document checksum) still load
+    (path / "config.json").write_text(json.dumps(cfg))
+    assert load_model(path).layers[0].activation.name == "tanh"
+
+
+def test_metadata_records_versions_and_checksums(rng, tmp_path):
+    from thetanet import __version__
+    from thetanet.io import FORMAT_VERSION
+
+    model, path, cfg = _saved(rng, tmp_path)
+    assert cfg["thetanet_version"] == __version__
+    assert cfg["format_version"] == FORMAT_VERSION
+    assert len(cfg["weights"]) == len(model.get_weights())
+    assert all(len(w["sha256"]) == 64 for w in cfg["weights"])
+
+
+def test_files_get_the_umask_mode_not_0600(rng, tmp_path):
+    import os
+
+    _, path, cfg = _saved(rng, tmp_path)
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("config.json", cfg["weights_file"]):
+        assert (path / name).stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("weights_file", "../../etc/passwd", "invalid weights_file"),
+    ("weights_file", "/tmp/x.npz", "invalid weights_file"),
+    ("weights_file", 5, "invalid weights_file"),
+    ("format", "something-else", "not a thetanet model"),
+    ("format_version", "1", "invalid format_version"),
+    ("format_version", 0, "invalid format_version"),
+    ("weights", "nope", "must be a list"),
+])
+def test_tampered_config_refused(rng, tmp_path, key, value, match):
+    _, path, cfg = _saved(rng, tmp_path)
+    cfg[key] = value
+    _write_signed(path, cfg)
+    with pytest.raises(ModelFileError, match=match) as info:
+        load_model(path)
+    assert "config.json" in str(info.value)
+
+
+def test_tampered_shapes_and_sizes_refused_before_allocating(rng, tmp_path):
+    _, path, cfg = _saved(rng, tmp_path)
+    good = json.dumps(cfg)
+    cfg["weights"][0]["shape"] = [5, 8]
+    _write_signed(path, cfg)
+    with pytest.raises(ModelFileError, match="shape"):
+        load_model(path)
+    cfg = json.loads(good)
+    cfg["model"]["layers"][0]["config"]["units"] = 10**12  # would allocate terabytes
+    _write_signed(path, cfg)
+    with pytest.raises(ModelFileError, match="do not fit"):
+        load_model(path)
+    cfg = json.loads(good)
+    cfg["model"]["layers"][0]["class_name"] = "os.system"
+    _write_signed(path, cfg)
+    with pytest.raises(ModelFileError, match="cannot rebuild"):
+        load_model(path)
+
+
+def test_extra_or_renamed_npz_members_refused(rng, tmp_path):
+    _, path, cfg = _saved(rng, tmp_path)
+    wfile = path / cfg["weights_file"]
+    with zipfile.ZipFile(wfile, "a") as zf:
+        zf.writestr("extra.npy", b"\x93NUMPY")
+    with pytest.raises(ModelFileError, match="unexpected extra"):
+        load_model(path)
+
+
+def test_raw_pickle_member_never_unpickled(rng, tmp_path):
+    import pickle
+
+    _, path, cfg = _saved(rng, tmp_path)
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    wfile = path / cfg["weights_file"]
+    with zipfile.ZipFile(wfile) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    members["w000.npy"] = pickle.dumps(Evil())
+    with zipfile.ZipFile(wfile, "w") as zf:
+        for n, b in members.items():
+            zf.writestr(n, b)
+    with pytest.raises(ModelFileError, match=wfile.name):
+        load_model(path)
+    assert not marker.exists()
+
+
+def test_truncated_config_refused_naming_the_file(rng, tmp_path):
+    _, path, _ = _saved(rng, tmp_path)
+    raw = (path / "config.json").read_bytes()
+    (path / "config.json").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ModelFileError, match="config.json: corrupt"):
+        load_model(path)
+    (path / "config.json").write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(ModelFileError, match="config.json"):
+        load_model(path)
+
+
+def test_unserialisable_metadata_fails_before_writing(rng, tmp_path):
+    model, _ = trained(rng)
+    with pytest.raises(TypeError):
+        model.save(tmp_path / "m", metadata={"x": object()})
+    assert not (tmp_path / "m").exists()
+
+
+def test_stale_temp_files_of_killed_writers_are_swept(rng, tmp_path):
+    model, path, _ = _saved(rng, tmp_path)
+    (path / ".config.json.abc123.tmp").write_text("{")
+    (path / ".weights-0123.npz.xyz.tmp").write_bytes(b"PK")
+    model.save(path)
+    assert sorted(p.name.split("-")[0] for p in path.iterdir()) == ["config.json", "weights"]
+
+
+def test_locked_dir_serialises_writers(tmp_path):
+    import threading
+    import time
+
+    from thetanet.io import locked_dir
+
+    order = []
+
+    def second():
+        with locked_dir(tmp_path / "d"):
+            order.append("second")
+
+    with locked_dir(tmp_path / "d"):
+        t = threading.Thread(target=second)
+        t.start()
+        time.sleep(0.2)
+        order.append("first")
+    t.join(5)
+    assert order == ["first", "second"]
+
+
+def test_save_load_arrays_round_trip_odd_layouts(tmp_path):
+    from thetanet.io import load_arrays, save_arrays
+
+    arrays = {"f": np.asfortranarray(np.arange(12.0).reshape(3, 4)),
+              "big": np.arange(5, dtype=">i4"), "empty": np.zeros((0, 3), np.float32),
+              "scalar": np.asarray(3.5), "flag": np.array([True, False])}
+    save_arrays(tmp_path / "a.npz", arrays)
+    back = load_arrays(tmp_path / "a.npz")
+    for k, a in arrays.items():
+        assert back[k].shape == a.shape and np.array_equal(back[k], a)
+        assert back[k].dtype.isnative and back[k].flags.writeable
+    with pytest.raises(TypeError, match="object"):
+        save_arrays(tmp_path / "b.npz", {"o": np.array([None], dtype=object)})

@@ -1,4 +1,9 @@
-"""Callbacks for ``Sequential.fit``: History (always), EarlyStopping, and the protocol."""
+"""Callbacks for ``Sequential.fit``: History (always), EarlyStopping, and the protocol.
+
+A callback that keeps state across epochs implements ``get_state``/``set_state`` so a
+checkpointed run (``fit(..., checkpoint=PATH)``) resumes it exactly; the state is a JSON-able
+structure in which NumPy arrays (and lists of them) may appear anywhere.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,11 @@ import numpy as np
 
 
 class Callback:
-    """Hooks called by ``fit``; set ``self.model.stop_training = True`` to stop after an epoch."""
+    """Hooks called by ``fit``; set ``self.model.stop_training = True`` to stop after an epoch.
+
+    On a resumed run ``on_train_begin`` is called, then ``set_state`` with the checkpointed
+    state; ``on_epoch_begin`` is not repeated for an epoch resumed in the middle.
+    """
 
     model: Any = None
 
@@ -17,8 +26,16 @@ class Callback:
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None: ...
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None: ...
+    def on_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None: ...
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None: ...
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None: ...
+
+    def get_state(self) -> dict[str, Any]:
+        """What a checkpoint must hold to resume this callback exactly (default: nothing)."""
+        return {}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned."""
 
 
 class History(Callback):
@@ -33,6 +50,19 @@ class History(Callback):
         self.epoch.append(epoch)
         for k, v in (logs or {}).items():
             self.history.setdefault(k, []).append(float(v))
+
+    def get_state(self):
+        return {"history": {k: list(v) for k, v in self.history.items()},
+                "order": list(self.history),
+                "epoch": list(self.epoch), "stopped_reason": self.stopped_reason}
+
+    def set_state(self, state):
+        saved = state["history"]
+        order = [k for k in state.get("order", []) if k in saved]
+        order += [k for k in saved if k not in order]
+        self.history = {str(k): [float(x) for x in saved[k]] for k in order}
+        self.epoch = [int(e) for e in state["epoch"]]
+        self.stopped_reason = state.get("stopped_reason")
 
 
 class EarlyStopping(Callback):
@@ -86,3 +116,15 @@ class EarlyStopping(Callback):
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:
             self.model.set_weights(self.best_weights)
+
+    def get_state(self):
+        return {"best": float(self.best), "best_epoch": self.best_epoch, "wait": self.wait,
+                "stopped_epoch": self.stopped_epoch,
+                "best_weights": None if self.best_weights is None else list(self.best_weights)}
+
+    def set_state(self, state):
+        self.best = float(state["best"])
+        self.best_epoch, self.wait = int(state["best_epoch"]), int(state["wait"])
+        self.stopped_epoch = state.get("stopped_epoch")
+        bw = state.get("best_weights")
+        self.best_weights = None if bw is None else [np.array(w) for w in bw]

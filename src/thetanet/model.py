@@ -9,8 +9,12 @@ logistic + binary cross-entropy, fused), δ^(l) = (Θ^(l))ᵀ δ^(l+1) ⊙ g'(z^
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -26,7 +30,7 @@ from thetanet.utils import check_array
 
 
 class DivergenceWarning(RuntimeWarning):
-    """The loss became NaN or inf; training stopped and the last finite weights were restored."""
+    """The loss became NaN or inf; training stopped and the best weights so far were restored."""
 
 
 class Sequential:
@@ -279,11 +283,27 @@ class Sequential:
     def fit(self, x: Any, y: Any, epochs: int = 1, batch_size: int | None = 32,
             validation_data: tuple[Any, Any] | None = None, shuffle: bool = True,
             seed: int | None = None, verbose: int = 1,
-            callbacks: Sequence[Callback] | None = None) -> History:
+            callbacks: Sequence[Callback] | None = None,
+            checkpoint: str | os.PathLike[str] | None = None, resume: bool = False,
+            checkpoint_every: int | None = None) -> History:
         """Train for ``epochs`` passes; returns a :class:`History`.
 
         ``batch_size``: 1 = online, None = full batch. ``seed`` drives shuffling and dropout.
         ``verbose``: 0 silent, 1 progress bar per epoch, 2 one line per epoch.
+
+        ``checkpoint``: a directory where the complete training state (weights, optimiser
+        state, RNG states, position, history, callback states) is written atomically at the
+        end of every epoch, every ``checkpoint_every`` batches if given, at the end, and on
+        Ctrl-C. ``resume=True`` continues from it (and starts afresh when there is none yet):
+        the final weights are bit-identical to an uninterrupted run, however the earlier run
+        ended (SIGKILL included). The data, batch size, shuffling, seed, architecture and
+        optimiser must be the same; ``epochs`` may be larger.
+
+        Ctrl-C (SIGINT, main thread only) stops after the current batch, writes the checkpoint
+        when one is configured, and raises ``KeyboardInterrupt``; a second Ctrl-C aborts at
+        once. A NaN/inf loss stops training, restores the best weights so far (lowest
+        ``val_loss`` with validation data, else lowest ``loss``; the initial weights if no
+        epoch finished) and warns with a :class:`DivergenceWarning`.
         """
         self._require_compiled()
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
@@ -298,6 +318,12 @@ class Sequential:
         if isinstance(batch_size, bool) or int(batch_size) < 1:
             raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
         batch_size = int(batch_size)
+        if checkpoint_every is not None and (isinstance(checkpoint_every, bool)
+                                             or int(checkpoint_every) < 1):
+            raise ValueError(f"checkpoint_every must be a positive integer or None, got "
+                             f"{checkpoint_every!r}")
+        if resume and checkpoint is None:
+            raise ValueError("resume=True needs checkpoint=PATH (the directory to resume from)")
         val = None
         if validation_data is not None:
             if len(validation_data) != 2:
@@ -305,6 +331,8 @@ class Sequential:
             xv = self._check_x(validation_data[0], "x_val")
             val = (xv, self._check_y(validation_data[1], xv.shape[0], "y_val"))
 
+        run = _Run(self, n, int(epochs), batch_size, shuffle, seed, val, checkpoint,
+                   checkpoint_every)
         rng = self._reseed(seed)
         history = History()
         cbs: list[Callback] = [history, *(callbacks or [])]
@@ -313,62 +341,102 @@ class Sequential:
         self.stop_training = False
         for cb in cbs:
             cb.on_train_begin()
+        if checkpoint is not None:
+            run.settings = _run_settings(x, y, val, batch_size, shuffle, seed)
+        if resume and _checkpoint_exists(checkpoint):
+            run.restore(rng, cbs)
+        else:
+            run.init_best()
+        self.history = history
+        with _SigintGuard() as guard:
+            self._fit_loop(x, y, run, rng, cbs, guard, verbose)
+        for cb in cbs:
+            cb.on_train_end()
+        return history
+
+    def _fit_loop(self, x: Any, y: np.ndarray, run: _Run, rng: np.random.Generator,
+                  cbs: list[Callback], guard: _SigintGuard, verbose: int) -> None:
+        """The epochs of :meth:`fit` from the position in ``run`` (0 or a checkpoint's)."""
+        n, batch_size, epochs = run.n, run.batch_size, run.epochs
+        history = cbs[0]
+        assert isinstance(history, History)
         want_train_preds = bool(self.metrics)
-        for epoch in range(int(epochs)):
-            for cb in cbs:
-                cb.on_epoch_begin(epoch)
-            snapshot = self.get_weights()
-            opt_state = _copy_state(self.optimizer.get_state())  # type: ignore[union-attr]
-            if shuffle:
-                perm = rng.permutation(n)
-                xs, ys = x[perm], y[perm]
-            else:
-                xs, ys = x, y
-            preds = np.empty((n, self.output_dim), self.dtype) if want_train_preds else None
-            total = 0.0
+        while run.epoch < epochs and not run.finished:
+            epoch = run.epoch
+            if run.perm is None and run.offset == 0:  # a fresh epoch (not resumed mid-way)
+                for cb in cbs:
+                    cb.on_epoch_begin(epoch)
+                run.perm = rng.permutation(n) if run.shuffle else np.arange(n)
+                run.total = 0.0
+                run.preds = (np.empty((n, self.output_dim), self.dtype)
+                             if want_train_preds else None)
+            perm = run.perm
+            assert perm is not None
+            xs, ys = (x[perm], y[perm]) if run.shuffle else (x, y)
             bar = _progress(n, epoch, epochs, verbose)
-            diverged = False
-            for s in range(0, n, batch_size):
-                xb, yb = xs[s:s + batch_size], ys[s:s + batch_size]
-                loss, a = self._train_step(xb, yb)
-                if not math.isfinite(loss):
-                    diverged = True
-                    break
-                m = a.shape[0]
-                total += loss * m
-                if preds is not None:
-                    preds[s:s + m] = a
+            try:
+                if bar is not None and run.offset:
+                    bar.update(run.offset)
+                for s in range(run.offset, n, batch_size):
+                    xb, yb = xs[s:s + batch_size], ys[s:s + batch_size]
+                    loss, a = self._train_step(xb, yb)
+                    if not math.isfinite(loss):
+                        run.diverge(epoch, history)
+                        break
+                    m = a.shape[0]
+                    run.total += loss * m
+                    if run.preds is not None:
+                        run.preds[s:s + m] = a
+                    run.offset = s + m
+                    batch = s // batch_size
+                    for cb in cbs[1:]:
+                        cb.on_batch_end(batch, {"loss": loss, "size": m})
+                    if bar is not None:
+                        bar.update(m)
+                        bar.set_postfix_str(f"loss {run.total / (s + m):.4f}", refresh=False)
+                    saved = False
+                    if (run.every and (batch + 1) % run.every == 0 and run.offset < n
+                            and run.path is not None):
+                        run.save(rng, cbs)
+                        saved = True
+                    if guard.requested:
+                        self._interrupted(run, rng, cbs, saved)
+            finally:
                 if bar is not None:
-                    bar.update(m)
-                    bar.set_postfix_str(f"loss {total / (s + m):.4f}", refresh=False)
-            if bar is not None:
-                bar.close()
-            if diverged:
-                self.set_weights(snapshot)
-                self.optimizer.set_state(opt_state)  # type: ignore[union-attr]
-                msg = (f"loss became NaN/inf in epoch {epoch + 1}; training stopped and the "
-                       f"weights from the start of that epoch were restored. Try a lower "
-                       f"learning rate (now {self.optimizer.learning_rate:g}).")  # type: ignore
-                history.stopped_reason = msg
-                warnings.warn(msg, DivergenceWarning, stacklevel=2)
+                    bar.close()
+            if run.finished:  # diverged
                 break
-            logs: dict[str, float] = {"loss": total / n}
+            logs: dict[str, float] = {"loss": run.total / n}
             for mname in self.metrics:
-                logs[mname] = _metrics.get(mname)(ys, preds)
-            if val is not None:
-                vlogs = self._evaluate(val[0], val[1], 8192)
+                logs[mname] = _metrics.get(mname)(ys, run.preds)
+            if run.val is not None:
+                vlogs = self._evaluate(run.val[0], run.val[1], 8192)
                 logs.update({f"val_{k}": v for k, v in vlogs.items()})
             if verbose == 2 or (verbose == 1 and bar is None):
                 items = " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
                 print(f"Epoch {epoch + 1}/{epochs} - {items}", file=sys.stderr)
             for cb in cbs:
                 cb.on_epoch_end(epoch, logs)
+            run.end_epoch(logs)
             if self.stop_training:
-                break
-        for cb in cbs:
-            cb.on_train_end()
-        self.history = history
-        return history
+                run.finished = True
+            if run.path is not None:
+                run.save(rng, cbs)
+            if guard.requested:
+                self._interrupted(run, rng, cbs, True)
+        if run.finished and run.path is not None and run.diverged_now:
+            run.save(rng, cbs)
+
+    def _interrupted(self, run: _Run, rng: np.random.Generator, cbs: list[Callback],
+                     saved: bool) -> None:
+        """Ctrl-C was pressed: checkpoint (unless just done) and raise KeyboardInterrupt."""
+        where = f"epoch {run.epoch + 1}, {run.offset} of {run.n} examples"
+        if run.path is not None:
+            if not saved:
+                run.save(rng, cbs)
+            raise KeyboardInterrupt(f"training interrupted in {where}; checkpoint written to "
+                                    f"{run.path} (resume with resume=True / --resume)")
+        raise KeyboardInterrupt(f"training interrupted in {where}")
 
     # -- weights, config, persistence --------------------------------------------------------
     def get_weights(self) -> list[np.ndarray]:
@@ -450,6 +518,249 @@ def _forward_cached(layer: Layer, a: Any) -> Any:
 
 def _copy_state(state: dict[str, Any]) -> dict[str, Any]:
     return {k: ([a.copy() for a in v] if isinstance(v, list) else v) for k, v in state.items()}
+
+
+def _checkpoint_exists(path: Any) -> bool:
+    from thetanet.checkpoint import checkpoint_exists
+
+    return path is not None and checkpoint_exists(path)
+
+
+def _run_settings(x: Any, y: np.ndarray, val: tuple[Any, Any] | None, batch_size: int,
+                  shuffle: bool, seed: Any) -> dict[str, Any]:
+    """What a resumed run must share with the checkpointed one (data by SHA-256)."""
+    from thetanet.checkpoint import fingerprint
+
+    return {"data": fingerprint(x, y),
+            "validation_data": None if val is None else fingerprint(*val),
+            "batch_size": batch_size, "shuffle": bool(shuffle),
+            "seed": seed if seed is None or isinstance(seed, (int, str)) else
+            int(seed) if isinstance(seed, np.integer) else type(seed).__name__}
+
+
+class _Run:
+    """The mutable state of one ``fit`` call: position, epoch buffers, divergence tracker."""
+
+    def __init__(self, model: Sequential, n: int, epochs: int, batch_size: int, shuffle: bool,
+                 seed: Any, val: tuple[Any, np.ndarray] | None, path: Any,
+                 every: int | None) -> None:
+        self.model = model
+        self.n, self.epochs, self.batch_size, self.shuffle = n, epochs, batch_size, shuffle
+        self.seed, self.val = seed, val
+        self.path = None if path is None else os.fspath(path)
+        self.every = None if every is None else int(every)
+        self.settings: dict[str, Any] = {}
+        self.epoch = 0
+        self.offset = 0
+        self.perm: np.ndarray | None = None
+        self.total = 0.0
+        self.preds: np.ndarray | None = None
+        self.finished = False
+        self.diverged_now = False
+        self.monitor = "val_loss" if val is not None else "loss"
+        self.best_value = math.inf
+        self.best_epoch = -1
+        self.best_weights: list[np.ndarray] = []
+        self.best_opt: dict[str, Any] = {}
+
+    # -- divergence --------------------------------------------------------------------------
+    def init_best(self) -> None:
+        """Fall-back weights for a divergence before any epoch ends: those at the start."""
+        self.best_weights = self.model.get_weights()
+        self.best_opt = _copy_state(self.model.optimizer.get_state())  # type: ignore
+
+    def end_epoch(self, logs: dict[str, float]) -> None:
+        value = float(logs.get(self.monitor, math.inf))
+        if math.isfinite(value) and value < self.best_value:
+            self.best_value, self.best_epoch = value, self.epoch
+            self.best_weights = self.model.get_weights()
+            self.best_opt = _copy_state(self.model.optimizer.get_state())  # type: ignore
+        self.epoch += 1
+        self.offset = 0
+        self.perm = None
+        self.preds = None
+        self.total = 0.0
+
+    def diverge(self, epoch: int, history: History) -> None:
+        model = self.model
+        for p, w in zip(model.params, self.best_weights):  # no finiteness check: restore as is
+            p[...] = w
+        model.optimizer.set_state(_copy_state(self.best_opt))  # type: ignore[union-attr]
+        if self.best_epoch >= 0:
+            what = (f"the weights of epoch {self.best_epoch + 1} (best {self.monitor} "
+                    f"{self.best_value:.4g}) were restored")
+        else:
+            what = "the initial weights were restored (no epoch had finished)"
+        msg = (f"loss became NaN/inf in epoch {epoch + 1}; training stopped and {what}. Try a "
+               f"lower learning rate (now {model.optimizer.learning_rate:g}).")  # type: ignore
+        history.stopped_reason = msg
+        model.stop_training = True
+        self.finished = self.diverged_now = True
+        self.offset, self.perm, self.preds, self.total = 0, None, None, 0.0
+        warnings.warn(msg, DivergenceWarning, stacklevel=4)
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def state(self, rng: np.random.Generator, cbs: list[Callback]) -> dict[str, Any]:
+        from thetanet.checkpoint import rng_state
+
+        model = self.model
+        mid = self.offset > 0 and self.perm is not None
+        return {
+            "settings": self.settings,
+            "epoch": self.epoch, "offset": self.offset if mid else 0,
+            "perm": self.perm if mid else None,
+            "total": self.total if mid else 0.0,
+            "preds": self.preds[:self.offset] if (mid and self.preds is not None) else None,
+            "finished": self.finished,
+            "optimizer": model.optimizer.get_state(),  # type: ignore[union-attr]
+            "rng": rng_state(rng),
+            "layer_rngs": [rng_state(layer.rng) for layer in model.layers],
+            "callbacks": [{"class": type(cb).__name__, "state": cb.get_state()} for cb in cbs],
+            "best": {"monitor": self.monitor, "value": self.best_value,
+                     "epoch": self.best_epoch, "weights": self.best_weights,
+                     "optimizer": self.best_opt},
+        }
+
+    def save(self, rng: np.random.Generator, cbs: list[Callback]) -> None:
+        from thetanet.checkpoint import save_checkpoint
+
+        assert self.path is not None
+        save_checkpoint(self.path, self.model, self.state(rng, cbs))
+
+    def restore(self, rng: np.random.Generator, cbs: list[Callback]) -> None:
+        """Continue from the checkpoint at ``self.path`` (refused if it is for another run)."""
+        from thetanet.checkpoint import CheckpointMismatchError as Mismatch
+        from thetanet.checkpoint import describe_mismatch, read_checkpoint
+        from thetanet.io import ModelFileError
+
+        model = self.model
+        path = self.path
+        doc, weights, st = read_checkpoint(path)  # type: ignore[arg-type]
+        if not isinstance(st.get("settings"), dict):
+            raise ModelFileError(f"{path}/checkpoint.json: malformed training state")
+        now = json.loads(json.dumps({"model": model.get_config(),
+                                     "compile": model.get_compile_config()}))
+        saved_model = doc.get("model") if isinstance(doc.get("model"), dict) else {}
+        if (saved_model.get("layers") != now["model"]["layers"]
+                or saved_model.get("dtype") != now["model"]["dtype"]):
+            raise Mismatch(f"checkpoint {path} was written for a different architecture; "
+                           "refusing to resume (remove it or use another --checkpoint)")
+        if doc.get("compile") != now["compile"]:
+            raise Mismatch(f"checkpoint {path} was written with a different optimiser/loss "
+                           f"({doc.get('compile')}); refusing to resume")
+        diff = describe_mismatch(st.get("settings", {}), self.settings)
+        if diff:
+            raise Mismatch(f"checkpoint {path} was written for a different run (differs "
+                           f"in: {', '.join(diff)}); refusing to resume")
+        try:
+            self._restore_state(st, weights, rng, cbs)
+        except Mismatch:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError,
+                OverflowError) as exc:
+            raise ModelFileError(f"{path}/checkpoint.json: malformed training state "
+                                 f"({type(exc).__name__}: {exc})") from exc
+
+    def _restore_state(self, st: dict[str, Any], weights: list[np.ndarray],
+                       rng: np.random.Generator, cbs: list[Callback]) -> None:
+        from thetanet.checkpoint import CheckpointMismatchError as Mismatch
+        from thetanet.checkpoint import set_rng_state
+
+        model, path = self.model, self.path
+        saved_cbs = st["callbacks"]
+        if [c["class"] for c in saved_cbs] != [type(cb).__name__ for cb in cbs]:
+            raise Mismatch(f"checkpoint {path} was written with callbacks "
+                           f"{[c['class'] for c in saved_cbs][1:]}, this fit has "
+                           f"{[type(cb).__name__ for cb in cbs][1:]}; refusing to resume")
+        if len(st["layer_rngs"]) != len(model.layers):
+            raise Mismatch(f"checkpoint {path}: layer count differs")
+        shapes = [p.shape for p in model.params]
+        _check_shapes("weights", weights, shapes)
+        _check_shapes("best weights", st["best"]["weights"], shapes)
+        _check_optimizer_state(st["optimizer"], model.optimizer.get_state(), shapes)
+        _check_optimizer_state(st["best"]["optimizer"], model.optimizer.get_state(), shapes)
+        model.set_weights(weights)
+        model.optimizer.set_state(st["optimizer"])  # type: ignore[union-attr]
+        set_rng_state(rng, st["rng"])
+        for layer, rs in zip(model.layers, st["layer_rngs"]):
+            set_rng_state(layer.rng, rs)
+        for cb, saved in zip(cbs, saved_cbs):
+            cb.set_state(saved["state"])
+        self.epoch, self.offset = int(st["epoch"]), int(st["offset"])
+        self.finished = bool(st["finished"])
+        model.stop_training = self.finished
+        if not 0 <= self.offset <= self.n or not 0 <= self.epoch:
+            raise ValueError(f"position epoch {self.epoch}, offset {self.offset} is impossible")
+        if self.offset:
+            self.perm = np.asarray(st["perm"], dtype=np.int64)
+            if self.perm.shape != (self.n,) or not np.array_equal(np.sort(self.perm),
+                                                                   np.arange(self.n)):
+                raise ValueError("the stored permutation is not one of the examples")
+            self.total = float(st["total"])
+            if st.get("preds") is not None:
+                self.preds = np.empty((self.n, model.output_dim), model.dtype)
+                self.preds[:self.offset] = st["preds"]
+        best = st["best"]
+        self.best_value, self.best_epoch = float(best["value"]), int(best["epoch"])
+        self.best_weights = [np.array(w) for w in best["weights"]]
+        self.best_opt = _copy_state(best["optimizer"])
+
+
+def _check_shapes(what: str, arrays: Any, shapes: list[tuple[int, ...]]) -> None:
+    """``arrays`` must be float arrays with exactly the parameters' shapes."""
+    if (not isinstance(arrays, list) or not all(isinstance(a, np.ndarray) and a.dtype.kind == "f"
+                                                for a in arrays)
+            or [a.shape for a in arrays] != shapes):
+        raise ValueError(f"{what} do not match the model's parameters")
+
+
+def _check_optimizer_state(state: Any, template: dict[str, Any],
+                           shapes: list[tuple[int, ...]]) -> None:
+    """A stored optimiser state has the live one's keys: a step count and slots (all empty,
+    before the first step, or all one array per parameter)."""
+    if not isinstance(state, dict) or set(state) != set(template):
+        raise ValueError("optimiser state has the wrong entries")
+    it = state["iterations"]
+    if isinstance(it, bool) or not isinstance(it, int) or it < 0:
+        raise ValueError(f"optimiser step count {it!r:.40} is invalid")
+    slots = [k for k in template if k != "iterations"]
+    filled = [k for k in slots if not (isinstance(state[k], list) and not state[k])]
+    for k in filled:
+        _check_shapes(f"optimiser slot {k!r}", state[k], shapes)
+    if filled and len(filled) != len(slots):
+        raise ValueError("optimiser slots are partly missing")
+
+
+class _SigintGuard:
+    """While active (main thread only): the first SIGINT sets ``requested``, the second raises.
+
+    The previous handler is restored on exit.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+        self._installed = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt("interrupted twice: aborting at once")
+        self.requested = True
+
+    def __enter__(self) -> _SigintGuard:
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self._previous = signal.signal(signal.SIGINT, self._handle)
+                self._installed = True
+            except (ValueError, OSError):  # pragma: no cover - e.g. no signals here
+                self._installed = False
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._installed:
+            prev = self._previous if self._previous is not None else signal.default_int_handler
+            signal.signal(signal.SIGINT, prev)
+            self._installed = False
 
 
 def _progress(n: int, epoch: int, epochs: int, verbose: int) -> Any:

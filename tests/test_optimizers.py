@@ -72,3 +72,27 @@ def test_config_round_trip():
     opt = optimizers.Adam(0.003, beta_2=0.99)
     again = optimizers.get(opt.get_config())
     assert again.get_config() == opt.get_config()
+
+
+def test_lazy_adam_skips_zero_rows_and_matches_adam_elsewhere():
+    rng = np.random.default_rng(0)
+    p_lazy = [rng.normal(size=(100, 4))]
+    p_full = [p_lazy[0].copy()]
+    lazy, full = optimizers.Adam(0.01, lazy=True), optimizers.Adam(0.01)
+    g = rng.normal(size=(100, 4))
+    g[10:] = 0  # only rows 0..9 see input
+    for _ in range(3):
+        lazy.step(p_lazy, [g.copy()])
+        full.step(p_full, [g.copy()])
+    start = p_full[0].copy()
+    np.testing.assert_allclose(p_lazy[0][:10], p_full[0][:10], rtol=1e-12)
+    # untouched rows never moved (with zero gradient from the start, Adam doesn't move them
+    # either; after a non-zero step full Adam keeps drifting them by momentum, lazy does not)
+    np.testing.assert_array_equal(p_lazy[0][10:], start[10:])
+    g2 = np.zeros_like(g)
+    g2[:5] = 1.0
+    before = p_lazy[0].copy()
+    lazy.step(p_lazy, [g2])
+    np.testing.assert_array_equal(p_lazy[0][5:], before[5:])
+    assert np.all(p_lazy[0][:5] != before[:5])
+    assert optimizers.get(lazy.get_config()).lazy

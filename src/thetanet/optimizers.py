@@ -84,10 +84,19 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015) with PyTorch's update formula.
+
+    ``lazy=True`` skips the rows of a 2-D parameter whose gradient row is exactly zero in this
+    step (their moments are not decayed either), as TensorFlow's LazyAdam / PyTorch's
+    SparseAdam. With a wide sparse input (one-hot or WordNet features) most kernel rows see
+    no input in a mini-batch, so this does a fraction of the work; it is not identical to
+    Adam, since untouched rows keep their moments until their next non-zero gradient.
+    """
+
     name = "adam"
 
     def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-8) -> None:
+                 epsilon: float = 1e-8, lazy: bool = False) -> None:
         super().__init__(learning_rate)
         for nm, b in (("beta_1", beta_1), ("beta_2", beta_2)):
             if not 0 <= b < 1:
@@ -95,31 +104,68 @@ class Adam(Optimizer):
         if epsilon <= 0:
             raise ValueError(f"epsilon must be positive, got {epsilon!r}")
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.lazy = bool(lazy)
         self.m: list[np.ndarray] = []
         self.v: list[np.ndarray] = []
+        self._scratch: list[np.ndarray] = []
 
     def step(self, params, grads):
         if not self.m:
             self.m = [np.zeros_like(p) for p in params]
             self.v = [np.zeros_like(p) for p in params]
+        if len(self._scratch) != len(params):
+            self._scratch = [np.empty_like(p) for p in params]
         self.iterations += 1
         t = self.iterations
         b1, b2 = self.beta_1, self.beta_2
         step_size = self.learning_rate / (1 - b1 ** t)
-        sqrt_bc2 = np.sqrt(1 - b2 ** t)
-        for p, g, m, v in zip(params, grads, self.m, self.v):
+        inv_sqrt_bc2 = 1.0 / np.sqrt(1 - b2 ** t)
+        for p, g, m, v, tmp in zip(params, grads, self.m, self.v, self._scratch):
+            if self.lazy and g.ndim == 2 and g.shape[0] > 64:
+                rows = np.flatnonzero(g.any(axis=1))
+                if rows.size < 0.5 * g.shape[0]:
+                    self._update_rows(p, g, m, v, rows, b1, b2, step_size, inv_sqrt_bc2)
+                    continue
+            # In place, one scratch buffer: no temporaries of the parameter's size.
             m *= b1
-            m += (1 - b1) * g
+            np.multiply(g, 1 - b1, out=tmp)
+            m += tmp
             v *= b2
-            v += (1 - b2) * (g * g)
-            denom = np.sqrt(v)
-            denom /= sqrt_bc2
-            denom += self.epsilon
-            p -= step_size * (m / denom)
+            np.multiply(g, g, out=tmp)
+            tmp *= 1 - b2
+            v += tmp
+            np.sqrt(v, out=tmp)
+            tmp *= inv_sqrt_bc2
+            tmp += self.epsilon
+            np.divide(m, tmp, out=tmp)
+            tmp *= step_size
+            p -= tmp
+
+    def _update_rows(self, p, g, m, v, rows, b1, b2, step_size, inv_sqrt_bc2):
+        gr = g[rows]
+        mr = m[rows]
+        mr *= b1
+        mr += (1 - b1) * gr
+        vr = v[rows]
+        vr *= b2
+        gr *= gr
+        gr *= 1 - b2
+        vr += gr
+        m[rows] = mr
+        v[rows] = vr
+        np.sqrt(vr, out=vr)
+        vr *= inv_sqrt_bc2
+        vr += self.epsilon
+        np.divide(mr, vr, out=mr)
+        mr *= step_size
+        p[rows] -= mr
 
     def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
-                "epsilon": self.epsilon}
+        cfg = {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+               "epsilon": self.epsilon}
+        if self.lazy:
+            cfg["lazy"] = True
+        return cfg
 
     def get_state(self):
         return {"iterations": self.iterations, "m": list(self.m), "v": list(self.v)}

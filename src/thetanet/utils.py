@@ -33,7 +33,14 @@ def is_sparse(x: Any) -> bool:
 
 
 def check_array(x: Any, dtype: np.dtype, name: str = "x") -> Any:
-    """A 2-D float array (or CSR matrix) of ``dtype`` with only finite values, else ValueError."""
+    """A 2-D float array (or CSR / BlockMatrix) of ``dtype`` with only finite values."""
+    from thetanet.blockmatrix import BlockMatrix
+
+    if isinstance(x, BlockMatrix):
+        x = x.astype(dtype)
+        if not x.all_finite():
+            raise ValueError(f"{name} contains NaN or inf")
+        return x
     if is_sparse(x):
         x = x.tocsr().astype(dtype, copy=False)
         if x.ndim != 2:

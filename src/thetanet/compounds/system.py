@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from thetanet import Dense, Dropout, EarlyStopping, Sequential, load_model
+from thetanet.blockmatrix import BlockMatrix
 from thetanet.compounds.features import FeatureSet, build_features
 from thetanet.compounds.scoring import score_labels
 from thetanet.data.tratz import Compounds
@@ -89,7 +90,8 @@ class NCClassifier:
                 layers.append(Dropout(s.dropout))
         layers.append(Dense(len(self.labels), "softmax", l2=s.l2))
         model = Sequential(layers, seed=seed)
-        model.compile({"name": "adam", "learning_rate": s.learning_rate},
+        # lazy Adam: the wide sparse input leaves most first-layer rows without gradient
+        model.compile({"name": "adam", "learning_rate": s.learning_rate, "lazy": True},
                       "sparse_categorical_crossentropy", metrics=["f1_weighted"])
         model.build(input_dim)
         return model
@@ -103,7 +105,8 @@ class NCClassifier:
     def transform(self, data: Compounds) -> Any:
         if self.features is None:
             raise ValueError("the classifier is not fitted")
-        return self.features.transform(data.modifiers, data.heads)
+        # dense blocks stay dense (BLAS), sparse ones sparse: see thetanet.blockmatrix
+        return BlockMatrix.from_parts(self.features.transform_parts(data.modifiers, data.heads))
 
     # -- training ----------------------------------------------------------------------------
     def fit(self, train: Compounds, val: Compounds | None = None, *, cache_dir: Any = None,

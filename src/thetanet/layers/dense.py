@@ -18,8 +18,9 @@ Backward: δ^(j+1) = grad ⊙ g'(z^(j+1)); ∂J/∂kernel = xᵀ δ (+ λ·kerne
 regularised); ∂J/∂bias = Σ_rows δ; the layer below gets δ kernelᵀ = (Θ^(j))ᵀ δ without the bias
 column. The loss divides by the batch size m, so these are batch averages.
 
-The first layer also accepts a SciPy CSR matrix ``x`` (sparse features): same result as the
-dense array, and no input gradient is needed.
+The first layer also accepts a SciPy CSR matrix ``x`` (sparse features) or a
+:class:`~thetanet.blockmatrix.BlockMatrix` (dense and sparse column blocks side by side): same
+result as the dense array, and no input gradient is needed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from thetanet import activations as _activations
+from thetanet.blockmatrix import BlockMatrix
 from thetanet import initializers as _initializers
 from thetanet.layers.base import Layer, register_layer
 
@@ -141,7 +143,7 @@ class Dense(Layer):
         m = x.shape[0]
         if training:
             z = self._buffer("z", (m, self.units))
-            if _is_sparse(x):
+            if _is_sparse(x) or isinstance(x, BlockMatrix):
                 z[...] = x @ self.kernel
             else:
                 np.matmul(x, self.kernel, out=z)
@@ -159,7 +161,9 @@ class Dense(Layer):
         """grad = ∂J/∂a^(j+1) (or δ^(j+1) itself when ``grad_is_preactivation``)."""
         delta = grad if grad_is_preactivation else self.activation.backward(self.z, self.a, grad)
         x = self.x
-        if _is_sparse(x):
+        if isinstance(x, BlockMatrix):
+            x.t_matmul(delta, self.d_kernel)
+        elif _is_sparse(x):
             self.d_kernel[...] = x.T @ delta
         else:
             np.matmul(x.T, delta, out=self.d_kernel)

@@ -1,0 +1,128 @@
+"""Noun-compound configuration search, selected on val (never on test).
+
+For each split and each configuration: train with seeds 0, 1, 2 (each early-stopped on val
+weighted-F1), report the mean ± std of val weighted-F1 (and accuracy, macro-F1), and the
+ensemble of the three seeds. Writes ``benchmarks/results/nc.md`` (and a JSON twin).
+
+    python benchmarks/nc.py [--splits fine_lexical ...] [--configs NAME ...] [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from thetanet.compounds.recipes import recipe
+from thetanet.compounds.scoring import PUBLISHED_BEST, score_labels
+from thetanet.compounds.system import NCClassifier, NCSettings
+from thetanet.data.paths import cache_root
+from thetanet.data.tratz import SPLITS, labels_for, load_split
+
+#: The baseline to beat (plain logistic regression on minilm-static + wordnet, val).
+TARGET = {"fine_random": 0.775, "fine_lexical": 0.535, "coarse_random": 0.80,
+          "coarse_lexical": 0.485}
+
+BASE = ["wordnet", "minilm-static"]
+TUNED = ["wordnet:weighting=rank", "minilm-static:weight=3"]
+
+#: name -> (settings overrides, random splits only?)
+CONFIGS: dict[str, tuple[dict, bool]] = {
+    "softmax-regression, base features": ({"features": BASE, "l2": 1e-4}, False),
+    "softmax-regression, rank-weighted WordNet, MiniLM x3": ({"features": TUNED, "l2": 1e-4},
+                                                            False),
+    "softmax-regression, tuned, l2=0": ({"features": TUNED, "l2": 0.0}, False),
+    "softmax-regression, tuned, l2=1e-3": ({"features": TUNED, "l2": 1e-3}, False),
+    "MLP 512 relu, dropout 0.5, tuned": ({"features": TUNED, "hidden": [512], "dropout": 0.5,
+                                         "batch_size": 128, "l2": 0.0}, False),
+    "softmax-regression, tuned + words": ({"features": [*TUNED, "words"], "l2": 1e-4}, True),
+    "softmax-regression, tuned + words + chars": ({"features": [*TUNED, "words", "chars"],
+                                                   "l2": 1e-4}, True),
+    "chosen recipe": ({}, False),
+}
+
+
+def run(split: str, name: str, overrides: dict, seeds: list[int], data_dir: str | None,
+        cache: Path) -> dict:
+    train, val = load_split(split, data_dir)
+    labels = list(labels_for(split))
+    base = recipe(split) if name == "chosen recipe" else NCSettings()
+    runs, members, t0 = [], [], time.perf_counter()
+    for seed in seeds:
+        s = NCSettings(**{**base.__dict__, **overrides, "seeds": [seed]})
+        clf = NCClassifier(s, labels).fit(train, val, cache_dir=cache)
+        r = clf.evaluate(val)
+        runs.append({k: r[k] for k in ("accuracy", "macro_f1", "weighted_f1")} |
+                    {"epochs": clf.best_epochs[0] + 1})
+        members.append(clf)
+    ens = members[0]
+    ens.members = [m.members[0] for m in members]
+    pred, _ = ens.predict(val)
+    er = score_labels(val.labels or [], pred, labels)
+    wf1 = [r["weighted_f1"] for r in runs]
+    return {"split": split, "config": name, "settings": {**base.__dict__, **overrides},
+            "runs": runs, "mean_weighted_f1": statistics.mean(wf1),
+            "std_weighted_f1": statistics.pstdev(wf1),
+            "mean_accuracy": statistics.mean(r["accuracy"] for r in runs),
+            "mean_macro_f1": statistics.mean(r["macro_f1"] for r in runs),
+            "ensemble_weighted_f1": er["weighted_f1"], "ensemble_accuracy": er["accuracy"],
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def write(results: list[dict], out: Path) -> None:
+    lines = ["# Noun-compound relation classification: configurations (val)", "",
+             "Every number is on **val** (the test split is held out); mean ± std of val "
+             "weighted-F1 over seeds 0, 1, 2, each early-stopped on val weighted-F1, and the "
+             "3-seed ensemble (mean of probabilities). Reproduce: `python benchmarks/nc.py`.",
+             "", "| split | configuration | val wF1 (mean ± std) | val acc | val macro-F1 | "
+             "3-seed ensemble wF1 | baseline to beat | published best (test) | s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(
+            f"| {r['split']} | {r['config']} | {r['mean_weighted_f1']:.4f} ± "
+            f"{r['std_weighted_f1']:.4f} | {r['mean_accuracy']:.4f} | {r['mean_macro_f1']:.4f} "
+            f"| {r['ensemble_weighted_f1']:.4f} | {TARGET[r['split']]:.3f} | "
+            f"{PUBLISHED_BEST[r['split']]:.3f} | {r['seconds']} |")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    notes = out.with_name("nc_notes.md")
+    if notes.exists():
+        lines += ["", notes.read_text()]
+    out.write_text("\n".join(lines) + "\n")
+    out.with_suffix(".json").write_text(json.dumps(results, indent=1))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--splits", nargs="*", default=list(SPLITS))
+    ap.add_argument("--configs", nargs="*", default=list(CONFIGS))
+    ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
+    ap.add_argument("--data-dir", default=os.environ.get("THETANET_DATA"))
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "nc.md"))
+    ap.add_argument("--append", action="store_true", help="keep earlier rows of the JSON")
+    args = ap.parse_args()
+    cache = cache_root() / "features"
+    out = Path(args.out)
+    results: list[dict] = []
+    if args.append and out.with_suffix(".json").exists():
+        results = json.loads(out.with_suffix(".json").read_text())
+    for split in args.splits:
+        for name in args.configs:
+            overrides, random_only = CONFIGS[name]
+            if random_only and "lexical" in split:
+                continue  # no word is shared between train and val: identity features are noise
+            r = run(split, name, overrides, args.seeds, args.data_dir, cache)
+            results = [x for x in results if (x["split"], x["config"]) != (split, name)]
+            results.append(r)
+            print(f"{split:15s} {name:55s} wF1 {r['mean_weighted_f1']:.4f} ± "
+                  f"{r['std_weighted_f1']:.4f}  ens {r['ensemble_weighted_f1']:.4f}  "
+                  f"{r['seconds']} s", flush=True)
+            write(results, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -396,10 +396,6 @@ def test_concurrent_nc_saves_never_leave_a_mixed_model(tmp_path):
     _nc_check(out, tmp_path)
 
 
-@pytest.mark.xfail(strict=False, reason="compounds/system.py _swap_in is not serialised: a "
-                   "concurrent save can fail with ENOTEMPTY/ENOENT and leave .NAME.old.* "
-                   "directories (fix: wrap it in thetanet.io.locked_dir(path.parent)); see "
-                   "the issue 6 report")
 def test_concurrent_nc_saves_all_succeed(tmp_path):
     out = tmp_path / "nc-model"
     procs = _writers("nc_save_loop.py", out, tmp_path, 80)

@@ -212,6 +212,10 @@ def fingerprint(*arrays: Any) -> str:
         if a is None:
             h.update(b"none;")
             continue
+        if hasattr(a, "blocks") and hasattr(a, "slices"):  # BlockMatrix: hash block by block
+            h.update(f"blocks{a.shape};".encode())
+            h.update(fingerprint(*a.blocks).encode())
+            continue
         if hasattr(a, "tocsr") and hasattr(a, "nnz"):
             a = a.tocsr()
             parts = [a.data, a.indices, a.indptr]

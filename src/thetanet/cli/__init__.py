@@ -53,8 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CLIError as exc:
         print(f"thetanet {args.command}: error: {exc}", file=sys.stderr)
         return exc.code
-    except KeyboardInterrupt:
-        print(f"thetanet {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        detail = f": {exc}" if str(exc) else ""
+        print(f"thetanet {args.command}: interrupted{detail}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 1

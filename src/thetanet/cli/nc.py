@@ -29,6 +29,16 @@ def _ints(text: str) -> list[int]:
     return out
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _names(text: str) -> list[str]:
     out = [t.strip() for t in text.split(",") if t.strip()]
     if not out:
@@ -65,6 +75,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--plots", default=None, help="write confusion matrix + learning curves")
     t.add_argument("--json", action="store_true", help="print the report as JSON")
     t.add_argument("--quiet", action="store_true", help="no per-relation table")
+    t.add_argument("--checkpoint", default=None, metavar="DIR",
+                   help="write resumable training checkpoints under DIR")
+    t.add_argument("--resume", action="store_true", help="continue from --checkpoint DIR")
+    t.add_argument("--checkpoint-every", type=_positive, default=None, metavar="N",
+                   help="also checkpoint every N batches (default: at each epoch end)")
     t.set_defaults(func=cmd_train)
 
     pr = nsub.add_parser("predict", help="predict relations for compounds")
@@ -96,11 +111,13 @@ def _missing_action(p: argparse.ArgumentParser) -> int:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from thetanet.checkpoint import CheckpointMismatchError
     from thetanet.compounds.embeddings import EmbeddingsMissingError
     from thetanet.data.tratz import DataFormatError
     from thetanet.io import ModelFileError
 
     errs: list[type[BaseException]] = [DataFormatError, ModelFileError, EmbeddingsMissingError,
+                                       CheckpointMismatchError,
                                        FileNotFoundError, PermissionError, IsADirectoryError]
     try:
         from thetanet.compounds.wordnet import WordNetMissingError
@@ -158,6 +175,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from thetanet.compounds.system import NCClassifier
     from thetanet.data.tratz import labels_for, load_split
 
+    if args.resume and not args.checkpoint:
+        raise CLIError("--resume needs --checkpoint DIR (where the interrupted run wrote them)")
     splits = list(SPLITS) if args.all_splits else [args.split]
     results = {}
     for split in splits:
@@ -165,7 +184,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         settings = _settings_for(split, args)
         train, val = load_split(split, args.data_dir)
         clf = NCClassifier(settings, list(labels_for(split)))
-        clf.fit(train, val, cache_dir=_cache(args))
+        ck = {"checkpoint_dir": None if args.checkpoint is None
+              else Path(args.checkpoint) / split,
+              "resume": args.resume, "checkpoint_every": args.checkpoint_every}
+        clf.fit(train, val, cache_dir=_cache(args), **ck)
         val_result = clf.evaluate(val)
         selection = {k: val_result[k] for k in ("accuracy", "macro_f1", "weighted_f1")}
         if not args.json:
@@ -177,7 +199,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.plots:
             _plots(Path(args.plots) / split, clf, val_result)
         if not args.no_refit:
-            clf.refit(train, val, cache_dir=_cache(args))
+            clf.refit(train, val, cache_dir=_cache(args), **ck)
         clf.report["val_selection"] = selection
         out = Path(args.out) / split if (args.out and args.all_splits) else Path(
             args.out or f"models/nc-{split}")

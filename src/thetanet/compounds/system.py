@@ -110,7 +110,9 @@ class NCClassifier:
 
     # -- training ----------------------------------------------------------------------------
     def fit(self, train: Compounds, val: Compounds | None = None, *, cache_dir: Any = None,
-            verbose: int = 0, epochs: list[int] | None = None) -> NCClassifier:
+            verbose: int = 0, epochs: list[int] | None = None,
+            checkpoint_dir: str | os.PathLike[str] | None = None, resume: bool = False,
+            checkpoint_every: int | None = None) -> NCClassifier:
         """Fit features and networks on ``train``.
 
         With ``val``: each member early-stops on val weighted-F1 and keeps its best epoch.
@@ -128,9 +130,14 @@ class NCClassifier:
         self.members, self.best_epochs, self.histories = [], [], []
         for i, seed in enumerate(s.seeds):
             model = self._network(x.shape[1], seed)
+            phase = "refit" if epochs is not None else "select"
+            ck = {"checkpoint": None if checkpoint_dir is None
+                  else Path(checkpoint_dir) / f"{phase}-member-{i}",
+                  "resume": resume and checkpoint_dir is not None,
+                  "checkpoint_every": checkpoint_every}
             if epochs is not None:
                 hist = model.fit(x, y, epochs=epochs[i], batch_size=s.batch_size, seed=seed,
-                                 verbose=verbose)
+                                 verbose=verbose, **ck)
                 best = epochs[i] - 1
             else:
                 if val_xy is None:
@@ -138,7 +145,7 @@ class NCClassifier:
                 es = EarlyStopping("val_f1_weighted", patience=s.patience, mode="max")
                 hist = model.fit(x, y, epochs=s.max_epochs, batch_size=s.batch_size,
                                  validation_data=val_xy, seed=seed, verbose=verbose,
-                                 callbacks=[es])
+                                 callbacks=[es], **ck)
                 best = es.best_epoch
             self.members.append(model)
             self.best_epochs.append(int(best))
@@ -149,7 +156,7 @@ class NCClassifier:
         return self
 
     def refit(self, train: Compounds, val: Compounds, *, cache_dir: Any = None,
-              verbose: int = 0) -> NCClassifier:
+              verbose: int = 0, **checkpointing: Any) -> NCClassifier:
         """Retrain from scratch on train + val for the epochs chosen on val (per seed)."""
         if not self.best_epochs:
             raise ValueError("fit with val first: refit reuses the epochs chosen there")
@@ -158,7 +165,8 @@ class NCClassifier:
         epochs = [e + 1 for e in self.best_epochs]
         chosen = list(self.best_epochs)
         report = dict(self.report)
-        self.fit(both, None, cache_dir=cache_dir, verbose=verbose, epochs=epochs)
+        self.fit(both, None, cache_dir=cache_dir, verbose=verbose, epochs=epochs,
+                 **checkpointing)
         self.best_epochs = chosen
         self.report = {**report, "refit": {"train_size": len(both), "epochs": epochs,
                                            "timing": self.report.get("timing")}}
@@ -196,6 +204,9 @@ class NCClassifier:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700; the model should be readable
         try:
             for i, m in enumerate(self.members):
                 m.save(tmp / f"member-{i}")
@@ -215,9 +226,16 @@ class NCClassifier:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, cache_dir: Any = None) -> NCClassifier:
-        from thetanet.io import ModelFileError
+        from thetanet.io import locked_dir
 
         path = Path(path)
+        with locked_dir(path.parent, shared=True):  # never between _swap_in's two renames
+            return cls._load(path, cache_dir=cache_dir)
+
+    @classmethod
+    def _load(cls, path: Path, *, cache_dir: Any = None) -> NCClassifier:
+        from thetanet.io import ModelFileError
+
         doc_path = path / "nc.json"
         try:
             doc = json.loads(doc_path.read_text(encoding="utf-8"))
@@ -244,6 +262,13 @@ class NCClassifier:
 
 def _swap_in(tmp: Path, path: Path) -> None:
     """Replace directory ``path`` by ``tmp``: readers see the old or the new one, whole."""
+    from thetanet.io import locked_dir
+
+    with locked_dir(path.parent):
+        _swap_in_locked(tmp, path)
+
+
+def _swap_in_locked(tmp: Path, path: Path) -> None:
     if not path.exists():
         os.replace(tmp, path)
         return

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from thetanet import activations as _activations
-from thetanet.blockmatrix import BlockMatrix
 from thetanet import initializers as _initializers
+from thetanet.blockmatrix import BlockMatrix
 from thetanet.layers.base import Layer, register_layer
 
 

@@ -99,6 +99,13 @@ def test_prediction_input_accepts_extra_columns(tmp_path: Path) -> None:
     assert c.modifiers == ["a", "c d"] and c.heads == ["b", "e"] and c.labels is None
 
 
+def test_prediction_files(tmp_path: Path) -> None:
+    c = read_tsv(write(tmp_path, "a\tb\tTOPIC\t0.93\nc\td\tOTHER\n"), require_label="prediction")
+    assert c.labels == ["TOPIC", "OTHER"]
+    with pytest.raises(DataFormatError, match=r":2: expected at least 3"):
+        read_tsv(write(tmp_path, "a\tb\tTOPIC\nc\td\n"), require_label="prediction")
+
+
 def test_optional_labels(tmp_path: Path) -> None:
     assert read_tsv(write(tmp_path, "a\tb\nc\td\n"), require_label=None).labels is None
     assert read_tsv(write(tmp_path, GOOD), require_label=None).labels is not None

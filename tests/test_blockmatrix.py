@@ -56,3 +56,14 @@ def test_bad_blocks_and_nan(rng):
     model.compile("sgd", "sparse_categorical_crossentropy")
     with pytest.raises(ValueError, match="NaN"):
         model.fit(bad, np.array([0]), verbose=0)
+
+
+def test_t_matmul_with_state_equals_dense_product(rng):
+    state: dict = {}
+    out = np.full((15, 4), 7.0)
+    for seed in range(4):  # successive batches touch different rows
+        r = np.random.default_rng(seed)
+        bm = BlockMatrix.from_parts(_blocks(r, 9))
+        delta = r.normal(size=(9, 4))
+        bm.t_matmul(delta, out, state=state)
+        np.testing.assert_allclose(out, bm.toarray().T @ delta, rtol=1e-12, atol=1e-12)

@@ -52,13 +52,34 @@ class BlockMatrix:
             out = np.asarray(part) if out is None else out + part
         return out  # type: ignore[return-value]
 
-    def t_matmul(self, delta: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """``out[...] = selfᵀ @ delta``, block by block."""
-        for b, sl in zip(self.blocks, self.slices):
-            if is_sparse(b):
-                out[sl] = b.T @ delta
-            else:
+    def t_matmul(self, delta: np.ndarray, out: np.ndarray,
+                 state: dict[str, Any] | None = None) -> np.ndarray:
+        """``out[...] = selfᵀ @ delta``, block by block.
+
+        A sparse block's product only touches the rows of its columns that hold a non-zero in
+        this batch; with ``state`` (a dict the caller keeps across calls with the same
+        ``out``) only the rows written last time are zeroed, instead of the whole block.
+        """
+        for k, (b, sl) in enumerate(zip(self.blocks, self.slices)):
+            if not is_sparse(b):
                 np.matmul(b.T, delta, out=out[sl])
+                continue
+            view = out[sl]
+            rows = np.unique(b.indices)
+            key = f"rows{k}"
+            prev = None if state is None else state.get(key)
+            if prev is None or prev[0] is not out:
+                view[...] = 0
+            else:
+                view[prev[1]] = 0
+            if rows.size:
+                import scipy.sparse as sp
+
+                cols = np.searchsorted(rows, b.indices)
+                compact = sp.csr_matrix((b.data, cols, b.indptr), shape=(b.shape[0], rows.size))
+                view[rows] = compact.T @ delta
+            if state is not None:
+                state[key] = (out, rows)
         return out
 
     def toarray(self) -> np.ndarray:

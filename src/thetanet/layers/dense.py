@@ -162,7 +162,7 @@ class Dense(Layer):
         delta = grad if grad_is_preactivation else self.activation.backward(self.z, self.a, grad)
         x = self.x
         if isinstance(x, BlockMatrix):
-            x.t_matmul(delta, self.d_kernel)
+            x.t_matmul(delta, self.d_kernel, state=self._cache)
         elif _is_sparse(x):
             self.d_kernel[...] = x.T @ delta
         else:

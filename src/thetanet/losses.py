@@ -92,6 +92,44 @@ class CategoricalCrossentropy(Loss):
         return delta
 
 
+    def fused_step(self, y: np.ndarray, z: np.ndarray, a: np.ndarray, delta: np.ndarray,
+                   scale: float = 1.0) -> float:
+        """Softmax output and cross-entropy in one pass over z^(L), for integer labels ``y``.
+
+        Writes a = softmax(z) and δ = scale·(a − y)/m into the given buffers and returns J.
+        log-sum-exp is shared between a and J: J = mean(log Σ e^(z − max z) + max z − z_y).
+        """
+        m, k = z.shape
+        cache = self.__dict__.get("_cache")
+        if cache is None or cache[0] < m or cache[1].dtype != z.dtype:
+            cap = max(m, 1)
+            cache = self._cache = (cap, np.empty((cap, 1), z.dtype), np.empty((cap, 1), z.dtype),
+                                   np.arange(cap, dtype=np.int64) * k, np.empty(cap, np.int64),
+                                   np.empty(cap, z.dtype), k)
+        elif cache[6] != k:
+            cache = self._cache = (*cache[:3], np.arange(cache[0], dtype=np.int64) * k,
+                                   *cache[4:6], k)
+        zmax, s, flat = cache[1][:m], cache[2][:m], cache[4][:m]
+        np.maximum.reduce(z, axis=1, keepdims=True, out=zmax)
+        np.subtract(z, zmax, out=a)
+        np.exp(a, out=a)
+        np.add.reduce(a, axis=1, keepdims=True, out=s)
+        np.divide(a, s, out=a)
+        np.add(cache[3][:m], y, out=flat)
+        picked = cache[5][:m]
+        np.take(z, flat, out=picked)  # z[i, y_i]
+        np.log(s, out=s)
+        s += zmax
+        lse = s[:, 0]
+        np.subtract(lse, picked, out=picked)  # −log a_{i, y_i} per example
+        loss = float(np.add.reduce(picked)) / m
+        np.copyto(delta, a)
+        dflat = delta.reshape(-1)
+        dflat[flat] -= 1
+        delta *= scale / m
+        return loss
+
+
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     name = "sparse_categorical_crossentropy"
     sparse_targets = True

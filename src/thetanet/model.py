@@ -58,6 +58,7 @@ class Sequential:
         self.metrics: list[str] = []
         self.stop_training = False
         self.history: History | None = None
+        self._plan_cache: tuple[Any, ...] | None = None
         for layer in layers or []:
             self.add(layer)
 
@@ -136,7 +137,9 @@ class Sequential:
                              "model.compile(optimizer, loss)")
 
     def _check_x(self, x: Any, name: str = "x") -> Any:
-        x = check_array(x, self.dtype, name)
+        if not (type(x) is np.ndarray and x.dtype == self.dtype and x.ndim == 2
+                and x.flags.c_contiguous and x.size and _sum_is_finite(x)):
+            x = check_array(x, self.dtype, name)
         if not self.built:
             self.build(x.shape[1])
         if x.shape[1] != self.input_dim:
@@ -185,31 +188,73 @@ class Sequential:
         act = getattr(self.layers[-1], "activation", None)
         return act is not None and act.name == self.loss.fused_activation
 
+    def _plan(self) -> tuple[Any, ...]:
+        """What one training step runs, worked out once per (loss, layers) and cached:
+        (loss, fused, fast, forward layers, layers below the output, penalty layers)."""
+        plan = self._plan_cache
+        if plan is not None and plan[0] is self.loss and plan[6] == len(self.layers):
+            return plan
+        layers = self.layers
+        last = layers[-1]
+        fused = self._fused()
+        # softmax + cross-entropy on a Dense output: one pass over z^(L) for a, J and δ
+        fast = (fused and isinstance(self.loss, _losses.CategoricalCrossentropy)
+                and hasattr(last, "forward_linear") and hasattr(last, "output_buffers"))
+        body = tuple(layers[:-1] if fast else layers)
+        pen = tuple(layer for layer in layers if hasattr(layer, "penalty"))
+        plan = (self.loss, fused, fast, body, tuple(layers[-2::-1]), pen, len(layers))
+        self._plan_cache = plan
+        return plan
+
     def forward_backward(self, x: Any, y: np.ndarray, training: bool = True
                          ) -> tuple[float, np.ndarray]:
         """Forward pass, loss J (with L2 terms) and backprop filling every layer's ``grads``.
 
         Returns (J, a^(L)); ``a^(L)`` may be a reused buffer: read it before the next call.
         """
-        assert self.loss is not None
+        return self._forward_backward(x, y, training)
+
+    def _forward_backward(self, x: Any, y: np.ndarray, training: bool = True,
+                          scale: float = 1.0) -> tuple[float, np.ndarray]:
+        """:meth:`forward_backward` with every gradient multiplied by ``scale`` (backprop is
+        linear in δ^(L); the SGD step folds its learning rate in here)."""
+        loss_fn, fused, fast, body, below, pen = self._plan()[:6]
         a = x
-        for layer in self.layers:
-            a = layer.forward(a, training=True) if training else _forward_cached(layer, a)
-        last = self.layers[-1]
-        if self._fused():
-            loss = self.loss.value(y, a, getattr(last, "z", None))
-            grad = last.backward(self.loss.fused_delta(y, a), grad_is_preactivation=True)
-            below = self.layers[-2::-1]
+        if training:
+            for layer in body:
+                a = layer.forward(a, True)
         else:
-            loss = self.loss.value(y, a)
-            grad = self.loss.grad(y, a)
-            below = self.layers[::-1]
+            for layer in body:
+                a = _forward_cached(layer, a)
+        last = self.layers[-1]
+        if fast and y.ndim == 1:
+            z = last.forward_linear(a)
+            a, delta = last.output_buffers()
+            loss = loss_fn.fused_step(y, z, a, delta, scale)
+            last.a = a
+            grad = last.backward(delta, grad_is_preactivation=True)
+        else:
+            if fast:
+                a = last.forward(a, True)
+            if fused:
+                loss = loss_fn.value(y, a, getattr(last, "z", None))
+                delta = loss_fn.fused_delta(y, a)
+                if scale != 1.0:
+                    delta *= scale
+                grad = last.backward(delta, grad_is_preactivation=True)
+            else:
+                loss = loss_fn.value(y, a)
+                grad = loss_fn.grad(y, a)
+                if scale != 1.0:
+                    grad *= scale
+                below = self.layers[::-1]
         for layer in below:
             if grad is None:
                 break
             grad = layer.backward(grad)
-        penalty = sum(layer.penalty() for layer in self.layers if hasattr(layer, "penalty"))
-        return loss + penalty, a
+        if pen:
+            loss += sum(layer.penalty() for layer in pen)
+        return loss, a
 
     def train_on_batch(self, x: Any, y: Any) -> float:
         """Exactly one update on exactly this batch; returns the loss before the update."""
@@ -218,11 +263,47 @@ class Sequential:
         y = self._check_y(y, x.shape[0])
         return self._train_step(x, y)[0]
 
+    def _folds_lr(self) -> bool:
+        """Plain SGD (no momentum) on layers whose backward is linear in the incoming gradient
+        and without L2 terms: η is folded into δ^(L), and the update is one pass θ −= η∂J/∂θ.
+        """
+        opt = self.optimizer
+        fold = getattr(opt, "folds_learning_rate", None)
+        if fold is None or not fold():
+            return False
+        from thetanet.layers import Activation, Dense, Dropout, Maxout
+
+        return all(type(layer) in (Dense, Dropout, Activation, Maxout)
+                   and not getattr(layer, "l2", 0.0) for layer in self.layers)
+
+    def _step_function(self) -> Any:
+        """One optimiser step on a batch, ``step(x, y) -> (J, a^(L))``, with the parameter and
+        gradient lists looked up once (valid while the model's arrays are not replaced)."""
+        params, grads = self.params, self.grads
+        opt = self.optimizer
+        fb = self._forward_backward
+        isfinite = math.isfinite
+        assert opt is not None
+        if self._folds_lr():
+            update = opt.apply_scaled  # type: ignore[attr-defined]
+
+            def step(x: Any, y: np.ndarray) -> tuple[float, np.ndarray]:
+                loss, a = fb(x, y, True, opt.learning_rate)
+                if isfinite(loss):
+                    update(params, grads)
+                return loss, a
+        else:
+            update = opt.step
+
+            def step(x: Any, y: np.ndarray) -> tuple[float, np.ndarray]:
+                loss, a = fb(x, y, True)
+                if isfinite(loss):
+                    update(params, grads)
+                return loss, a
+        return step
+
     def _train_step(self, x: Any, y: np.ndarray) -> tuple[float, np.ndarray]:
-        loss, a = self.forward_backward(x, y, training=True)
-        if math.isfinite(loss):
-            self.optimizer.step(self.params, self.grads)  # type: ignore[union-attr]
-        return loss, a
+        return self._step_function()(x, y)
 
     def predict(self, x: Any, batch_size: int | None = 8192) -> np.ndarray:
         """h_Θ(x) = a^(L) for every row (probabilities for softmax/logistic outputs)."""
@@ -361,6 +442,11 @@ class Sequential:
         history = cbs[0]
         assert isinstance(history, History)
         want_train_preds = bool(self.metrics)
+        # only callbacks that override on_batch_end are called per batch
+        hooks = [cb.on_batch_end for cb in cbs[1:]
+                 if getattr(type(cb), "on_batch_end", None) is not Callback.on_batch_end]
+        step = self._step_function()
+        isfinite = math.isfinite
         while run.epoch < epochs and not run.finished:
             epoch = run.epoch
             if run.perm is None and run.offset == 0:  # a fresh epoch (not resumed mid-way)
@@ -372,43 +458,37 @@ class Sequential:
                              if want_train_preds else None)
             perm = run.perm
             assert perm is not None
-            xs, ys = (x[perm], y[perm]) if run.shuffle else (x, y)
             bar = _progress(n, epoch, epochs, verbose)
+            slow = bool(hooks) or bar is not None or (run.every and run.path is not None)
+            preds = run.preds
             try:
                 if bar is not None and run.offset:
                     bar.update(run.offset)
-                for s in range(run.offset, n, batch_size):
-                    xb, yb = xs[s:s + batch_size], ys[s:s + batch_size]
-                    loss, a = self._train_step(xb, yb)
-                    if not math.isfinite(loss):
+                for s, xb, yb in _batches(x, y, perm if run.shuffle else None, run.offset,
+                                          batch_size):
+                    loss, a = step(xb, yb)
+                    if not isfinite(loss):
                         run.diverge(epoch, history)
                         break
                     m = a.shape[0]
                     run.total += loss * m
-                    if run.preds is not None:
-                        run.preds[s:s + m] = a
+                    if preds is not None:
+                        preds[s:s + m] = a
                     run.offset = s + m
-                    batch = s // batch_size
-                    for cb in cbs[1:]:
-                        cb.on_batch_end(batch, {"loss": loss, "size": m})
-                    if bar is not None:
-                        bar.update(m)
-                        bar.set_postfix_str(f"loss {run.total / (s + m):.4f}", refresh=False)
-                    saved = False
-                    if (run.every and (batch + 1) % run.every == 0 and run.offset < n
-                            and run.path is not None):
-                        run.save(rng, cbs)
-                        saved = True
-                    if guard.requested:
-                        self._interrupted(run, rng, cbs, saved)
+                    if slow:
+                        self._after_batch(run, rng, cbs, hooks, bar, s, loss, m, guard)
+                    elif guard.requested:
+                        self._interrupted(run, rng, cbs, False)
             finally:
                 if bar is not None:
                     bar.close()
             if run.finished:  # diverged
                 break
             logs: dict[str, float] = {"loss": run.total / n}
-            for mname in self.metrics:
-                logs[mname] = _metrics.get(mname)(ys, run.preds)
+            if self.metrics:
+                ys = y[perm] if run.shuffle else y
+                for mname in self.metrics:
+                    logs[mname] = _metrics.get(mname)(ys, run.preds)
             if run.val is not None:
                 vlogs = self._evaluate(run.val[0], run.val[1], 8192)
                 logs.update({f"val_{k}": v for k, v in vlogs.items()})
@@ -426,6 +506,24 @@ class Sequential:
                 self._interrupted(run, rng, cbs, True)
         if run.finished and run.path is not None and run.diverged_now:
             run.save(rng, cbs)
+
+    def _after_batch(self, run: _Run, rng: np.random.Generator, cbs: list[Callback],
+                     hooks: list[Any], bar: Any, s: int, loss: float, m: int,
+                     guard: _SigintGuard) -> None:
+        """Per-batch work of a fit with batch callbacks, a progress bar or batch checkpoints."""
+        batch = s // run.batch_size
+        for hook in hooks:
+            hook(batch, {"loss": loss, "size": m})
+        if bar is not None:
+            bar.update(m)
+            bar.set_postfix_str(f"loss {run.total / (s + m):.4f}", refresh=False)
+        saved = False
+        if (run.every and (batch + 1) % run.every == 0 and run.offset < run.n
+                and run.path is not None):
+            run.save(rng, cbs)
+            saved = True
+        if guard.requested:
+            self._interrupted(run, rng, cbs, saved)
 
     def _interrupted(self, run: _Run, rng: np.random.Generator, cbs: list[Callback],
                      saved: bool) -> None:
@@ -509,6 +607,49 @@ class Sequential:
         if print_fn is not None:
             print_fn(text)
         return text
+
+
+#: Rows of the training set gathered at a time when shuffling (about this many bytes).
+_GATHER_BYTES = 4 << 20
+
+
+def _batches(x: Any, y: np.ndarray, perm: np.ndarray | None, start: int, batch_size: int
+             ) -> Iterable[tuple[int, Any, np.ndarray]]:
+    """(offset, x batch, y batch) from example ``start`` on, in the order ``perm`` (None: as
+    stored). A dense x is gathered a few MiB at a time into one reused buffer, each row once
+    per epoch, so a shuffled epoch never holds a second copy of the data set."""
+    n = y.shape[0]
+    if perm is None:
+        for s in range(start, n, batch_size):
+            yield s, x[s:s + batch_size], y[s:s + batch_size]
+        return
+    if type(x) is not np.ndarray:  # sparse / BlockMatrix: gather the epoch at once
+        xs, ys = x[perm], y[perm]
+        for s in range(start, n, batch_size):
+            yield s, xs[s:s + batch_size], ys[s:s + batch_size]
+        return
+    row_bytes = max(1, x.itemsize * int(np.prod(x.shape[1:])))
+    rows = batch_size * max(1, _GATHER_BYTES // (batch_size * row_bytes))
+    rows = min(rows, n - start) if n > start else 0
+    if rows <= 0:
+        return
+    xbuf = np.empty((rows, *x.shape[1:]), x.dtype)
+    ybuf = np.empty((rows, *y.shape[1:]), y.dtype)
+    for c0 in range(start, n, rows):
+        idx = perm[c0:c0 + rows]
+        k = idx.shape[0]
+        xc = np.take(x, idx, axis=0, out=xbuf[:k])
+        yc = np.take(y, idx, axis=0, out=ybuf[:k])
+        for s in range(0, k, batch_size):
+            yield c0 + s, xc[s:s + batch_size], yc[s:s + batch_size]
+
+
+def _sum_is_finite(x: np.ndarray) -> bool:
+    """True when every entry of the float array ``x`` is finite: its sum is (a NaN or inf makes
+    the sum NaN or inf); a sum that overflows is settled by the exact check. One pass, no
+    temporary of the array's size."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return math.isfinite(float(np.add.reduce(x.reshape(-1))))
 
 
 def _forward_cached(layer: Layer, a: Any) -> Any:

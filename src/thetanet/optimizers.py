@@ -54,22 +54,46 @@ class SGD(Optimizer):
 
     def step(self, params, grads):
         lr, mu = self.learning_rate, self.momentum
+        scratch = self._scratch_for(params)
         if mu == 0:
-            for p, g in zip(params, grads):
-                p -= lr * g
+            for p, g, tmp in zip(params, grads, scratch):
+                np.multiply(g, lr, out=tmp)
+                np.subtract(p, tmp, out=p)
             self.iterations += 1
             return
         first = not self.velocity
         if first:
             self.velocity = [g.copy() for g in grads]
-        for p, g, v in zip(params, grads, self.velocity):
+        for p, g, v, tmp in zip(params, grads, self.velocity, scratch):
             if not first:
                 v *= mu
                 v += g
             if self.nesterov:
-                p -= lr * (g + mu * v)
+                np.multiply(v, mu, out=tmp)
+                tmp += g
+                tmp *= lr
             else:
-                p -= lr * v
+                np.multiply(v, lr, out=tmp)
+            np.subtract(p, tmp, out=p)
+        self.iterations += 1
+
+    def _scratch_for(self, params: list[np.ndarray]) -> list[np.ndarray]:
+        scratch = self.__dict__.get("_scratch")
+        if (scratch is None or len(scratch) != len(params)
+                or any(t.shape != p.shape or t.dtype != p.dtype
+                       for t, p in zip(scratch, params))):
+            scratch = self._scratch = [np.empty_like(p) for p in params]
+        return scratch
+
+    def folds_learning_rate(self) -> bool:
+        """Whether the model may hand :meth:`apply_scaled` gradients already multiplied by η
+        (plain SGD: θ ← θ − η g is then a single pass)."""
+        return self.momentum == 0 and type(self).step is SGD.step
+
+    def apply_scaled(self, params: list[np.ndarray], scaled_grads: list[np.ndarray]) -> None:
+        """One plain-SGD step given η·∂J/∂θ: θ ← θ − (η ∂J/∂θ)."""
+        for p, g in zip(params, scaled_grads):
+            np.subtract(p, g, out=p)
         self.iterations += 1
 
     def get_config(self):

@@ -26,7 +26,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -93,18 +92,10 @@ def _sha(obj: Any) -> str:
 
 
 def _save_npz_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    from thetanet.io import atomic_write_with
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write_with(path, lambda fh: np.savez(fh, **arrays))
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray] | None:

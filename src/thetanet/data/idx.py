@@ -22,7 +22,6 @@ import gzip
 import hashlib
 import math
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -157,20 +156,10 @@ def read_idx(path: str | os.PathLike[str], *, ndim: int | None = None,
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    from thetanet.io import atomic_write_bytes
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic_write_bytes(path, data)
 
 
 def write_idx(path: str | os.PathLike[str], array: Any) -> Path:

@@ -125,12 +125,20 @@ class Dense(Layer):
             self.bias[...] = value[:, 0]
 
     # -- propagation -------------------------------------------------------------------------
-    def _buffer(self, key: str, shape: tuple[int, ...]) -> np.ndarray:
-        buf = self._cache.get(key)
-        if buf is None or buf.shape != shape:
-            buf = np.empty(shape, self.dtype)
-            self._cache[key] = buf
-        return buf
+    def _buffers(self, m: int) -> tuple[Any, ...]:
+        """Training buffers for a batch of ``m`` rows: (m, z, a, delta, dx), reused across
+        steps; a smaller batch (an epoch's last) gets views of the larger buffers."""
+        cap = self._cache.get("cap")
+        if cap is None or cap[0] < m or cap[1].dtype != self.dtype:
+            units, d = self.units, self.input_dim or 0
+            z = np.empty((m, units), self.dtype)
+            a = z if self.activation.name == "identity" else np.empty((m, units), self.dtype)
+            cap = (m, z, a, np.empty((m, units), self.dtype), np.empty((m, d), self.dtype))
+            self._cache.clear()
+            self._cache["cap"] = cap
+        views = (m, *(b[:m] for b in cap[1:]))
+        self._cache["views"] = views
+        return views
 
     def preactivation(self, x):
         """z = x @ kernel + bias (a new array)."""
@@ -139,42 +147,69 @@ class Dense(Layer):
             z += self.bias
         return z
 
-    def forward(self, x, training=False):
-        m = x.shape[0]
-        if training:
-            z = self._buffer("z", (m, self.units))
-            if _is_sparse(x) or isinstance(x, BlockMatrix):
-                z[...] = x @ self.kernel
-            else:
-                np.matmul(x, self.kernel, out=z)
+    def forward_linear(self, x: Any) -> np.ndarray:
+        """Training forward without the activation: z = x @ kernel + bias into a reused buffer
+        (``x`` and ``z`` are cached for :meth:`backward`; the caller sets ``a``)."""
+        views = self._cache.get("views")
+        if views is None or views[0] != x.shape[0]:
+            views = self._buffers(x.shape[0])
+        z = views[1]
+        if type(x) is np.ndarray:
+            np.matmul(x, self.kernel, out=z)
+        elif _is_sparse(x) or isinstance(x, BlockMatrix):
+            z[...] = x @ self.kernel
         else:
-            z = np.asarray(x @ self.kernel, dtype=self.dtype)
+            np.matmul(x, self.kernel, out=z)
+        if self.use_bias:
+            np.add(z, self.bias, out=z)
+        self.x = x
+        self.z = z
+        return z
+
+    def output_buffers(self) -> tuple[np.ndarray, np.ndarray]:
+        """The (a, delta) buffers of the current batch, for a fused output + loss step."""
+        views = self._cache["views"]
+        return views[2], views[3]
+
+    def forward(self, x, training=False):
+        if training:
+            z = self.forward_linear(x)
+            a = self._cache["views"][2]
+            a = z if a is z else self.activation.f(z, out=a)
+            self.a = a
+            return a
+        z = np.asarray(x @ self.kernel, dtype=self.dtype)
         if self.use_bias:
             z += self.bias
-        if training:
-            a = self.activation.f(z, out=self._buffer("a", z.shape))
-            self.x, self.z, self.a = x, z, a
-            return a
         return self.activation.f(z, out=z if self.activation.elementwise else None)
 
     def backward(self, grad, *, grad_is_preactivation=False):
         """grad = ∂J/∂a^(j+1) (or δ^(j+1) itself when ``grad_is_preactivation``)."""
         delta = grad if grad_is_preactivation else self.activation.backward(self.z, self.a, grad)
         x = self.x
-        if isinstance(x, BlockMatrix):
-            x.t_matmul(delta, self.d_kernel, state=self._cache)
+        dk = self.d_kernel
+        if type(x) is np.ndarray:
+            if x.shape[0] == 1:  # an outer product: broadcasting beats a GEMM with k = 1
+                np.multiply(x.T, delta, out=dk)
+            else:
+                np.matmul(x.T, delta, out=dk)
+        elif isinstance(x, BlockMatrix):
+            x.t_matmul(delta, dk)
         elif _is_sparse(x):
-            self.d_kernel[...] = x.T @ delta
+            dk[...] = x.T @ delta
         else:
-            np.matmul(x.T, delta, out=self.d_kernel)
+            np.matmul(x.T, delta, out=dk)
         if self.l2:
-            self.d_kernel += self.l2 * self.kernel
+            dk += self.l2 * self.kernel
         if self.use_bias:
-            np.sum(delta, axis=0, out=self.d_bias)
+            if delta.shape[0] == 1:
+                np.copyto(self.d_bias, delta[0])
+            else:
+                np.add.reduce(delta, axis=0, out=self.d_bias)
         if not self.needs_input_grad:
             return None
-        return np.matmul(delta, self.kernel.T, out=self._buffer("dx", (delta.shape[0],
-                                                                        self.input_dim)))
+        views = self._cache["views"]
+        return np.matmul(delta, self.kernel.T, out=views[4])
 
     def penalty(self) -> float:
         """The L2 term (λ/2)‖kernel‖² added to the loss."""

@@ -20,18 +20,26 @@ class Dropout(Layer):
             raise ValueError(f"Dropout rate must be in [0, 1), got {rate!r}")
         self.rate = float(rate)
         self.mask: np.ndarray | None = None
+        self._bufs: tuple[np.ndarray, np.ndarray] | None = None
 
     def forward(self, x, training=False):
         if not training or self.rate == 0:
             self.mask = None
             return x
         keep = 1.0 - self.rate
-        mask = self.rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32 else np.float64)
-        # mask = 1/keep where kept, 0 where dropped
+        dt = np.float32 if x.dtype == np.float32 else np.float64
+        bufs = self._bufs
+        if (bufs is None or bufs[0].shape[0] < x.shape[0] or bufs[0].shape[1:] != x.shape[1:]
+                or bufs[0].dtype != dt or bufs[1].dtype != x.dtype):
+            bufs = self._bufs = (np.empty(x.shape, dt), np.empty(x.shape, x.dtype))
+        m = x.shape[0]
+        mask, out = bufs[0][:m], bufs[1][:m]
+        # The same draws as ``rng.random(x.shape, dtype)``; mask = 1/keep where kept, else 0.
+        self.rng.random(dtype=dt, out=mask)
         np.less(mask, keep, out=mask, casting="unsafe")
         mask *= 1.0 / keep
-        self.mask = mask.astype(x.dtype, copy=False)
-        return x * self.mask
+        self.mask = mask = mask.astype(x.dtype, copy=False)
+        return np.multiply(x, mask, out=out)
 
     def backward(self, grad, *, grad_is_preactivation=False):
         if self.mask is None:

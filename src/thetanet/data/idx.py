@@ -115,8 +115,6 @@ def decode_idx(data: bytes, source: str = "<bytes>", *, ndim: int | None = None,
     shape = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims))
     dtype = IDX_TYPES[code]
     count = math.prod(shape)  # Python ints: no overflow on a corrupt header
-    if math.prod(d for d in shape if d) * dtype.itemsize > 2**40:  # numpy could not hold it
-        raise IdxFormatError(f"{source}: implausible dimensions {shape} in the header")
     need = header + count * dtype.itemsize
     if len(data) < need:
         raise IdxFormatError(f"{source}: truncated data: shape {shape} needs {need} bytes, the "
@@ -125,6 +123,8 @@ def decode_idx(data: bytes, source: str = "<bytes>", *, ndim: int | None = None,
     if len(data) > need:
         raise IdxFormatError(f"{source}: {len(data) - need} unexpected bytes after the "
                              f"{count} elements of shape {shape}")
+    if math.prod(d for d in shape if d) * dtype.itemsize > 2**40:  # numpy could not hold it
+        raise IdxFormatError(f"{source}: implausible dimensions {shape} in the header")
     arr = np.frombuffer(data, dtype=dtype, count=count, offset=header).reshape(shape)
     return arr.astype(dtype.newbyteorder("="), copy=True)
 

@@ -316,7 +316,8 @@ class ReLU(ActivationFunction):
     range_brackets = "[)"
 
     def f(self, z, out=None):
-        z = _as_float(z)
+        if type(z) is not np.ndarray or z.dtype.kind != "f":
+            z = _as_float(z)
         if z.ndim == 2 and z.shape[1]:
             # max with a row of zeros (broadcast) runs a SIMD loop, ~2× faster than the scalar 0
             zero = self.__dict__.get("_zero")

@@ -16,6 +16,7 @@ Without the matching output activation the losses fall back to ∂J/∂a (clippe
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import numpy as np
@@ -96,37 +97,49 @@ class CategoricalCrossentropy(Loss):
                    scale: float = 1.0) -> float:
         """Softmax output and cross-entropy in one pass over z^(L), for integer labels ``y``.
 
-        Writes a = softmax(z) and δ = scale·(a − y)/m into the given buffers and returns J.
+        Writes a = softmax(z) and δ = scale·(a − y)/m into the given buffers and returns J
+        (buffers for the last batch shape are kept: an epoch alternates between two at most).
         log-sum-exp is shared between a and J: J = mean(log Σ e^(z − max z) + max z − z_y).
         """
         m, k = z.shape
-        cache = self.__dict__.get("_cache")
-        if cache is None or cache[0] < m or cache[1].dtype != z.dtype:
-            cap = max(m, 1)
-            cache = self._cache = (cap, np.empty((cap, 1), z.dtype), np.empty((cap, 1), z.dtype),
-                                   np.arange(cap, dtype=np.int64) * k, np.empty(cap, np.int64),
-                                   np.empty(cap, z.dtype), k)
-        elif cache[6] != k:
-            cache = self._cache = (*cache[:3], np.arange(cache[0], dtype=np.int64) * k,
-                                   *cache[4:6], k)
-        zmax, s, flat = cache[1][:m], cache[2][:m], cache[4][:m]
+        if m == 1:  # online learning: scalars where NumPy's per-call cost would dominate
+            return self._fused_row(int(y[0]), z, a, delta, scale)
+        views = self.__dict__.get("_views")
+        if views is None or views[0] != m or views[1] != k or views[2] is not z.dtype:
+            views = self._views = (m, k, z.dtype, np.empty((m, 1), z.dtype),
+                                   np.empty((m, 1), z.dtype), np.arange(m, dtype=np.int64) * k,
+                                   np.empty(m, np.int64), np.empty(m, z.dtype))
+        zmax, s, offsets, flat, picked = views[3:]
         np.maximum.reduce(z, axis=1, keepdims=True, out=zmax)
         np.subtract(z, zmax, out=a)
         np.exp(a, out=a)
         np.add.reduce(a, axis=1, keepdims=True, out=s)
         np.divide(a, s, out=a)
-        np.add(cache[3][:m], y, out=flat)
-        picked = cache[5][:m]
+        np.add(offsets, y, out=flat)
         np.take(z, flat, out=picked)  # z[i, y_i]
         np.log(s, out=s)
         s += zmax
-        lse = s[:, 0]
-        np.subtract(lse, picked, out=picked)  # −log a_{i, y_i} per example
+        np.subtract(s[:, 0], picked, out=picked)  # −log a_{i, y_i} per example
         loss = float(np.add.reduce(picked)) / m
-        np.copyto(delta, a)
+        c = scale / m
+        np.multiply(a, c, out=delta)
         dflat = delta.reshape(-1)
-        dflat[flat] -= 1
-        delta *= scale / m
+        dflat[flat] -= c
+        return loss
+
+
+    @staticmethod
+    def _fused_row(label: int, z: np.ndarray, a: np.ndarray, delta: np.ndarray,
+                   scale: float) -> float:
+        """:meth:`fused_step` for a batch of one row."""
+        zmax = z.max()
+        np.subtract(z, zmax, out=a)
+        np.exp(a, out=a)
+        s = float(a.sum())
+        a *= 1.0 / s
+        loss = math.log(s) + float(zmax) - float(z[0, label])
+        np.multiply(a, scale, out=delta)
+        delta[0, label] -= scale
         return loss
 
 

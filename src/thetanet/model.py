@@ -194,6 +194,9 @@ class Sequential:
         plan = self._plan_cache
         if plan is not None and plan[0] is self.loss and plan[6] == len(self.layers):
             return plan
+        return self._make_plan()
+
+    def _make_plan(self) -> tuple[Any, ...]:
         layers = self.layers
         last = layers[-1]
         fused = self._fused()
@@ -201,7 +204,8 @@ class Sequential:
         fast = (fused and isinstance(self.loss, _losses.CategoricalCrossentropy)
                 and hasattr(last, "forward_linear") and hasattr(last, "output_buffers"))
         body = tuple(layers[:-1] if fast else layers)
-        pen = tuple(layer for layer in layers if hasattr(layer, "penalty"))
+        pen = tuple(layer for layer in layers
+                    if hasattr(layer, "penalty") and getattr(layer, "l2", True))
         plan = (self.loss, fused, fast, body, tuple(layers[-2::-1]), pen, len(layers))
         self._plan_cache = plan
         return plan
@@ -212,12 +216,14 @@ class Sequential:
 
         Returns (J, a^(L)); ``a^(L)`` may be a reused buffer: read it before the next call.
         """
+        self._make_plan()
         return self._forward_backward(x, y, training)
 
     def _forward_backward(self, x: Any, y: np.ndarray, training: bool = True,
                           scale: float = 1.0) -> tuple[float, np.ndarray]:
         """:meth:`forward_backward` with every gradient multiplied by ``scale`` (backprop is
-        linear in δ^(L); the SGD step folds its learning rate in here)."""
+        linear in δ^(L); the SGD step folds its learning rate in here). Runs the cached plan:
+        call :meth:`_make_plan` first when the loss, the layers or their L2 terms changed."""
         loss_fn, fused, fast, body, below, pen = self._plan()[:6]
         a = x
         if training:
@@ -281,6 +287,7 @@ class Sequential:
         gradient lists looked up once (valid while the model's arrays are not replaced)."""
         params, grads = self.params, self.grads
         opt = self.optimizer
+        self._make_plan()
         fb = self._forward_backward
         isfinite = math.isfinite
         assert opt is not None

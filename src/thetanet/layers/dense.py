@@ -155,7 +155,10 @@ class Dense(Layer):
             views = self._buffers(x.shape[0])
         z = views[1]
         if type(x) is np.ndarray:
-            np.matmul(x, self.kernel, out=z)
+            if x.dtype is self.dtype:
+                np.dot(x, self.kernel, out=z)  # the least overhead for a small batch
+            else:
+                np.matmul(x, self.kernel, out=z)
         elif _is_sparse(x) or isinstance(x, BlockMatrix):
             z[...] = x @ self.kernel
         else:
@@ -189,8 +192,10 @@ class Dense(Layer):
         x = self.x
         dk = self.d_kernel
         if type(x) is np.ndarray:
-            if x.shape[0] == 1:  # an outer product: broadcasting beats a GEMM with k = 1
-                np.multiply(x.T, delta, out=dk)
+            if x.shape[0] == 1:  # online learning: ∂J/∂kernel is the outer product xᵀ δ
+                self._outer(x, delta, dk)
+            elif x.dtype is dk.dtype and delta.dtype is dk.dtype:
+                np.dot(x.T, delta, out=dk)
             else:
                 np.matmul(x.T, delta, out=dk)
         elif isinstance(x, BlockMatrix):
@@ -208,8 +213,26 @@ class Dense(Layer):
                 np.add.reduce(delta, axis=0, out=self.d_bias)
         if not self.needs_input_grad:
             return None
-        views = self._cache["views"]
-        return np.matmul(delta, self.kernel.T, out=views[4])
+        dx = self._cache["views"][4]
+        if delta.dtype is dx.dtype:
+            return np.dot(delta, self.kernel.T, out=dx)
+        return np.matmul(delta, self.kernel.T, out=dx)
+
+    def _outer(self, x: np.ndarray, delta: np.ndarray, out: np.ndarray) -> None:
+        """out = xᵀ δ for one row. BLAS takes a slow path for a GEMM with k = 1, and
+        broadcasting pays per row, so a large one is a k = 2 GEMM with a zero second row (the
+        same products, plus 0·0)."""
+        if out.size < 4096 or x.dtype is not out.dtype or delta.dtype is not out.dtype:
+            np.multiply(x.T, delta, out=out)
+            return
+        pads = self._cache.get("pad")
+        if pads is None or pads[0].shape[1] != x.shape[1] or pads[1].shape[1] != delta.shape[1]:
+            pads = (np.zeros((2, x.shape[1]), out.dtype), np.zeros((2, delta.shape[1]), out.dtype))
+            self._cache["pad"] = pads
+        xp, dp = pads
+        np.copyto(xp[:1], x)
+        np.copyto(dp[:1], delta)
+        np.dot(xp.T, dp, out=out)
 
     def penalty(self) -> float:
         """The L2 term (λ/2)‖kernel‖² added to the loss."""

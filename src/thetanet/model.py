@@ -645,8 +645,9 @@ def _batches(x: Any, y: np.ndarray, perm: np.ndarray | None, start: int, batch_s
     for c0 in range(start, n, rows):
         idx = perm[c0:c0 + rows]
         k = idx.shape[0]
-        xc = np.take(x, idx, axis=0, out=xbuf[:k])
-        yc = np.take(y, idx, axis=0, out=ybuf[:k])
+        # mode="clip" (the indices are valid) writes straight into out: "raise" buffers a copy
+        xc = np.take(x, idx, axis=0, out=xbuf[:k], mode="clip")
+        yc = np.take(y, idx, axis=0, out=ybuf[:k], mode="clip")
         for s in range(0, k, batch_size):
             yield c0 + s, xc[s:s + batch_size], yc[s:s + batch_size]
 

@@ -10,6 +10,7 @@ The formulas are PyTorch's (torch.optim), so results match step for step:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -143,26 +144,29 @@ class Adam(Optimizer):
         t = self.iterations
         b1, b2 = self.beta_1, self.beta_2
         step_size = self.learning_rate / (1 - b1 ** t)
-        inv_sqrt_bc2 = 1.0 / np.sqrt(1 - b2 ** t)
+        sqrt_bc2 = math.sqrt(1 - b2 ** t)
+        inv_sqrt_bc2 = 1.0 / sqrt_bc2
+        # step·m/(√v/√bc2 + ε) = (step·√bc2)·m/(√v + ε√bc2): the bias corrections are scalars
+        eps_hat, step_hat = self.epsilon * sqrt_bc2, step_size * sqrt_bc2
+        lazy = self.lazy
         for p, g, m, v, tmp in zip(params, grads, self.m, self.v, self._scratch):
-            if self.lazy and g.ndim == 2 and g.shape[0] > 64:
+            if lazy and g.ndim == 2 and g.shape[0] > 64:
                 rows = np.flatnonzero(g.any(axis=1))
                 if rows.size < 0.5 * g.shape[0]:
                     self._update_rows(p, g, m, v, rows, b1, b2, step_size, inv_sqrt_bc2)
                     continue
-            # In place, one scratch buffer: no temporaries of the parameter's size.
+            # In place, one scratch buffer, 12 passes: no temporaries of the parameter's size.
+            np.subtract(m, g, out=m)  # m ← β₁ m + (1 − β₁) g  as  β₁ (m − g) + g
             m *= b1
-            np.multiply(g, 1 - b1, out=tmp)
-            m += tmp
+            m += g
+            np.multiply(g, g, out=tmp)  # v ← β₂ v + (1 − β₂) g²  as  β₂ (v − g²) + g²
+            v -= tmp
             v *= b2
-            np.multiply(g, g, out=tmp)
-            tmp *= 1 - b2
             v += tmp
             np.sqrt(v, out=tmp)
-            tmp *= inv_sqrt_bc2
-            tmp += self.epsilon
+            tmp += eps_hat
             np.divide(m, tmp, out=tmp)
-            tmp *= step_size
+            tmp *= step_hat
             p -= tmp
 
     def _update_rows(self, p, g, m, v, rows, b1, b2, step_size, inv_sqrt_bc2):

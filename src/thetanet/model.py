@@ -220,10 +220,15 @@ class Sequential:
         return self._forward_backward(x, y, training)
 
     def _forward_backward(self, x: Any, y: np.ndarray, training: bool = True,
-                          scale: float = 1.0) -> tuple[float, np.ndarray]:
+                          scale: float = 1.0, updates: dict[int, Any] | None = None
+                          ) -> tuple[float, np.ndarray]:
         """:meth:`forward_backward` with every gradient multiplied by ``scale`` (backprop is
         linear in δ^(L); the SGD step folds its learning rate in here). Runs the cached plan:
-        call :meth:`_make_plan` first when the loss, the layers or their L2 terms changed."""
+        call :meth:`_make_plan` first when the loss, the layers or their L2 terms changed.
+
+        ``updates`` (plain SGD with η folded in, no L2 terms): ``id(layer)`` → its (θ, η∂J/∂θ)
+        pairs; each layer's θ −= η∂J/∂θ is applied as soon as its backward is done (its
+        gradient still in cache, the layer below already served), unless J is not finite."""
         loss_fn, fused, fast, body, below, pen = self._plan()[:6]
         a = x
         if training:
@@ -238,7 +243,11 @@ class Sequential:
             a, delta = last.output_buffers()
             loss = loss_fn.fused_step(y, z, a, delta, scale)
             last.a = a
+            if updates is not None and not math.isfinite(loss):
+                updates = None
             grad = last.backward(delta, grad_is_preactivation=True)
+            if updates is not None:
+                _apply(updates, last)
         else:
             if fast:
                 a = last.forward(a, True)
@@ -247,17 +256,30 @@ class Sequential:
                 delta = loss_fn.fused_delta(y, a)
                 if scale != 1.0:
                     delta *= scale
+                if updates is not None and not math.isfinite(loss):
+                    updates = None
                 grad = last.backward(delta, grad_is_preactivation=True)
+                if updates is not None:
+                    _apply(updates, last)
             else:
                 loss = loss_fn.value(y, a)
                 grad = loss_fn.grad(y, a)
                 if scale != 1.0:
                     grad *= scale
+                if updates is not None and not math.isfinite(loss):
+                    updates = None
                 below = self.layers[::-1]
-        for layer in below:
-            if grad is None:
-                break
-            grad = layer.backward(grad)
+        if updates is None:
+            for layer in below:
+                if grad is None:
+                    break
+                grad = layer.backward(grad)
+        else:
+            for layer in below:
+                if grad is None:
+                    break
+                grad = layer.backward(grad)
+                _apply(updates, layer)
         if pen:
             loss += sum(layer.penalty() for layer in pen)
         return loss, a
@@ -292,12 +314,13 @@ class Sequential:
         isfinite = math.isfinite
         assert opt is not None
         if self._folds_lr():
-            update = opt.apply_scaled  # type: ignore[attr-defined]
+            updates = {id(layer): list(zip(layer.params, layer.grads)) for layer in self.layers}
+            count = opt.apply_scaled  # type: ignore[attr-defined]
 
             def step(x: Any, y: np.ndarray) -> tuple[float, np.ndarray]:
-                loss, a = fb(x, y, True, opt.learning_rate)
+                loss, a = fb(x, y, True, opt.learning_rate, updates)
                 if isfinite(loss):
-                    update(params, grads)
+                    count([], [])  # the updates were applied layer by layer
                 return loss, a
         else:
             update = opt.step
@@ -614,6 +637,12 @@ class Sequential:
         if print_fn is not None:
             print_fn(text)
         return text
+
+
+def _apply(updates: dict[int, Any], layer: Layer) -> None:
+    """θ −= η∂J/∂θ for the (θ, η∂J/∂θ) pairs of ``layer``."""
+    for p, g in updates[id(layer)]:
+        np.subtract(p, g, out=p)
 
 
 #: Rows of the training set gathered at a time when shuffling (about this many bytes).

@@ -363,6 +363,7 @@ def run_workload(w: Workload, frameworks: list[str], rounds: int, log: Any) -> d
     runners = [RUNNERS[fw](w, x, y, w0) for fw in frameworks]
     times: dict[str, list[float]] = {r.name: [] for r in runners}
     losses: dict[str, list[float]] = {r.name: [] for r in runners}
+    loads: list[float] = []
     for r in runners:  # warm-up epoch (round 0), untimed
         losses[r.name].append(r.epoch(0))
     for rnd in range(1, rounds + 1):
@@ -372,9 +373,11 @@ def run_workload(w: Workload, frameworks: list[str], rounds: int, log: Any) -> d
             loss = r.epoch(rnd)
             times[r.name].append(time.perf_counter() - t0)
             losses[r.name].append(loss)
+        loads.append(os.getloadavg()[0])
         log(f"  {w.name} round {rnd}: " + ", ".join(f"{k} {v[-1]:.3f}s"
-                                                     for k, v in times.items()))
-    out: dict[str, Any] = {"workload": w.name, "frameworks": {}}
+                                                     for k, v in times.items())
+            + f" (load {loads[-1]:.2f})")
+    out: dict[str, Any] = {"workload": w.name, "frameworks": {}, "loads": loads}
     for r in runners:
         res: dict[str, Any] = {"times": times[r.name], "losses": losses[r.name],
                                "median": statistics.median(times[r.name]),
@@ -474,6 +477,8 @@ def spawn(mode: list[str], threads: int, args: argparse.Namespace) -> Any:
     t = str(threads)
     env.update(OMP_NUM_THREADS=t, MKL_NUM_THREADS=t, OPENBLAS_NUM_THREADS=t,
                OMP_WAIT_POLICY="PASSIVE", KERAS_BACKEND="torch", TF_CPP_MIN_LOG_LEVEL="3")
+    if args.blas_timeout:  # OpenBLAS's idle threads spin 2^N cycles (default 2^28) before sleeping
+        env["OPENBLAS_THREAD_TIMEOUT"] = str(args.blas_timeout)
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         path = fh.name
     cmd = [sys.executable, __file__, *mode, "--json", path, "--rounds", str(args.rounds),
@@ -513,7 +518,11 @@ def render(results: list[dict[str, Any]], mem: dict[str, Any] | None,
              "same data and initial weights everywhere." + (" QUICK RUN (a tenth of the data)."
                                                            if args.quick else ""),
              "OPENBLAS_CORETYPE=" + os.environ.get("OPENBLAS_CORETYPE", "(unset)")
-             + ", OPENBLAS_L2_SIZE=" + os.environ.get("OPENBLAS_L2_SIZE", "(unset)") + ".",
+             + ", OPENBLAS_L2_SIZE=" + os.environ.get("OPENBLAS_L2_SIZE", "(unset)")
+             + "; in every measuring process OMP_WAIT_POLICY=PASSIVE and "
+             + (f"OPENBLAS_THREAD_TIMEOUT={args.blas_timeout} (idle OpenBLAS threads spin "
+                f"2^{args.blas_timeout} cycles, not 2^28, before they sleep)"
+                if args.blas_timeout else "OpenBLAS's default thread timeout") + ".",
              "", "Workloads (synthetic data: N(0, 1) inputs, labels of a noisy random linear "
              "teacher; ReLU hidden layers, softmax + cross-entropy):", ""]
     for name in args.workloads:
@@ -528,7 +537,10 @@ def render(results: list[dict[str, Any]], mem: dict[str, Any] | None,
                   "Threads: " + "; ".join(res["info"]["blas"])
                   + (f"; {res['info']['torch']}" if "torch" in res["info"] else "")
                   + f". Measured GEMM peak (NumPy): {res['peak_1024']:.0f} GFLOP/s on 1024³, "
-                  f"{res['peak_w2']:.0f} GFLOP/s on W2's shapes.", "",
+                  f"{res['peak_w2']:.0f} GFLOP/s on W2's shapes. 1-minute load average "
+                  "during the rounds: " + "; ".join(
+                      f"{n} {min(r.get('loads') or [0]):.2f}–{max(r.get('loads') or [0]):.2f}"
+                      for n, r in res["workloads"].items()) + ".", "",
                   "| workload | framework | s/epoch (median) | ÷ PyTorch (paired median) | "
                   "GFLOP/s | % of W2-shape peak | final loss (own) | final loss (full data) |",
                   "|---|---|---|---|---|---|---|---|"]
@@ -583,11 +595,27 @@ def render(results: list[dict[str, Any]], mem: dict[str, Any] | None,
               for text, ok in checks]
     lines.append("")
     if prof:
-        lines += ["## Where thetanet's time goes (pyinstrument, one epoch, after warm-up)", ""]
+        lines += ["## Where thetanet's time goes now (pyinstrument, 1 thread, one epoch after a "
+                  "warm-up epoch)", ""]
         for name, text in prof.items():
             body = "\n".join(text.strip().splitlines()[:60])
             lines += [f"### {name}", "", "```", body, "```", ""]
     return "\n".join(lines) + "\n"
+
+
+def read_raw(path: Path) -> dict[str, Any]:
+    """The raw results a previous run left at the end of ``path`` (or nothing)."""
+    if not path.exists():
+        return {}
+    text = path.read_text()
+    tag = "<!-- raw results (for --merge): "
+    a = text.rfind(tag)
+    if a < 0:
+        return {}
+    try:
+        return json.loads(text[a + len(tag):text.rindex(" -->")])
+    except ValueError:
+        return {}
 
 
 def keep_sections(path: Path) -> str:
@@ -608,6 +636,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--profile", action="store_true", help="add a pyinstrument profile")
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--blas-timeout", type=int, default=16,
+                    help="OPENBLAS_THREAD_TIMEOUT for the children (0: leave OpenBLAS's default)")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the results of thread counts not rerun from the existing file")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
@@ -637,12 +669,20 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print("pyinstrument is not installed: no profile", file=sys.stderr)
         else:
-            prof = spawn(["--profile-child", "--child", str(max(args.threads))],
-                         max(args.threads), args)
+            prof = spawn(["--profile-child", "--child", "1"], 1, args)
+    old = read_raw(args.out) if args.merge else {}
+    if old:
+        results += [r for r in old.get("results", []) if r["threads"] not in args.threads]
+        results.sort(key=lambda r: -r["threads"])
+        mem = mem if mem is not None else old.get("memory")
+        prof = prof if prof is not None else old.get("profile")
+        load = [*old.get("load", []), *load]
     text = render(results, mem, prof, args, load, time.perf_counter() - t0)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     kept = keep_sections(args.out)
-    args.out.write_text(text + ("\n" + kept if kept else ""))
+    raw = json.dumps({"results": results, "memory": mem, "profile": prof, "load": load})
+    args.out.write_text(text + ("\n" + kept if kept else "")
+                        + f"\n<!-- raw results (for --merge): {raw} -->\n")
     print(text)
     return 0
 

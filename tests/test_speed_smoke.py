@@ -89,7 +89,7 @@ def test_render_writes_checks(speed, tmp_path):
               "peak_w2": 90.0, "workloads": {"W1": res}}
     mem = {"used": 10 << 20, "need": 8 << 20, "data": 6 << 20, "params": 1 << 20,
            "batch": 1 << 20}
-    args = argparse.Namespace(workloads=["W1"], quick=False, rounds=1)
+    args = argparse.Namespace(workloads=["W1"], quick=False, rounds=1, blas_timeout=16)
     text = speed.render([result], mem, {"W1": "profile text"}, args, ["0.1 0.2 0.3"], 1.0)
     assert "| W1 | thetanet |" in text and "## Acceptance checks" in text
     assert "memory: W2 peak 10 MiB" in text and "profile text" in text

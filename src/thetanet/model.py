@@ -682,11 +682,13 @@ def _batches(x: Any, y: np.ndarray, perm: np.ndarray | None, start: int, batch_s
 
 
 def _sum_is_finite(x: np.ndarray) -> bool:
-    """True when every entry of the float array ``x`` is finite: its sum is (a NaN or inf makes
-    the sum NaN or inf); a sum that overflows is settled by the exact check. One pass, no
+    """True when every entry of the 2-D float array ``x`` is finite: then so is its sum (a NaN
+    or inf makes it NaN or inf; a sum that overflows is settled by the exact check). The row
+    sums are one BLAS matrix-vector product over the data, on all of BLAS's threads, without a
     temporary of the array's size."""
     with np.errstate(over="ignore", invalid="ignore"):
-        return math.isfinite(float(np.add.reduce(x.reshape(-1))))
+        rows = np.dot(x, np.ones(x.shape[1], x.dtype))
+        return math.isfinite(float(np.add.reduce(rows)))
 
 
 def _forward_cached(layer: Layer, a: Any) -> Any:

@@ -74,6 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="save the train-only model instead of refitting on train+val")
     t.add_argument("--plots", default=None, help="write confusion matrix + learning curves")
     t.add_argument("--json", action="store_true", help="print the report as JSON")
+    t.add_argument("--threads", type=int, default=1,
+                   help="BLAS threads (default 1: these products are small; 0 = BLAS default)")
     t.add_argument("--quiet", action="store_true", help="no per-relation table")
     t.add_argument("--checkpoint", default=None, metavar="DIR",
                    help="write resumable training checkpoints under DIR")
@@ -171,6 +173,15 @@ def _settings_for(split: str, args: argparse.Namespace) -> Any:
 
 @_guard
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.threads < 0:
+        raise CLIError(f"--threads must be 0 (BLAS default) or more, got {args.threads}")
+    from thetanet.utils import blas_threads
+
+    with blas_threads(args.threads or None):
+        return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
     from thetanet.compounds.scoring import PUBLISHED_BEST, format_report
     from thetanet.compounds.system import NCClassifier
     from thetanet.data.tratz import labels_for, load_split

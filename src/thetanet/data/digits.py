@@ -19,12 +19,10 @@ Data sets (``name`` in :data:`DATASETS`):
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -34,7 +32,7 @@ from thetanet.data import idx as _idx
 from thetanet.layers import Dense, Dropout
 from thetanet.metrics import confusion_matrix
 from thetanet.model import Sequential
-from thetanet.utils import one_hot
+from thetanet.utils import blas_threads, one_hot
 
 __all__ = [
     "DATASETS",
@@ -237,25 +235,6 @@ class TrainResult:
     predictions: np.ndarray
     history: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
-
-
-@contextlib.contextmanager
-def blas_threads(n: int | None) -> Iterator[None]:
-    """Limit BLAS threads to ``n`` inside the block (no-op for None or without threadpoolctl).
-
-    Small matrix products, as in these networks, run faster on one thread, and far faster
-    when other processes compete for the cores.
-    """
-    if n is None:
-        yield
-        return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        yield
-        return
-    with threadpool_limits(limits=int(n), user_api="blas"):
-        yield
 
 
 def train_digits(data: DigitsData, recipe: Recipe | None = None, seed: int = 0,

@@ -126,14 +126,15 @@ class Dense(Layer):
 
     # -- propagation -------------------------------------------------------------------------
     def _buffers(self, m: int) -> tuple[Any, ...]:
-        """Training buffers for a batch of ``m`` rows: (m, z, a, delta, dx), reused across
-        steps; a smaller batch (an epoch's last) gets views of the larger buffers."""
+        """Training buffers for a batch of ``m`` rows: (m, z, a, delta, dx, ones), reused
+        across steps; a smaller batch (an epoch's last) gets views of the larger buffers."""
         cap = self._cache.get("cap")
         if cap is None or cap[0] < m or cap[1].dtype != self.dtype:
             units, d = self.units, self.input_dim or 0
             z = np.empty((m, units), self.dtype)
             a = z if self.activation.name == "identity" else np.empty((m, units), self.dtype)
-            cap = (m, z, a, np.empty((m, units), self.dtype), np.empty((m, d), self.dtype))
+            cap = (m, z, a, np.empty((m, units), self.dtype), np.empty((m, d), self.dtype),
+                   np.ones(m, self.dtype))
             self._cache.clear()
             self._cache["cap"] = cap
         views = (m, *(b[:m] for b in cap[1:]))
@@ -209,6 +210,8 @@ class Dense(Layer):
         if self.use_bias:
             if delta.shape[0] == 1:
                 np.copyto(self.d_bias, delta[0])
+            elif delta.dtype is self.d_bias.dtype:
+                np.dot(self._cache["views"][5], delta, out=self.d_bias)  # 1ᵀδ: one BLAS GEMV
             else:
                 np.add.reduce(delta, axis=0, out=self.d_bias)
         if not self.needs_input_grad:

@@ -111,3 +111,35 @@ def test_training_stays_float32_and_never_copies_the_data(speed):
     for layer in model.layers:
         arrays += [a for a in vars(layer).values() if isinstance(a, np.ndarray)]
     assert arrays and all(a.dtype == np.float32 for a in arrays if a.dtype.kind == "f")
+
+
+def test_online_learning_matches_torch_on_the_blas_outer_product_path(speed):
+    pytest.importorskip("torch")
+    w = replace(speed.WORKLOADS["W4"], n=60, dims=(100, 64, 5))  # 100·64 ≥ 4096: k = 2 GEMM
+    x, y = speed.make_data(w)
+    w0 = speed.thetanet_model(w).get_weights()
+    ours, theirs = speed.ThetanetRunner(w, x, y, w0), speed.TorchRunner(w, x, y, w0)
+    for r in range(2):
+        assert ours.epoch(r) == pytest.approx(theirs.epoch(r), rel=1e-5)
+    for a, b in zip(ours.weights(), theirs.weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_batch_callbacks_still_run_per_batch():
+    from thetanet import Dense, Sequential
+    from thetanet.callbacks import Callback
+
+    calls = []
+
+    class Hook(Callback):
+        def on_batch_end(self, batch, logs=None):
+            calls.append(("class", batch, logs["size"]))
+
+    inst = Callback()
+    inst.on_batch_end = lambda batch, logs=None: calls.append(("instance", batch, logs["size"]))
+    x = np.random.default_rng(0).standard_normal((40, 3))
+    model = Sequential([Dense(4, "relu"), Dense(2, "softmax")], seed=0)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    model.fit(x, (x[:, 0] > 0).astype(int), epochs=1, batch_size=16, verbose=0,
+              callbacks=[Hook(), inst, Callback()])
+    assert calls == [(k, b, s) for b, s in enumerate((16, 16, 8)) for k in ("class", "instance")]

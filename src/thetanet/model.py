@@ -474,7 +474,7 @@ class Sequential:
         want_train_preds = bool(self.metrics)
         # only callbacks that override on_batch_end are called per batch
         hooks = [cb.on_batch_end for cb in cbs[1:]
-                 if getattr(type(cb), "on_batch_end", None) is not Callback.on_batch_end]
+                 if getattr(cb.on_batch_end, "__func__", None) is not Callback.on_batch_end]
         step = self._step_function()
         isfinite = math.isfinite
         while run.epoch < epochs and not run.finished:

@@ -296,6 +296,37 @@ class KerasRunner(Runner):
         return [a.copy() for a in self.model.get_weights()]
 
 
+class GemmRunner(Runner):
+    """Only the GEMMs of an epoch (every step's forward, weight-gradient and input-gradient
+    products, on NumPy's BLAS, operands in cache): the floor no NumPy framework can beat, run
+    interleaved with the frameworks so that "% of the GEMM peak" is paired per round."""
+
+    name = "gemm"
+
+    def __init__(self, w: Workload, x: Any, y: Any, w0: list[Any]) -> None:
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        self.ops = [(rng.standard_normal((m, k), dtype=np.float32),
+                     rng.standard_normal((k, n), dtype=np.float32),
+                     np.empty((m, n), np.float32)) for m, k, n in w.gemm_shapes()]
+        self.steps = -(-w.n // w.batch)
+        self.scale = w.n / (self.steps * w.batch)  # the last batch of an epoch is smaller
+        self.np = np
+
+    def epoch(self, r):
+        dot = self.np.dot
+        t0 = time.perf_counter()
+        for _ in range(self.steps):
+            for a, b, c in self.ops:
+                dot(a, b, out=c)
+        self.seconds = (time.perf_counter() - t0) * self.scale
+        return math.nan
+
+    def weights(self):
+        return []
+
+
 RUNNERS = {"thetanet": ThetanetRunner, "torch": TorchRunner, "sklearn": SklearnRunner,
            "keras": KerasRunner}
 
@@ -355,12 +386,15 @@ def fix_threads(threads: int) -> dict[str, Any]:
     return info
 
 
-def run_workload(w: Workload, frameworks: list[str], rounds: int, log: Any) -> dict[str, Any]:
+def run_workload(w: Workload, frameworks: list[str], rounds: int, log: Any,
+                 gemm: bool = True) -> dict[str, Any]:
     import numpy as np
 
     x, y = make_data(w)
     w0 = thetanet_model(w).get_weights()
     runners = [RUNNERS[fw](w, x, y, w0) for fw in frameworks]
+    if gemm and w.batch > 1:
+        runners.append(GemmRunner(w, x, y, w0))
     times: dict[str, list[float]] = {r.name: [] for r in runners}
     losses: dict[str, list[float]] = {r.name: [] for r in runners}
     loads: list[float] = []
@@ -371,7 +405,7 @@ def run_workload(w: Workload, frameworks: list[str], rounds: int, log: Any) -> d
         for r in order:
             t0 = time.perf_counter()
             loss = r.epoch(rnd)
-            times[r.name].append(time.perf_counter() - t0)
+            times[r.name].append(getattr(r, "seconds", time.perf_counter() - t0))
             losses[r.name].append(loss)
         loads.append(os.getloadavg()[0])
         log(f"  {w.name} round {rnd}: " + ", ".join(f"{k} {v[-1]:.3f}s"
@@ -381,7 +415,8 @@ def run_workload(w: Workload, frameworks: list[str], rounds: int, log: Any) -> d
     for r in runners:
         res: dict[str, Any] = {"times": times[r.name], "losses": losses[r.name],
                                "median": statistics.median(times[r.name]),
-                               "full_loss": full_loss(r.weights(), x, y)}
+                               "full_loss": (full_loss(r.weights(), x, y) if r.weights()
+                                             else math.nan)}
         if "torch" in times:
             res["ratios"] = [a / b for a, b in zip(times[r.name], times["torch"])]
             res["ratio"] = statistics.median(res["ratios"])
@@ -550,10 +585,12 @@ def render(results: list[dict[str, Any]], mem: dict[str, Any] | None,
             w = scaled(WORKLOADS[name], args.quick)
             for fw, r in wres["frameworks"].items():
                 gf = w.flops_per_epoch() / r["median"] / 1e9
-                lines.append(f"| {name} | {fw} | {r['median']:.3f} | "
+                label = "its GEMMs alone (NumPy)" if fw == "gemm" else fw
+                loss = ("— | —" if fw == "gemm" else
+                        f"{r['losses'][-1]:.4f} | {r['full_loss']:.4f}")
+                lines.append(f"| {name} | {label} | {r['median']:.3f} | "
                              f"{fmt_ratio(r.get('ratio'))} | {gf:.0f} | "
-                             f"{100 * gf / res['peak_w2']:.0f}% | {r['losses'][-1]:.4f} | "
-                             f"{r['full_loss']:.4f} |")
+                             f"{100 * gf / res['peak_w2']:.0f}% | {loss} |")
         lines.append("")
         for name, wres in res["workloads"].items():
             fws = wres["frameworks"]
@@ -574,7 +611,7 @@ def render(results: list[dict[str, Any]], mem: dict[str, Any] | None,
                                f"{100 * abs(m1 - t1) / abs(t1):.2f}%; full-data loss at the "
                                f"end {mf:.4f} vs {tf:.4f}, {100 * abs(mf - tf) / abs(tf):.2f}%)",
                                rel <= 0.01))
-            for other in ("sklearn", "keras"):
+            for other in ("sklearn", "keras"):  # (the "gemm" row is no framework)
                 if other in fws:
                     sp = statistics.median(a / b for a, b in zip(fws[other]["times"],
                                                                   me["times"]))
@@ -583,8 +620,16 @@ def render(results: list[dict[str, Any]], mem: dict[str, Any] | None,
             if name == "W2":
                 w = scaled(WORKLOADS[name], args.quick)
                 pct = w.flops_per_epoch() / me["median"] / 1e9 / res["peak_w2"]
-                checks.append((f"{t}T W2: thetanet at {100 * pct:.0f}% of the W2-shape GEMM "
-                               f"peak (≥ 90%)", pct >= 0.9))
+                text = (f"{t}T W2: thetanet at {100 * pct:.0f}% of the W2-shape GEMM peak "
+                        f"measured before the rounds")
+                ok = pct >= 0.9
+                if "gemm" in fws:
+                    paired = statistics.median(a / b for a, b in zip(fws["gemm"]["times"],
+                                                                      me["times"]))
+                    text += (f", {100 * paired:.0f}% of the same GEMMs timed in each round "
+                             f"(paired median)")
+                    ok = paired >= 0.9
+                checks.append((text + " (≥ 90%)", ok))
     if mem is not None:
         mib = 1 << 20
         ok = mem["used"] <= 1.5 * mem["need"]

@@ -544,9 +544,9 @@ def fmt_ratio(v: float | None) -> str:
 
 def render(results: list[dict[str, Any]], mem: dict[str, Any] | None,
            prof: dict[str, str] | None, args: argparse.Namespace, load: list[str],
-           wall: float) -> str:
+           wall: float, when: str | None = None) -> str:
     lines = ["# Training speed: thetanet vs PyTorch eager, scikit-learn, Keras 3 (issue 5)", "",
-             f"Written by `benchmarks/speed.py` {time.strftime('%Y-%m-%d %H:%M')} in "
+             f"Measured by `benchmarks/speed.py` {when or time.strftime('%Y-%m-%d %H:%M')} in "
              f"{wall / 60:.1f} min. Machine: {platform.processor() or platform.machine()}, "
              f"{os.cpu_count()} cores; Python {platform.python_version()}; "
              f"load average (1/5/15 min) before, between and after: {'; '.join(load)}.",
@@ -626,7 +626,7 @@ def render(results: list[dict[str, Any]], mem: dict[str, Any] | None,
                 if "gemm" in fws:
                     paired = statistics.median(a / b for a, b in zip(fws["gemm"]["times"],
                                                                       me["times"]))
-                    text += (f", {100 * paired:.0f}% of the same GEMMs timed in each round "
+                    text += (f", {100 * paired:.1f}% of the same GEMMs timed in each round "
                              f"(paired median)")
                     ok = paired >= 0.9
                 checks.append((text + " (≥ 90%)", ok))
@@ -653,7 +653,10 @@ def render(results: list[dict[str, Any]], mem: dict[str, Any] | None,
         lines += ["## Where thetanet's time goes now (pyinstrument, 1 thread, one epoch after a "
                   "warm-up epoch)", ""]
         for name, text in prof.items():
-            body = "\n".join(text.strip().splitlines()[:60])
+            rows = text.strip().splitlines()
+            start = next((i + 1 for i, row in enumerate(rows) if row.startswith("Profile at")),
+                         0)
+            body = "\n".join(row for row in rows[start:start + 60] if row.strip())
             lines += [f"### {name}", "", "```", body, "```", ""]
     return "\n".join(lines) + "\n"
 
@@ -695,6 +698,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="OPENBLAS_THREAD_TIMEOUT for the children (0: leave OpenBLAS's default)")
     ap.add_argument("--merge", action="store_true",
                     help="keep the results of thread counts not rerun from the existing file")
+    ap.add_argument("--rerender", action="store_true",
+                    help="only rewrite the file from the raw results it holds (no measuring)")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
@@ -711,6 +716,19 @@ def main(argv: list[str] | None = None) -> int:
         child(args)
         return 0
     t0 = time.perf_counter()
+    if args.rerender:
+        old = read_raw(args.out)
+        if not old:
+            raise SystemExit(f"{args.out} holds no raw results to render")
+        args.workloads = [n for n in WORKLOADS if n in old["results"][0]["workloads"]]
+        args.rounds, args.quick = old.get("rounds", args.rounds), old.get("quick", args.quick)
+        text = render(old["results"], old.get("memory"), old.get("profile"), args,
+                      old.get("load", []), old.get("wall", 0.0), old.get("when"))
+        raw = json.dumps(old)
+        kept = keep_sections(args.out)
+        args.out.write_text(text + ("\n" + kept if kept else "")
+                            + f"\n<!-- raw results (for --merge): {raw} -->\n")
+        return 0
     load = [loadavg()]
     results = []
     for t in args.threads:
@@ -735,7 +753,10 @@ def main(argv: list[str] | None = None) -> int:
     text = render(results, mem, prof, args, load, time.perf_counter() - t0)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     kept = keep_sections(args.out)
-    raw = json.dumps({"results": results, "memory": mem, "profile": prof, "load": load})
+    raw = json.dumps({"results": results, "memory": mem, "profile": prof, "load": load,
+                      "wall": time.perf_counter() - t0, "rounds": args.rounds,
+                      "when": time.strftime("%Y-%m-%d %H:%M"),
+                      "quick": args.quick})
     args.out.write_text(text + ("\n" + kept if kept else "")
                         + f"\n<!-- raw results (for --merge): {raw} -->\n")
     print(text)

@@ -285,7 +285,11 @@ class Sequential:
         return loss, a
 
     def train_on_batch(self, x: Any, y: Any) -> float:
-        """Exactly one update on exactly this batch; returns the loss before the update."""
+        """Exactly one update on exactly this batch; returns the loss before the update.
+
+        With plain SGD (no momentum, no L2 terms) η is folded into backprop, so after a training
+        step (here or in :meth:`fit`) the layers' ``grads`` hold η·∂J/∂θ, the update applied;
+        :meth:`forward_backward` always leaves ∂J/∂θ there."""
         self._require_compiled()
         x = self._check_x(x)
         y = self._check_y(y, x.shape[0])

@@ -7,7 +7,7 @@ THETANET_DATA ?= $(abspath $(CURDIR)/../shared/data)
 export THETANET_DATA
 SPLIT ?= fine_random
 
-.PHONY: run test venv deps-nc deps-test wordnet lint clean
+.PHONY: run test venv deps-nc deps-test wordnet lint clean bench-speed
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,12 @@ run: deps-nc
 test: deps-test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest; rc=$$?; if [ $$rc = 5 ]; then echo "no tests collected: failing"; exit 1; fi; exit $$rc
+
+# Speed against PyTorch / scikit-learn / Keras (on an idle machine; writes benchmarks/results/speed.md).
+# OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, when set on this machine, halve NumPy's GEMM rate.
+bench-speed: deps-test
+	$(BIN)/pip install -q -e '.[bench]'
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python benchmarks/speed.py --profile
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from thetanet.cli import CLIError
+from thetanet.cli import CLIError, positive_int
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,16 +53,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
-
-
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "export-onnx", help="export a saved model to ONNX (checked, optionally verified)",
@@ -75,7 +65,7 @@ def register(subparsers: Any) -> None:
                                                          "(default: 17)")
     p.add_argument("--verify", action="store_true",
                    help="run the file with onnxruntime and compare with model.predict")
-    p.add_argument("--verify-rows", type=_positive_int, default=256,
+    p.add_argument("--verify-rows", type=positive_int, default=256,
                    help="random input rows for --verify (default: 256)")
     p.add_argument("--tolerance", type=float, default=1e-5,
                    help="largest accepted |difference| for --verify (default: 1e-5)")

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from thetanet.cli import CLIError
+from thetanet.cli import CLIError, positive_int
 
 SPLITS = ("fine_random", "fine_lexical", "coarse_random", "coarse_lexical")
 
@@ -27,16 +27,6 @@ def _ints(text: str) -> list[int]:
     if any(v < 1 for v in out):
         raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
     return out
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _names(text: str) -> list[str]:
@@ -80,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--checkpoint", default=None, metavar="DIR",
                    help="write resumable training checkpoints under DIR")
     t.add_argument("--resume", action="store_true", help="continue from --checkpoint DIR")
-    t.add_argument("--checkpoint-every", type=_positive, default=None, metavar="N",
+    t.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="N",
                    help="also checkpoint every N batches (default: at each epoch end)")
     t.set_defaults(func=cmd_train)
 

@@ -11,15 +11,20 @@ from pathlib import Path
 ENV_VAR = "THETANET_DATA"
 
 
-def data_root(override: str | os.PathLike[str] | None = None) -> Path:
-    """Return the data root: ``override`` if given, else ``$THETANET_DATA``, else the user cache."""
+def _resolve(override: str | os.PathLike[str] | None, env_var: str) -> Path:
+    """``override``, else ``$env_var``, else ``$XDG_CACHE_HOME/thetanet`` (``~/.cache/...``)."""
     if override is not None:
         return Path(override).expanduser()
-    env = os.environ.get(ENV_VAR)
+    env = os.environ.get(env_var)
     if env:
         return Path(env).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache) / "thetanet"
+
+
+def data_root(override: str | os.PathLike[str] | None = None) -> Path:
+    """Return the data root: ``override`` if given, else ``$THETANET_DATA``, else the user cache."""
+    return _resolve(override, ENV_VAR)
 
 
 CACHE_ENV_VAR = "THETANET_CACHE"
@@ -29,10 +34,4 @@ def cache_root(override: str | os.PathLike[str] | None = None) -> Path:
     """Writable cache for derived files (feature caches): ``override``, ``$THETANET_CACHE``,
     else ``$XDG_CACHE_HOME/thetanet`` (``~/.cache/thetanet``). Separate from the data root,
     which may be read-only (as ``../shared/data`` is)."""
-    if override is not None:
-        return Path(override).expanduser()
-    env = os.environ.get(CACHE_ENV_VAR)
-    if env:
-        return Path(env).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "thetanet"
+    return _resolve(override, CACHE_ENV_VAR)

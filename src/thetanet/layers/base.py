@@ -21,6 +21,14 @@ def register_layer(cls: type[Layer]) -> type[Layer]:
     return cls
 
 
+def l2_penalty(kernel: np.ndarray, l2: float) -> float:
+    """(λ/2)‖kernel‖², the L2 term a layer adds to the loss (bias not regularised)."""
+    if not l2:
+        return 0.0
+    flat = kernel.ravel()
+    return 0.5 * l2 * float(np.dot(flat, flat))
+
+
 def layer_from_config(config: dict[str, Any]) -> Layer:
     """Rebuild an (unbuilt) layer from ``{"class_name": ..., "config": {...}}``."""
     try:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from thetanet import initializers as _initializers
-from thetanet.layers.base import Layer, register_layer
+from thetanet.layers.base import Layer, l2_penalty, register_layer
 
 
 @register_layer
@@ -128,9 +128,7 @@ class Maxout(Layer):
 
     def penalty(self) -> float:
         """The L2 term (λ/2)‖kernel‖² added to the loss."""
-        if not self.l2:
-            return 0.0
-        return 0.5 * self.l2 * float(np.dot(self.kernel.ravel(), self.kernel.ravel()))
+        return l2_penalty(self.kernel, self.l2)
 
     def get_config(self):
         return {

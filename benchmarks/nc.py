@@ -30,6 +30,8 @@ TARGET = {"fine_random": 0.775, "fine_lexical": 0.535, "coarse_random": 0.80,
 BASE = ["wordnet", "minilm-static"]
 DENSE3 = ["wordnet", "minilm-static:weight=3"]
 WNL2 = ["wordnet:normalize=true,weight=4", "minilm-static:weight=3"]
+GLOSS3 = [*WNL2, "wordnet-gloss:weight=3"]
+GLOSS5 = [*WNL2, "wordnet-gloss:weight=5"]
 
 #: name -> (settings overrides, random splits only?)
 CONFIGS: dict[str, tuple[dict, bool]] = {
@@ -37,6 +39,8 @@ CONFIGS: dict[str, tuple[dict, bool]] = {
     "softmax regression, MiniLM x3, l2=1e-3": ({"features": DENSE3, "l2": 1e-3}, False),
     "softmax regression, WordNet L2 x4 + MiniLM x3, l2=2e-3": ({"features": WNL2, "l2": 2e-3},
                                                                False),
+    "  + WordNet glosses x3": ({"features": GLOSS3, "l2": 2e-3}, False),
+    "  + WordNet glosses x5": ({"features": GLOSS5, "l2": 2e-3}, False),
     "  + batch 16": ({"features": WNL2, "l2": 2e-3, "batch_size": 16}, False),
     "softmax regression, MiniLM x3 + words, l2=3e-4": ({"features": [*DENSE3, "words"],
                                                         "l2": 3e-4, "batch_size": 128}, True),

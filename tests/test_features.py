@@ -58,7 +58,9 @@ def _same(a: sp.csr_matrix | np.ndarray, b: sp.csr_matrix | np.ndarray) -> bool:
 
 
 def test_registry_and_spec_parsing() -> None:
-    assert {"wordnet", "minilm-static", "words", "chars"} <= set(F.available_features())
+    assert {"wordnet", "minilm-static", "wordnet-gloss", "words", "chars"} <= set(
+        F.available_features()
+    )
     assert F.parse_feature_spec("wordnet") == ("wordnet", {})
     assert F.parse_feature_spec("wordnet:weighting=rank,lexnames=false,max_senses=3") == (
         "wordnet",
@@ -227,6 +229,47 @@ def test_minilm_vectors(tmp_path: Path) -> None:
     assert y.shape == (4, 1152)
     assert np.allclose(np.linalg.norm(y[:, :384], axis=1), 1.0, atol=1e-5)
     assert np.allclose(y[:, 768:], y[:, :384] * y[:, 384:768], atol=1e-6)
+
+
+# --------------------------------------------------------------------------- gloss
+
+
+@needs_wordnet
+@needs_minilm
+def test_wordnet_gloss_vectors(tmp_path: Path) -> None:
+    e = emb_mod.StaticEmbeddings.load()
+    fs = F.build_features(["wordnet-gloss:senses=2"], TRAIN, cache_dir=tmp_path)
+    gloss = fs.extractors[0]
+    assert isinstance(gloss, F.WordNetGlossExtractor)
+    x = fs.transform_dense(*NEW)
+    assert x.shape == (4, 768) and x.dtype == np.float32 and np.all(np.isfinite(x))
+    # "olive": rank-weighted mean over its first two senses of mean(gloss tokens) vectors
+    synsets, _ = gloss._wordnet.lookup("olive")
+    parts = []
+    for s in synsets[:2]:
+        toks = [t for t in F._GLOSS_TOKEN.findall(s.definition())
+                if t.lower() not in F._GLOSS_STOP]
+        toks += [n.replace("_", " ") for n in s.lemma_names()]
+        parts.append(e.word_vectors(toks).mean(axis=0))
+    want = (parts[0] + parts[1] / 2) / 1.5
+    assert np.allclose(x[0, :384], want, atol=1e-5)
+    assert not np.allclose(x[0, :384], e.word_vectors(["olive"])[0])  # not the word's vector
+    assert np.all(x[3, :384] == 0)  # "zzqx": unknown to WordNet
+    assert np.allclose(x[0, 384:], x[1, 384:])  # same head, same block
+    # the options change the cached rows (one file per setting)
+    one = F.build_features(["wordnet-gloss:senses=1,lemmas=false"], TRAIN, cache_dir=tmp_path)
+    assert not np.allclose(one.transform_dense(*NEW)[0, :384], x[0, :384])
+    assert len(list(tmp_path.glob("wordnet-gloss-*.npz"))) == 2
+    again = F.build_features(["wordnet-gloss:senses=2"], TRAIN, cache_dir=tmp_path)
+    assert _same(again.transform_dense(*NEW), x) and again.stats["wordnet-gloss"]["misses"] == 0
+    cfg = json.loads(json.dumps(fs.get_config()))
+    assert _same(F.FeatureSet.from_config(cfg, cache_dir=False).transform_dense(*NEW), x)
+
+
+@pytest.mark.parametrize("senses", [0, -1, 1.5, True, "3"])
+def test_wordnet_gloss_bad_senses(senses: object) -> None:
+    with pytest.raises(ValueError, match="senses must be a positive integer"):
+        F.WordNetGlossExtractor(cache_dir=False, senses=senses)
 
 
 # --------------------------------------------------------------- caching and config

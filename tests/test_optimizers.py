@@ -96,3 +96,31 @@ def test_lazy_adam_skips_zero_rows_and_matches_adam_elsewhere():
     np.testing.assert_array_equal(p_lazy[0][5:], before[5:])
     assert np.all(p_lazy[0][:5] != before[:5])
     assert optimizers.get(lazy.get_config()).lazy
+
+
+def test_lazy_adam_row_hint_runs_and_scattered_rows_match_adam():
+    """A hint mixing a long run of rows (updated as a slice) and scattered rows (gathered)
+    gives Adam's update on exactly those rows; the rest stay where they were."""
+    rng = np.random.default_rng(3)
+    p_lazy = [rng.normal(size=(300, 5))]
+    p_full = [p_lazy[0].copy()]
+    rows = np.concatenate([[2, 7], np.arange(40, 90), [150, 151, 299]])
+    g = np.zeros((300, 5))
+    lazy, full = optimizers.Adam(0.01, lazy=True), optimizers.Adam(0.01)
+    start = p_lazy[0].copy()
+    for _ in range(3):
+        g[rows] = rng.normal(size=(rows.size, 5))
+        lazy.step(p_lazy, [g.copy()], [rows])
+        full.step(p_full, [g.copy()])
+    np.testing.assert_allclose(p_lazy[0][rows], p_full[0][rows], rtol=1e-12)
+    rest = np.setdiff1d(np.arange(300), rows)
+    np.testing.assert_array_equal(p_lazy[0][rest], start[rest])
+    # without the hint the scan finds the same rows: the same result
+    p_scan = [start.copy()]
+    scan = optimizers.Adam(0.01, lazy=True)
+    rng = np.random.default_rng(3)
+    rng.normal(size=(300, 5))
+    for _ in range(3):
+        g[rows] = rng.normal(size=(rows.size, 5))
+        scan.step(p_scan, [g.copy()])
+    np.testing.assert_array_equal(p_scan[0], p_lazy[0])

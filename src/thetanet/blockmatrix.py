@@ -57,12 +57,17 @@ class BlockMatrix:
         """``out[...] = selfᵀ @ delta``, block by block.
 
         A sparse block's product only touches the rows of its columns that hold a non-zero in
-        this batch; with ``state`` (a dict the caller keeps across calls with the same
-        ``out``) only the rows written last time are zeroed, instead of the whole block.
+        this batch. With ``state`` (a dict the caller keeps across calls with the same ``out``,
+        and only while nothing else writes into ``out``) only the rows written last time are
+        zeroed, instead of the whole block, and ``state["touched"]`` is set to the sorted rows
+        of ``out`` this call may have made non-zero (the other rows are zero).
         """
+        touched = []
         for k, (b, sl) in enumerate(zip(self.blocks, self.slices)):
             if not is_sparse(b):
                 np.matmul(b.T, delta, out=out[sl])
+                if state is not None:
+                    touched.append(np.arange(sl.start, sl.stop))
                 continue
             view = out[sl]
             rows = np.unique(b.indices)
@@ -80,6 +85,9 @@ class BlockMatrix:
                 view[rows] = compact.T @ delta
             if state is not None:
                 state[key] = (out, rows)
+                touched.append(rows + sl.start)
+        if state is not None:
+            state["touched"] = np.concatenate(touched) if touched else np.zeros(0, np.int64)
         return out
 
     def toarray(self) -> np.ndarray:

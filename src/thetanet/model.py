@@ -326,6 +326,15 @@ class Sequential:
                 if isfinite(loss):
                     count([], [])  # the updates were applied layer by layer
                 return loss, a
+        elif getattr(opt, "lazy", False):
+            # lazy Adam: the layers say which kernel rows got a gradient (sparse inputs)
+            lazy_update, layers = opt.step, self.layers
+
+            def step(x: Any, y: np.ndarray) -> tuple[float, np.ndarray]:
+                loss, a = fb(x, y, True)
+                if isfinite(loss):
+                    lazy_update(params, grads, [r for ly in layers for r in ly.grad_rows()])
+                return loss, a
         else:
             update = opt.step
 

@@ -133,8 +133,12 @@ class Adam(Optimizer):
         self.m: list[np.ndarray] = []
         self.v: list[np.ndarray] = []
         self._scratch: list[np.ndarray] = []
+        self._row_buffers: dict[int, np.ndarray] = {}  # lazy updates: gathered rows, by id(p)
 
-    def step(self, params, grads):
+    def step(self, params, grads, rows=None):
+        """One update. ``rows`` (lazy Adam only, optional): per parameter, ``None`` or a sorted
+        array of the rows whose gradient may be non-zero (all others are zero), e.g. from
+        ``Dense.grad_rows``; it saves scanning the gradient for them."""
         if not self.m:
             self.m = [np.zeros_like(p) for p in params]
             self.v = [np.zeros_like(p) for p in params]
@@ -145,48 +149,63 @@ class Adam(Optimizer):
         b1, b2 = self.beta_1, self.beta_2
         step_size = self.learning_rate / (1 - b1 ** t)
         sqrt_bc2 = math.sqrt(1 - b2 ** t)
-        inv_sqrt_bc2 = 1.0 / sqrt_bc2
         # step·m/(√v/√bc2 + ε) = (step·√bc2)·m/(√v + ε√bc2): the bias corrections are scalars
         eps_hat, step_hat = self.epsilon * sqrt_bc2, step_size * sqrt_bc2
         lazy = self.lazy
-        for p, g, m, v, tmp in zip(params, grads, self.m, self.v, self._scratch):
+        for i, (p, g, m, v, tmp) in enumerate(zip(params, grads, self.m, self.v, self._scratch)):
             if lazy and g.ndim == 2 and g.shape[0] > 64:
-                rows = np.flatnonzero(g.any(axis=1))
-                if rows.size < 0.5 * g.shape[0]:
-                    self._update_rows(p, g, m, v, rows, b1, b2, step_size, inv_sqrt_bc2)
+                hint = None if rows is None else rows[i]
+                r = np.flatnonzero(g.any(axis=1)) if hint is None else hint
+                if r.size < 0.5 * g.shape[0]:
+                    self._update_rows(p, g, m, v, tmp, r, b1, b2, eps_hat, step_hat)
                     continue
-            # In place, one scratch buffer, 12 passes: no temporaries of the parameter's size.
-            np.subtract(m, g, out=m)  # m ← β₁ m + (1 − β₁) g  as  β₁ (m − g) + g
-            m *= b1
-            m += g
-            np.multiply(g, g, out=tmp)  # v ← β₂ v + (1 − β₂) g²  as  β₂ (v − g²) + g²
-            v -= tmp
-            v *= b2
-            v += tmp
-            np.sqrt(v, out=tmp)
-            tmp += eps_hat
-            np.divide(m, tmp, out=tmp)
-            tmp *= step_hat
-            p -= tmp
+            self._update(p, g, m, v, tmp, b1, b2, eps_hat, step_hat)
 
-    def _update_rows(self, p, g, m, v, rows, b1, b2, step_size, inv_sqrt_bc2):
-        gr = g[rows]
-        mr = m[rows]
-        mr *= b1
-        mr += (1 - b1) * gr
-        vr = v[rows]
-        vr *= b2
-        gr *= gr
-        gr *= 1 - b2
-        vr += gr
-        m[rows] = mr
-        v[rows] = vr
-        np.sqrt(vr, out=vr)
-        vr *= inv_sqrt_bc2
-        vr += self.epsilon
-        np.divide(mr, vr, out=mr)
-        mr *= step_size
-        p[rows] -= mr
+    @staticmethod
+    def _update(p, g, m, v, tmp, b1, b2, eps_hat, step_hat):
+        # In place, one scratch buffer, 12 passes: no temporaries of the parameter's size.
+        np.subtract(m, g, out=m)  # m ← β₁ m + (1 − β₁) g  as  β₁ (m − g) + g
+        m *= b1
+        m += g
+        np.multiply(g, g, out=tmp)  # v ← β₂ v + (1 − β₂) g²  as  β₂ (v − g²) + g²
+        v -= tmp
+        v *= b2
+        v += tmp
+        np.sqrt(v, out=tmp)
+        tmp += eps_hat
+        np.divide(m, tmp, out=tmp)
+        tmp *= step_hat
+        p -= tmp
+
+    def _update_rows(self, p, g, m, v, tmp, rows, b1, b2, eps_hat, step_hat):
+        """Adam on the given rows only: runs of consecutive rows (a dense input block) as
+        in-place slices, scattered rows (sparse input columns) by gather/scatter."""
+        if rows.size == 0:
+            return
+        breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+        starts = np.concatenate(([0], breaks))
+        ends = np.concatenate((breaks, [rows.size]))
+        long = (ends - starts) >= 16
+        for a, b in zip(starts[long].tolist(), ends[long].tolist()):
+            sl = slice(int(rows[a]), int(rows[b - 1]) + 1)
+            self._update(p[sl], g[sl], m[sl], v[sl], tmp[sl], b1, b2, eps_hat, step_hat)
+        if long.all():
+            return
+        scattered = rows[np.repeat(~long, ends - starts)]
+        n = scattered.size
+        # gather into reused buffers: fresh multi-MB arrays every step cost page faults
+        buf = self._row_buffers.get(id(p))
+        if buf is None or buf.shape[1] < n or buf.shape[2:] != p.shape[1:]:
+            buf = np.empty((5, max(n, 2 * (0 if buf is None else buf.shape[1])), *p.shape[1:]),
+                           p.dtype)
+            self._row_buffers[id(p)] = buf
+        pr, gr, mr, vr, tr = (b[:n] for b in buf)
+        for src, dst in ((p, pr), (g, gr), (m, mr), (v, vr)):
+            np.take(src, scattered, axis=0, out=dst)
+        self._update(pr, gr, mr, vr, tr, b1, b2, eps_hat, step_hat)
+        m[scattered] = mr
+        v[scattered] = vr
+        p[scattered] = pr
 
     def get_config(self):
         cfg = {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,

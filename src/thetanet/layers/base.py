@@ -82,6 +82,11 @@ class Layer:
         """∂J/∂param for each entry of ``params``, filled by ``backward``."""
         return []
 
+    def grad_rows(self) -> list[np.ndarray | None]:
+        """Per entry of ``grads``: ``None``, or the sorted rows that the last ``backward`` may
+        have made non-zero (all other rows are exactly zero), for lazy optimisers."""
+        return [None] * len(self.grads)
+
     @property
     def weight_names(self) -> list[str]:
         return list(self.param_names)

@@ -71,6 +71,7 @@ class Dense(Layer):
         self.kernel = np.empty((0, 0), np.float32)
         self.bias = np.empty(0, np.float32)
         self._cache: dict[str, Any] = {}
+        self._t_state: dict[str, Any] = {}  # rows of d_kernel written by BlockMatrix.t_matmul
 
     @property
     def param_names(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -103,6 +104,12 @@ class Dense(Layer):
     def grads(self):
         g = [self.d_kernel, self.d_bias] if self.use_bias else [self.d_kernel]
         return g + list(self.activation.grads.values())
+
+    def grad_rows(self):
+        """With a sparse or block input only the kernel rows of columns that hold a non-zero in
+        the batch (and all rows of dense blocks) get a gradient; L2 touches every row."""
+        rows = [getattr(self, "_kernel_rows", None)]
+        return rows + [None] * (len(self.grads) - 1)
 
     # -- the lecture's Θ ---------------------------------------------------------------------
     @property
@@ -191,6 +198,7 @@ class Dense(Layer):
         """grad = ∂J/∂a^(j+1) (or δ^(j+1) itself when ``grad_is_preactivation``)."""
         delta = grad if grad_is_preactivation else self.activation.backward(self.z, self.a, grad)
         x = self.x
+        self._kernel_rows: np.ndarray | None = None
         dk = self.d_kernel
         if type(x) is np.ndarray:
             if x.shape[0] == 1:  # online learning: ∂J/∂kernel is the outer product xᵀ δ
@@ -200,13 +208,20 @@ class Dense(Layer):
             else:
                 np.matmul(x.T, delta, out=dk)
         elif isinstance(x, BlockMatrix):
-            x.t_matmul(delta, dk)
+            if self.l2:  # dk += l2·kernel below fills every row: zero all of it next time
+                self._t_state.clear()
+                x.t_matmul(delta, dk)
+            else:
+                x.t_matmul(delta, dk, self._t_state)
+                self._kernel_rows = self._t_state["touched"]
         elif _is_sparse(x):
             dk[...] = x.T @ delta
+            self._kernel_rows = np.unique(x.indices)
         else:
             np.matmul(x.T, delta, out=dk)
         if self.l2:
             dk += self.l2 * self.kernel
+            self._kernel_rows = None
         if self.use_bias:
             if delta.shape[0] == 1:
                 np.copyto(self.d_bias, delta[0])

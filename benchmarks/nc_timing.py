@@ -1,7 +1,8 @@
 """Timing of the noun-compound main job (issue acceptance: < 60 s each on 2 cores).
 
 1. First feature extraction (empty cache) of every compound in the four splits' train + val
-   (wordnet + minilm-static), in a fresh process.
+   (wordnet + minilm-static + wordnet-gloss: every feature of the recipes), in a fresh
+   process.
 2. ``thetanet nc train --split S`` with the features cached, per split, wall-clock of the
    whole command (selection fit + refit on train+val + save).
 
@@ -30,7 +31,8 @@ for split in SPLITS:
             if (m, h) not in seen:
                 seen.add((m, h)); mods.append(m); heads.append(h)
 t1 = time.perf_counter()
-fs = build_features(["wordnet", "minilm-static"], (mods, heads), cache_dir=sys.argv[1])
+fs = build_features(["wordnet", "minilm-static", "wordnet-gloss"], (mods, heads),
+                    cache_dir=sys.argv[1])
 x = fs.transform_parts(mods, heads)
 t2 = time.perf_counter()
 print(len(mods), round(t2 - t1, 2), round(t2 - t0, 2))

@@ -173,3 +173,28 @@ def test_plots_written(tmp_path, data_root):
     assert "confusion_matrix.png" in pngs and any(p.startswith("learning_curves") for p in pngs)
     for p in (tmp_path / "plots" / "fine_lexical").glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_save_killed_between_renames_is_recovered(trained, tmp_path):
+    """A save killed after moving the old model aside but before moving the new one in
+    leaves ``.NAME.old.*/model``: loading restores it; the next save clears leftovers."""
+    import shutil
+
+    from thetanet.compounds.system import NCClassifier
+
+    out, cache = trained
+    target = tmp_path / "model"
+    shutil.copytree(out, target)
+    clf = NCClassifier.load(target, cache_dir=cache)
+    aside = tmp_path / ".model.old.x1"
+    aside.mkdir()
+    target.rename(aside / "model")  # the state a SIGKILL between the renames leaves
+    (tmp_path / ".model.old.x0").mkdir()  # killed even earlier: an empty leftover
+    with pytest.warns(UserWarning, match="restored the previous model"):
+        again = NCClassifier.load(target, cache_dir=cache)
+    assert again.labels == clf.labels and (target / "nc.json").is_file()
+    assert not aside.exists()
+    again.save(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    with pytest.raises(Exception, match="no noun-compound model"):
+        NCClassifier.load(tmp_path / "elsewhere", cache_dir=cache)

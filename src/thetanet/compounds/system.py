@@ -13,11 +13,13 @@ thetanet model directory per ensemble member — JSON + npz, never pickle.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -229,6 +231,8 @@ class NCClassifier:
         from thetanet.io import locked_dir
 
         path = Path(path)
+        if not path.exists() and _orphans(path):
+            _recover(path)  # a save was killed between its two renames
         with locked_dir(path.parent, shared=True):  # never between _swap_in's two renames
             return cls._load(path, cache_dir=cache_dir)
 
@@ -271,10 +275,35 @@ def _swap_in(tmp: Path, path: Path) -> None:
 def _swap_in_locked(tmp: Path, path: Path) -> None:
     if not path.exists():
         os.replace(tmp, path)
-        return
-    if not (path / "nc.json").exists() and any(path.iterdir()):
-        raise FileExistsError(f"{path} exists and is not a noun-compound model; not replacing")
-    old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-    os.replace(path, old / "model")
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
+    else:
+        if not (path / "nc.json").exists() and any(path.iterdir()):
+            raise FileExistsError(f"{path} exists and is not a noun-compound model; not replacing")
+        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+        os.replace(path, old / "model")
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    # left by saves killed between the renames (we hold the lock: none is in progress)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.old.*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _orphans(path: Path) -> list[Path]:
+    """Previous models that a killed save moved aside (``.NAME.old.*/model``), newest first."""
+    found = [d / "model" for d in path.parent.glob(f".{glob.escape(path.name)}.old.*")
+             if (d / "model" / "nc.json").is_file()]
+    return sorted(found, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+
+
+def _recover(path: Path) -> None:
+    """Put the newest orphaned model back at ``path`` (no new model reached it)."""
+    from thetanet.io import locked_dir
+
+    with locked_dir(path.parent):
+        orphans = _orphans(path)
+        if path.exists() or not orphans:
+            return  # another process got here first
+        os.replace(orphans[0], path)
+        warnings.warn(f"{path}: restored the previous model after an interrupted save",
+                      stacklevel=3)
+        for orphan in orphans:
+            shutil.rmtree(orphan.parent, ignore_errors=True)

@@ -95,6 +95,20 @@ def test_truncated_gzip(tmp_path):
         read_idx(bad)
 
 
+def test_gzip_bomb_is_refused_and_members_concatenate():
+    arr = np.arange(60, dtype=np.uint8).reshape(3, 4, 5)
+    raw = encode_idx(arr)
+    bomb = gzip.compress(b"\0" * 10_000)
+    with pytest.raises(IdxFormatError, match=r"bomb\.gz: decompresses to more than 4096 bytes"):
+        idx._gunzip(bomb, "bomb.gz", limit=4096)
+    # two gzip members (what `cat a.gz b.gz` makes) are one stream, as gzip reads them
+    two = gzip.compress(raw[:10]) + gzip.compress(raw[10:])
+    np.testing.assert_array_equal(decode_idx(two), arr)
+    assert idx._gunzip(two, "x", limit=len(raw)) == raw
+    with pytest.raises(IdxFormatError, match="decompresses to more than"):
+        idx._gunzip(two, "x", limit=len(raw) - 1)
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="IDX file not found"):
         read_idx(tmp_path / "nope")

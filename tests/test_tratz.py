@@ -75,6 +75,9 @@ BAD_CASES = [
     ("a\n", 1, "at least 2", {"require_label": False}),
     ("a\tb\nc\td\tTOPIC\n", 2, "earlier lines have 2", {"require_label": None}),
     ("a\tb\tc\td\n", 1, "2 or 3", {"require_label": None}),
+    # a huge field is cut in the message (which stays one short line)
+    ("a\tb\t" + "X" * 100_000 + "\n", 1, "... (100000 characters)", {"known_labels": FINE_LABELS}),
+    ("a\t" + "y" * 5000 + " \tTOPIC\n", 1, "(5001 characters)", {}),
 ]  # fmt: skip
 
 
@@ -88,7 +91,7 @@ def test_malformed_files(
     msg = str(ei.value)
     assert msg.startswith(f"{path}:{lineno}: "), msg
     assert fragment in msg
-    assert "\n" not in msg
+    assert "\n" not in msg and len(msg) < len(str(path)) + 250
     assert isinstance(ei.value, ValueError)
     assert ei.value.lineno == lineno and ei.value.source == str(path)
 

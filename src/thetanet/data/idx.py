@@ -71,11 +71,30 @@ def _is_gzip(data: bytes) -> bool:
     return data[:2] == _GZIP_MAGIC
 
 
-def _gunzip(data: bytes, source: str) -> bytes:
+#: Largest decompressed IDX file accepted (the full MNIST training images are 47 MB): a
+#: small crafted .gz must not be able to expand into all of memory.
+MAX_IDX_BYTES = 1 << 30
+
+
+def _gunzip(data: bytes, source: str, limit: int = MAX_IDX_BYTES) -> bytes:
+    parts: list[bytes] = []
+    size = 0
+    rest = data
     try:
-        return gzip.decompress(data)
-    except (EOFError, OSError, zlib.error) as exc:
+        while rest:  # gzip members may be concatenated
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            chunk = d.decompress(rest, limit + 1 - size)
+            size += len(chunk)
+            parts.append(chunk)
+            if size > limit:
+                raise IdxFormatError(f"{source}: decompresses to more than {limit} bytes; "
+                                     "refusing (not an IDX file this reader accepts)")
+            if not d.eof:
+                raise EOFError("compressed data ended before the end-of-stream marker")
+            rest = d.unused_data.lstrip(b"\0")
+    except (EOFError, zlib.error) as exc:
         raise IdxFormatError(f"{source}: truncated or corrupt gzip data ({exc})") from exc
+    return b"".join(parts)
 
 
 def decode_idx(data: bytes, source: str = "<bytes>", *, ndim: int | None = None,

@@ -128,6 +128,13 @@ def labels_for(split: str) -> tuple[str, ...]:
 _FIELD_NAMES = ("modifier", "head", "relation")
 
 
+def _shown(text: str, limit: int = 60) -> str:
+    """``repr(text)``, cut to about ``limit`` characters: an error message stays one line."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
 def _check_field(source: str, lineno: int, k: int, field: str) -> None:
     name = _FIELD_NAMES[k] if k < len(_FIELD_NAMES) else f"column {k + 1}"
     if not field.strip():
@@ -135,7 +142,8 @@ def _check_field(source: str, lineno: int, k: int, field: str) -> None:
         raise DataFormatError(source, lineno, f"{what} {name} (column {k + 1})")
     if field != field.strip():
         raise DataFormatError(
-            source, lineno, f"leading/trailing whitespace in {name} (column {k + 1}): {field!r}"
+            source, lineno,
+            f"leading/trailing whitespace in {name} (column {k + 1}): {_shown(field)}"
         )
 
 
@@ -150,7 +158,7 @@ def _check_label(source: str, lineno: int, label: str, known: frozenset[str] | N
     if known is not None and label not in known:
         close = difflib.get_close_matches(label, sorted(known), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise DataFormatError(source, lineno, f"unknown relation {label!r}{hint}")
+        raise DataFormatError(source, lineno, f"unknown relation {_shown(label)}{hint}")
 
 
 def read_tsv(
@@ -300,7 +308,7 @@ def read_compound_lines(lines: Iterable[str], source: str = "<stdin>") -> Compou
                     source,
                     lineno,
                     f"expected 'modifier head' (2 words), found {len(words)} word"
-                    f"{'s' if len(words) != 1 else ''}: {line.strip()!r} "
+                    f"{'s' if len(words) != 1 else ''}: {_shown(line.strip())} "
                     "(separate multiword constituents with a TAB)",
                 )
             mod, head = words

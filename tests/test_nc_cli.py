@@ -198,3 +198,23 @@ def test_save_killed_between_renames_is_recovered(trained, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     with pytest.raises(Exception, match="no noun-compound model"):
         NCClassifier.load(tmp_path / "elsewhere", cache_dir=cache)
+
+
+def test_feature_specs_with_several_options():
+    import argparse
+
+    from thetanet.cli.nc import _names
+
+    assert _names("wordnet:normalize=true,weight=4,minilm-static:weight=3,wordnet-gloss") == [
+        "wordnet:normalize=true,weight=4", "minilm-static:weight=3", "wordnet-gloss"]
+    assert _names(" words , chars ") == ["words", "chars"]
+    for bad, msg in (("weight=4,words", "does not follow"), ("words,weight=2", "does not follow"),
+                     (",", "at least one"), ("wordnet,glove", "unknown feature extractor")):
+        with pytest.raises(argparse.ArgumentTypeError, match=msg):
+            _names(bad)
+
+
+def test_unknown_feature_is_a_usage_error(tmp_path):
+    r = run_cli("nc", "train", "--features", "wordnet,glove", "--out", str(tmp_path / "m"))
+    assert r.returncode == 2 and "glove" in r.stderr and "wordnet-gloss" in r.stderr
+    assert "Traceback" not in r.stderr

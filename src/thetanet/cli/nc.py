@@ -30,9 +30,29 @@ def _ints(text: str) -> list[int]:
 
 
 def _names(text: str) -> list[str]:
-    out = [t.strip() for t in text.split(",") if t.strip()]
+    """Feature specs from ``a:x=1,y=2,b,c:z=3``: a piece ``key=value`` without a name
+    continues the options of the spec before it."""
+    from thetanet.compounds.features import available_features
+
+    out: list[str] = []
+    for piece in (t.strip() for t in text.split(",")):
+        if not piece:
+            continue
+        if "=" in piece and ":" not in piece:
+            if not out or ":" not in out[-1]:
+                raise argparse.ArgumentTypeError(
+                    f"option {piece!r} does not follow a NAME:option=value feature spec")
+            out[-1] += "," + piece
+        else:
+            out.append(piece)
     if not out:
         raise argparse.ArgumentTypeError("need at least one feature name")
+    unknown = [spec.split(":", 1)[0] for spec in out
+               if spec.split(":", 1)[0] not in available_features()]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown feature extractor(s) {', '.join(unknown)}; available: "
+            f"{', '.join(available_features())}")
     return out
 
 
@@ -48,7 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--cache-dir", help="feature cache (default: $THETANET_CACHE or "
                                        "~/.cache/thetanet/features)")
     t.add_argument("--features", type=_names, default=None,
-                   help="comma-separated extractors (default: the tuned recipe of the split)")
+                   help="comma-separated extractors, each NAME[:opt=value,...] from wordnet, "
+                        "minilm-static, wordnet-gloss, words, chars (default: the tuned recipe "
+                        "of the split)")
     t.add_argument("--hidden", type=_ints, default=None,
                    help="hidden layer sizes, e.g. 512 or 512,256; 0 = softmax regression")
     t.add_argument("--dropout", type=float, default=None)

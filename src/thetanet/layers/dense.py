@@ -71,7 +71,8 @@ class Dense(Layer):
         self.kernel = np.empty((0, 0), np.float32)
         self.bias = np.empty(0, np.float32)
         self._cache: dict[str, Any] = {}
-        self._t_state: dict[str, Any] = {}  # rows of d_kernel written by BlockMatrix.t_matmul
+        # rows of d_kernel written by BlockMatrix.t_matmul (its other rows stay zero between calls)
+        self._t_state: dict[str, Any] = {}
 
     @property
     def param_names(self) -> tuple[str, ...]:  # type: ignore[override]

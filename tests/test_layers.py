@@ -106,6 +106,41 @@ def test_dropout_inverted_scaling_and_inference_identity(rng):
     assert np.array_equal(layer.forward(x, training=False), x)
 
 
+def test_dropout_of_sparse_and_block_inputs(rng):
+    sp = pytest.importorskip("scipy.sparse")
+    from thetanet.blockmatrix import BlockMatrix
+
+    layer = Dropout(0.25)
+    layer.build(400, dtype=np.float32, rng=rng)
+    layer.rng = np.random.default_rng(0)
+    x = sp.random(200, 300, density=0.2, format="csr", dtype=np.float32, random_state=1)
+    x.data[:] = 1.0
+    dense = np.ones((200, 50), np.float32)
+    bm = BlockMatrix([x, dense, dense.copy()])
+    out = layer.forward(bm, training=True)
+    assert isinstance(out, BlockMatrix) and out.shape == bm.shape
+    s_out, d1, d2 = out.blocks
+    assert sp.issparse(s_out) and s_out.dtype == np.float32
+    np.testing.assert_allclose(s_out.data, 1 / 0.75, rtol=1e-6)  # dropped entries are gone
+    assert set(zip(*s_out.nonzero())) <= set(zip(*x.nonzero()))
+    assert abs(s_out.nnz / x.nnz - 0.75) < 0.02
+    for d in (d1, d2):  # each dense block its own mask (no shared buffer)
+        assert d.dtype == np.float32 and abs((d != 0).mean() - 0.75) < 0.02
+    assert not np.array_equal(d1 != 0, d2 != 0)
+    assert np.all(x.data == 1.0) and np.all(dense == 1.0)  # the input is untouched
+    assert layer.forward(bm, training=False) is bm
+    assert layer.backward(None) is None
+    with pytest.raises(ValueError, match="no gradient back"):
+        layer.forward(x, training=True)
+        layer.backward(np.ones((200, 300), np.float32))
+    # as the input layer of a model: trains, and the first Dense computes no input gradient
+    y = rng.integers(0, 3, 200)
+    model = Sequential([Dropout(0.2), Dense(3, "softmax")], seed=0)
+    model.compile({"name": "adam", "lazy": True}, "sparse_categorical_crossentropy")
+    hist = model.fit(BlockMatrix.from_parts([x, dense]), y, epochs=3, batch_size=32, verbose=0)
+    assert np.all(np.isfinite(hist.history["loss"]))
+
+
 @pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5, "0.5"])
 def test_dropout_rejects_bad_rate(bad):
     with pytest.raises(ValueError, match="rate"):

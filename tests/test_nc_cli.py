@@ -218,3 +218,15 @@ def test_unknown_feature_is_a_usage_error(tmp_path):
     r = run_cli("nc", "train", "--features", "wordnet,glove", "--out", str(tmp_path / "m"))
     assert r.returncode == 2 and "glove" in r.stderr and "wordnet-gloss" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_input_dropout_trains_on_the_block_input(tmp_path, data_root):
+    out = tmp_path / "m"
+    assert main(["nc", "train", "--split", "coarse_lexical", "--data-dir", str(data_root),
+                 "--cache-dir", str(tmp_path / "c"), "--out", str(out), "--input-dropout",
+                 "0.2", *FAST]) == 0
+    doc = json.loads((out / "nc.json").read_text())
+    assert doc["settings"]["input_dropout"] == 0.2
+    r = run_cli("nc", "train", "--split", "coarse_lexical", "--input-dropout", "1.5",
+                "--out", str(tmp_path / "bad"))
+    assert r.returncode == 2 and "dropout" in r.stderr and "Traceback" not in r.stderr

@@ -73,7 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "of the split)")
     t.add_argument("--hidden", type=_ints, default=None,
                    help="hidden layer sizes, e.g. 512 or 512,256; 0 = softmax regression")
-    t.add_argument("--dropout", type=float, default=None)
+    t.add_argument("--dropout", type=float, default=None, help="dropout after each hidden layer")
+    t.add_argument("--input-dropout", type=float, default=None,
+                   help="dropout of the input features (their stored entries)")
     t.add_argument("--l2", type=float, default=None)
     t.add_argument("--lr", type=float, default=None, help="Adam learning rate")
     t.add_argument("--batch-size", type=int, default=None)
@@ -167,8 +169,9 @@ def _settings_for(split: str, args: argparse.Namespace) -> Any:
 
     s = recipe(split)
     overrides = {"features": args.features, "hidden": args.hidden, "dropout": args.dropout,
-                 "l2": args.l2, "learning_rate": args.lr, "batch_size": args.batch_size,
-                 "max_epochs": args.max_epochs, "patience": args.patience}
+                 "input_dropout": args.input_dropout, "l2": args.l2, "learning_rate": args.lr,
+                 "batch_size": args.batch_size, "max_epochs": args.max_epochs,
+                 "patience": args.patience}
     for k, v in overrides.items():
         if v is not None:
             setattr(s, k, v)

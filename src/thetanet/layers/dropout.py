@@ -21,11 +21,15 @@ class Dropout(Layer):
         self.rate = float(rate)
         self.mask: np.ndarray | None = None
         self._bufs: tuple[np.ndarray, np.ndarray] | None = None
+        self._structured = False  # the last training input was sparse / a BlockMatrix
 
     def forward(self, x, training=False):
         if not training or self.rate == 0:
             self.mask = None
             return x
+        if not isinstance(x, np.ndarray):  # a sparse or block input (the first layer)
+            return self._forward_structured(x)
+        self._structured = False
         keep = 1.0 - self.rate
         dt = np.float32 if x.dtype == np.float32 else np.float64
         bufs = self._bufs
@@ -41,7 +45,38 @@ class Dropout(Layer):
         self.mask = mask = mask.astype(x.dtype, copy=False)
         return np.multiply(x, mask, out=out)
 
+    def _forward_structured(self, x):
+        """Dropout of a CSR matrix (on its stored entries) or of a BlockMatrix (block by
+        block). Only as an input layer: nothing below it learns, so no gradient flows back."""
+        from thetanet.blockmatrix import BlockMatrix
+        from thetanet.utils import is_sparse
+
+        self.mask = None
+        self._structured = True
+        keep = 1.0 - self.rate
+
+        def drop(b):
+            if is_sparse(b):
+                out = b.tocsr(copy=True)
+                kept = self.rng.random(out.data.shape[0]) < keep
+                out.data *= np.where(kept, 1.0 / keep, 0.0).astype(out.data.dtype)
+                out.eliminate_zeros()
+                return out
+            b = np.asarray(b)
+            kept = self.rng.random(b.shape) < keep
+            return b * np.where(kept, 1.0 / keep, 0.0).astype(b.dtype)
+
+        if isinstance(x, BlockMatrix):
+            return BlockMatrix([drop(b) for b in x.blocks])
+        if not is_sparse(x):
+            raise TypeError(f"Dropout needs an ndarray, a sparse matrix or a BlockMatrix, "
+                            f"got {type(x).__name__}")
+        return drop(x)
+
     def backward(self, grad, *, grad_is_preactivation=False):
+        if self._structured and grad is not None:
+            raise ValueError("Dropout of a sparse or block input passes no gradient back; put "
+                             "it first, below no trainable layer")
         if self.mask is None:
             return grad
         grad *= self.mask

@@ -73,6 +73,7 @@ class Dense(Layer):
         self._cache: dict[str, Any] = {}
         # rows of d_kernel written by BlockMatrix.t_matmul (its other rows stay zero between calls)
         self._t_state: dict[str, Any] = {}
+        self._kernel_rows: np.ndarray | None = None  # see grad_rows
 
     @property
     def param_names(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -109,8 +110,7 @@ class Dense(Layer):
     def grad_rows(self):
         """With a sparse or block input only the kernel rows of columns that hold a non-zero in
         the batch (and all rows of dense blocks) get a gradient; L2 touches every row."""
-        rows = [getattr(self, "_kernel_rows", None)]
-        return rows + [None] * (len(self.grads) - 1)
+        return [self._kernel_rows] + [None] * (len(self.grads) - 1)
 
     # -- the lecture's Θ ---------------------------------------------------------------------
     @property
@@ -199,7 +199,7 @@ class Dense(Layer):
         """grad = ∂J/∂a^(j+1) (or δ^(j+1) itself when ``grad_is_preactivation``)."""
         delta = grad if grad_is_preactivation else self.activation.backward(self.z, self.a, grad)
         x = self.x
-        self._kernel_rows: np.ndarray | None = None
+        self._kernel_rows = None
         dk = self.d_kernel
         if type(x) is np.ndarray:
             if x.shape[0] == 1:  # online learning: ∂J/∂kernel is the outer product xᵀ δ

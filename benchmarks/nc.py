@@ -53,6 +53,9 @@ CONFIGS: dict[str, tuple[dict, bool]] = {
         {"features": MLP_GLOSS, "hidden": [512], "dropout": 0.5, "batch_size": 128}, False),
     "MLP 256 relu, dropout 0.5, MiniLM x3 + glosses x3": (
         {"features": MLP_GLOSS, "hidden": [256], "dropout": 0.5, "batch_size": 128}, False),
+    "MLP 256 relu, dropout 0.5, input dropout 0.2, MiniLM x3 + glosses x3": (
+        {"features": MLP_GLOSS, "hidden": [256], "dropout": 0.5, "input_dropout": 0.2,
+         "batch_size": 128}, True),
     "chosen recipe": ({}, False),
 }
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from thetanet.cli import main
@@ -230,3 +231,82 @@ def test_input_dropout_trains_on_the_block_input(tmp_path, data_root):
     r = run_cli("nc", "train", "--split", "coarse_lexical", "--input-dropout", "1.5",
                 "--out", str(tmp_path / "bad"))
     assert r.returncode == 2 and "dropout" in r.stderr and "Traceback" not in r.stderr
+
+
+def _small_split(data_root):
+    from thetanet.data.tratz import Compounds, load_split
+
+    train, val = load_split("coarse_random", data_root)
+
+    def cut(c, n):
+        return Compounds(c.modifiers[:n], c.heads[:n], (c.labels or [])[:n])
+
+    return cut(train, 1500), cut(val, 300)
+
+
+def _small_settings():
+    from thetanet.compounds.system import NCSettings
+
+    return NCSettings(features=["words"], hidden=[8], dropout=0.5, input_dropout=0.2,
+                      max_epochs=6, patience=1, batch_size=64, seeds=[0, 1])
+
+
+def test_refit_alongside_selection_gives_the_same_model(data_root, tmp_path):
+    """The refit trained in a thread beside the selection run (snapshots, stops at the chosen
+    epoch) has exactly the weights of the refit trained afterwards from scratch."""
+    import threading
+
+    from thetanet.compounds.system import NCClassifier
+    from thetanet.data.tratz import labels_for
+
+    train, val = _small_split(data_root)
+    labels = list(labels_for("coarse_random"))
+    threads = threading.active_count()
+    seq = NCClassifier(_small_settings(), labels).fit(train, val, cache_dir=tmp_path)
+    par = NCClassifier(_small_settings(), labels).fit(train, val, cache_dir=tmp_path,
+                                                      refit_alongside=True)
+    assert threading.active_count() == threads  # the helper threads are gone
+    assert par.best_epochs == seq.best_epochs
+    assert par.evaluate(val) == seq.evaluate(val)  # the selection models are untouched
+    seq.refit(train, val, cache_dir=tmp_path)
+    par.refit(train, val, cache_dir=tmp_path)
+    assert par.report["refit"]["alongside_selection"] is True
+    assert par.report["refit"]["epochs"] == seq.report["refit"]["epochs"]
+    for a, b in zip(seq.members, par.members):
+        for wa, wb in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_array_equal(wa, wb)
+    assert par.features.get_config() == seq.features.get_config()
+    assert [len(h["loss"]) for h in par.histories] == [e + 1 for e in par.best_epochs]
+    with pytest.raises(ValueError, match="refit_alongside needs val"):
+        NCClassifier(_small_settings(), labels).fit(train, None, refit_alongside=True)
+
+
+def test_refit_alongside_failures_surface_and_stop_the_thread(data_root, tmp_path, monkeypatch):
+    import threading
+
+    from thetanet.compounds import system
+    from thetanet.data.tratz import labels_for
+
+    train, val = _small_split(data_root)
+    labels = list(labels_for("coarse_random"))
+    threads = threading.active_count()
+
+    def selection_dies(self, epoch, logs=None):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(system._SelectionReport, "on_epoch_end", selection_dies)
+    with pytest.raises(KeyboardInterrupt):
+        system.NCClassifier(_small_settings(), labels).fit(train, val, cache_dir=tmp_path,
+                                                           refit_alongside=True)
+    assert threading.active_count() == threads
+    monkeypatch.undo()
+
+    def twin_dies(self, epoch, logs=None):
+        raise MemoryError("no room for a snapshot")
+
+    monkeypatch.setattr(system._RefitTwin, "on_epoch_end", twin_dies)
+    with pytest.raises(RuntimeError, match="refit beside the selection failed: no room"):
+        system.NCClassifier(_small_settings(), labels).fit(train, val, cache_dir=tmp_path,
+                                                           refit_alongside=True)
+    assert threading.active_count() == threads

@@ -74,6 +74,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--hidden", type=_ints, default=None,
                    help="hidden layer sizes, e.g. 512 or 512,256; 0 = softmax regression")
     t.add_argument("--dropout", type=float, default=None, help="dropout after each hidden layer")
+    t.add_argument("--sequential-refit", action="store_true",
+                   help="refit after the selection run instead of beside it in a second "
+                        "thread (the same model; for one core)")
     t.add_argument("--input-dropout", type=float, default=None,
                    help="dropout of the input features (their stored entries)")
     t.add_argument("--l2", type=float, default=None)
@@ -213,7 +216,10 @@ def _train(args: argparse.Namespace) -> int:
         ck = {"checkpoint_dir": None if args.checkpoint is None
               else Path(args.checkpoint) / split,
               "resume": args.resume, "checkpoint_every": args.checkpoint_every}
-        clf.fit(train, val, cache_dir=_cache(args), **ck)
+        # the refit on train + val trains in a second thread beside the selection run (the
+        # same weights as afterwards, less wall time); not with checkpoints
+        alongside = not (args.no_refit or args.checkpoint or args.sequential_refit)
+        clf.fit(train, val, cache_dir=_cache(args), refit_alongside=alongside, **ck)
         val_result = clf.evaluate(val)
         selection = {k: val_result[k] for k in ("accuracy", "macro_f1", "weighted_f1")}
         if not args.json:

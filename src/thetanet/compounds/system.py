@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,7 @@ import numpy as np
 
 from thetanet import Dense, Dropout, EarlyStopping, Sequential, load_model
 from thetanet.blockmatrix import BlockMatrix
+from thetanet.callbacks import Callback
 from thetanet.compounds.features import FeatureSet, build_features
 from thetanet.compounds.scoring import score_labels
 from thetanet.data.tratz import Compounds
@@ -114,13 +116,19 @@ class NCClassifier:
     def fit(self, train: Compounds, val: Compounds | None = None, *, cache_dir: Any = None,
             verbose: int = 0, epochs: list[int] | None = None,
             checkpoint_dir: str | os.PathLike[str] | None = None, resume: bool = False,
-            checkpoint_every: int | None = None) -> NCClassifier:
+            checkpoint_every: int | None = None, refit_alongside: bool = False) -> NCClassifier:
         """Fit features and networks on ``train``.
 
         With ``val``: each member early-stops on val weighted-F1 and keeps its best epoch.
         With ``epochs`` (one per seed): train exactly that long (the refit).
+        ``refit_alongside`` (with ``val``, without checkpoints): also train the refit on
+        train + val in a second thread, beside each member's selection run; :meth:`refit`
+        then only swaps it in (see :class:`_RefitTwin`: the same weights, ~1.6× less time on
+        two cores).
         """
         s = self.settings
+        if refit_alongside and (val is None or epochs is not None or checkpoint_dir is not None):
+            raise ValueError("refit_alongside needs val data, no fixed epochs, no checkpoints")
         t0 = time.perf_counter()
         self.features = build_features(s.features, train, cache_dir=cache_dir)
         x = self.transform(train)
@@ -128,6 +136,17 @@ class NCClassifier:
         val_xy = None
         if val is not None:
             val_xy = (self.transform(val), self.encode(val.labels or []))
+        twin_data = None
+        self._twins: dict[str, Any] | None = None
+        if refit_alongside:
+            assert val is not None
+            both = _joined(train, val)
+            twin_features = build_features(s.features, both, cache_dir=cache_dir)
+            twin_x = BlockMatrix.from_parts(twin_features.transform_parts(both.modifiers,
+                                                                          both.heads))
+            twin_data = (twin_x, self.encode(both.labels or []))
+            self._twins = {"features": twin_features, "members": [], "histories": [],
+                           "train_size": len(both), "started": time.perf_counter()}
         t_feat = time.perf_counter() - t0
         self.members, self.best_epochs, self.histories = [], [], []
         for i, seed in enumerate(s.seeds):
@@ -145,9 +164,13 @@ class NCClassifier:
                 if val_xy is None:
                     raise ValueError("need val data (for early stopping) or explicit epochs")
                 es = EarlyStopping("val_f1_weighted", patience=s.patience, mode="max")
-                hist = model.fit(x, y, epochs=s.max_epochs, batch_size=s.batch_size,
-                                 validation_data=val_xy, seed=seed, verbose=verbose,
-                                 callbacks=[es], **ck)
+                if twin_data is None:
+                    hist = model.fit(x, y, epochs=s.max_epochs, batch_size=s.batch_size,
+                                     validation_data=val_xy, seed=seed, verbose=verbose,
+                                     callbacks=[es], **ck)
+                else:
+                    hist = self._fit_with_twin(model, x, y, val_xy, es, seed, twin_data,
+                                               verbose)
                 best = es.best_epoch
             self.members.append(model)
             self.best_epochs.append(int(best))
@@ -162,9 +185,20 @@ class NCClassifier:
         """Retrain from scratch on train + val for the epochs chosen on val (per seed)."""
         if not self.best_epochs:
             raise ValueError("fit with val first: refit reuses the epochs chosen there")
-        both = Compounds(train.modifiers + val.modifiers, train.heads + val.heads,
-                         (train.labels or []) + (val.labels or []))
+        both = _joined(train, val)
         epochs = [e + 1 for e in self.best_epochs]
+        twins = getattr(self, "_twins", None)
+        if twins is not None and len(twins["members"]) == len(self.members):
+            # trained alongside the selection runs (fit(refit_alongside=True))
+            if twins["train_size"] != len(both):
+                raise ValueError("refit data differ from the data fit trained the twins on")
+            self.features, self.members = twins["features"], twins["members"]
+            self.histories = twins["histories"]
+            self.report = {**self.report, "refit": {
+                "train_size": len(both), "epochs": epochs, "alongside_selection": True,
+                "timing": {"train_s": twins.get("train_s")}}}
+            self._twins = None
+            return self
         chosen = list(self.best_epochs)
         report = dict(self.report)
         self.fit(both, None, cache_dir=cache_dir, verbose=verbose, epochs=epochs,
@@ -173,6 +207,38 @@ class NCClassifier:
         self.report = {**report, "refit": {"train_size": len(both), "epochs": epochs,
                                            "timing": self.report.get("timing")}}
         return self
+
+    def _fit_with_twin(self, model: Sequential, x: Any, y: np.ndarray, val_xy: Any,
+                       es: EarlyStopping, seed: int, twin_data: tuple[Any, np.ndarray],
+                       verbose: int) -> Any:
+        """The selection run of one member here, its refit on train + val in a thread."""
+        s = self.settings
+        assert self._twins is not None
+        twin = self._network(twin_data[0].shape[1], seed)
+        link = _RefitTwin(s.patience)
+        worker = threading.Thread(target=link.train, name=f"nc-refit-seed{seed}", daemon=True,
+                                  args=(twin, *twin_data, s.max_epochs, s.batch_size, seed))
+        worker.start()
+        final = -1  # abort the twin unless the selection run completes
+        try:
+            hist = model.fit(x, y, epochs=s.max_epochs, batch_size=s.batch_size,
+                             validation_data=val_xy, seed=seed, verbose=verbose,
+                             callbacks=[es, _SelectionReport(link, es)])
+            final = es.best_epoch
+        finally:
+            link.finish(final)
+            worker.join()
+        if link.error is not None:
+            raise RuntimeError(f"the refit beside the selection failed: {link.error}") \
+                from link.error
+        if link.weights is None:  # pragma: no cover - the twin keeps the chosen epoch
+            raise RuntimeError(f"the refit kept no snapshot of epoch {final + 1}")
+        twin.set_weights(link.weights)
+        self._twins["members"].append(twin)
+        self._twins["histories"].append(
+            {k: v[: final + 1] for k, v in link.history.items()})
+        self._twins["train_s"] = round(time.perf_counter() - self._twins["started"], 2)
+        return hist
 
     # -- inference ---------------------------------------------------------------------------
     def predict_proba(self, data: Compounds) -> np.ndarray:
@@ -307,3 +373,85 @@ def _recover(path: Path) -> None:
                       stacklevel=3)
         for orphan in orphans:
             shutil.rmtree(orphan.parent, ignore_errors=True)
+
+
+def _joined(train: Compounds, val: Compounds) -> Compounds:
+    return Compounds(train.modifiers + val.modifiers, train.heads + val.heads,
+                     (train.labels or []) + (val.labels or []))
+
+
+class _RefitTwin(Callback):
+    """The refit of one member, trained in a thread while its selection run goes on.
+
+    Training is deterministic per seed and does not depend on how many epochs were asked for,
+    so the first E epochs of a long run are the run of E epochs. The twin therefore trains on,
+    keeps a copy of its weights after every epoch the selection may still choose (its best so
+    far, and those it has not evaluated yet), waits when it is more than patience + 2 epochs
+    ahead, and stops at the epoch finally chosen: the weights :meth:`NCClassifier.refit`
+    would train from scratch, for ~1.6× less wall time on two cores (NumPy and BLAS release the
+    GIL).
+    """
+
+    def __init__(self, patience: int) -> None:
+        super().__init__()
+        self.cond = threading.Condition()
+        self.evaluated, self.best = -1, -1
+        self.final: int | None = None
+        self.ahead = patience + 2
+        self.snapshots: dict[int, list[np.ndarray]] = {}
+        self.weights: list[np.ndarray] | None = None
+        self.history: dict[str, list[float]] = {}
+        self.error: BaseException | None = None
+
+    # the selection's side
+    def selected(self, epoch: int, best: int) -> None:
+        with self.cond:
+            self.evaluated, self.best = epoch, best
+            self.cond.notify_all()
+
+    def finish(self, final: int) -> None:
+        """The epoch chosen (-1: stop, keep nothing)."""
+        with self.cond:
+            self.final = final
+            self.cond.notify_all()
+
+    # the twin's side (a thread)
+    def train(self, twin: Sequential, x: Any, y: np.ndarray, max_epochs: int,
+              batch_size: int, seed: int) -> None:
+        try:
+            hist = twin.fit(x, y, epochs=max_epochs, batch_size=batch_size, seed=seed,
+                            verbose=0, callbacks=[self])
+            self.history = hist.history
+            with self.cond:
+                while self.final is None:
+                    self.cond.wait()
+                self.weights = self.snapshots.get(self.final)
+        except BaseException as exc:  # handed to the selection's thread
+            self.error = exc
+        finally:
+            self.snapshots = {}
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        weights = self.model.get_weights()
+        with self.cond:
+            while self.final is None and epoch - self.evaluated > self.ahead:
+                self.cond.wait()
+            self.snapshots[epoch] = weights
+            if self.final is not None:
+                keep = {self.final}
+            else:
+                keep = {self.best} | {e for e in self.snapshots if e > self.evaluated}
+            self.snapshots = {e: w for e, w in self.snapshots.items() if e in keep}
+            if self.final is not None and epoch >= self.final:
+                self.model.stop_training = True
+
+
+class _SelectionReport(Callback):
+    """Tells the twin how far the selection run got (after EarlyStopping updated)."""
+
+    def __init__(self, twin: _RefitTwin, es: EarlyStopping) -> None:
+        super().__init__()
+        self.twin, self.es = twin, es
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.twin.selected(epoch, self.es.best_epoch)

@@ -310,3 +310,22 @@ def test_refit_alongside_failures_surface_and_stop_the_thread(data_root, tmp_pat
         system.NCClassifier(_small_settings(), labels).fit(train, val, cache_dir=tmp_path,
                                                            refit_alongside=True)
     assert threading.active_count() == threads
+
+
+def test_cli_refit_beside_selection_saves_the_sequential_model(tmp_path, data_root):
+    args = ["nc", "train", "--split", "coarse_lexical", "--data-dir", str(data_root),
+            "--cache-dir", str(tmp_path / "c"), "--features", "words", "--max-epochs", "4",
+            "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "par")]) == 0
+    assert main([*args, "--out", str(tmp_path / "seq"), "--sequential-refit"]) == 0
+    par = json.loads((tmp_path / "par" / "nc.json").read_text())
+    seq = json.loads((tmp_path / "seq" / "nc.json").read_text())
+    assert par["report"]["refit"]["alongside_selection"] is True
+    assert "alongside_selection" not in seq["report"]["refit"]
+    assert par["report"]["refit"]["epochs"] == seq["report"]["refit"]["epochs"]
+    from thetanet import load_model
+
+    a = load_model(tmp_path / "par" / "member-0").get_weights()
+    b = load_model(tmp_path / "seq" / "member-0").get_weights()
+    for wa, wb in zip(a, b):
+        np.testing.assert_array_equal(wa, wb)

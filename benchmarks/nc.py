@@ -43,6 +43,12 @@ CONFIGS: dict[str, tuple[dict, bool]] = {
     "  + batch 16": ({"features": WNL2, "l2": 2e-3, "batch_size": 16}, False),
     "softmax regression, WordNet L2 x4 + MiniLM x3 + glosses x3, l2=2e-3": (
         {"features": GLOSS3, "l2": 2e-3}, False),
+    "  + logit adjustment 0.3": ({"features": GLOSS3, "l2": 2e-3, "logit_adjustment": 0.3},
+                                  False),
+    "  + logit adjustment 0.5": ({"features": GLOSS3, "l2": 2e-3, "logit_adjustment": 0.5},
+                                  False),
+    "  + logit adjustment 0.7": ({"features": GLOSS3, "l2": 2e-3, "logit_adjustment": 0.7},
+                                  False),
     "softmax regression, WordNet L2 x4 + MiniLM x3 + glosses x5, l2=2e-3": (
         {"features": GLOSS5, "l2": 2e-3}, False),
     "softmax regression, MiniLM x3 + words, l2=3e-4": ({"features": [*DENSE3, "words"],

@@ -329,3 +329,43 @@ def test_cli_refit_beside_selection_saves_the_sequential_model(tmp_path, data_ro
     b = load_model(tmp_path / "seq" / "member-0").get_weights()
     for wa, wb in zip(a, b):
         np.testing.assert_array_equal(wa, wb)
+
+
+def test_logit_adjustment(data_root, tmp_path):
+    """Post-hoc logit adjustment: p·π^(−τ) renormalised, π the add-one smoothed training
+    relation frequencies; saved with the model; τ = 0 leaves the probabilities alone."""
+    from thetanet.compounds.system import NCClassifier, NCSettings
+    from thetanet.data.tratz import labels_for
+    from thetanet.io import ModelFileError
+
+    train, val = _small_split(data_root)
+    labels = list(labels_for("coarse_random"))
+    settings = _small_settings()
+    settings.seeds = [0]
+    clf = NCClassifier(settings, labels).fit(train, val, cache_dir=tmp_path)
+    counts = np.bincount(clf.encode(train.labels), minlength=len(labels)) + 1.0
+    np.testing.assert_allclose(clf.class_prior, counts / counts.sum())
+    plain = clf.predict_proba(val)
+    clf.settings.logit_adjustment = 0.7
+    adjusted = clf.predict_proba(val)
+    want = plain * clf.class_prior ** -0.7
+    np.testing.assert_allclose(adjusted, want / want.sum(axis=1, keepdims=True), rtol=1e-5)
+    rare = clf.class_prior.argsort()[: len(labels) // 2]  # predicted more often after it
+    assert np.isin(adjusted.argmax(1), rare).sum() > np.isin(plain.argmax(1), rare).sum()
+    clf.save(tmp_path / "m")
+    again = NCClassifier.load(tmp_path / "m", cache_dir=tmp_path)
+    assert again.settings.logit_adjustment == 0.7
+    np.testing.assert_allclose(again.predict_proba(val), adjusted, rtol=1e-6)
+    # a model written before the adjustment existed (format 1: no prior) loads, unadjusted
+    doc = json.loads((tmp_path / "m" / "nc.json").read_text())
+    old = {**doc, "format_version": 1}
+    del old["class_prior"]
+    old["settings"] = {k: v for k, v in doc["settings"].items() if k != "logit_adjustment"}
+    (tmp_path / "m" / "nc.json").write_text(json.dumps(old))
+    np.testing.assert_allclose(NCClassifier.load(tmp_path / "m", cache_dir=tmp_path)
+                               .predict_proba(val), plain, rtol=1e-6)
+    (tmp_path / "m" / "nc.json").write_text(json.dumps({**doc, "class_prior": [0.5, -1.0]}))
+    with pytest.raises(ModelFileError, match="class_prior"):
+        NCClassifier.load(tmp_path / "m", cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="logit_adjustment must be finite"):
+        NCClassifier(NCSettings(logit_adjustment=float("inf")), labels)

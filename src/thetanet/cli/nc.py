@@ -77,6 +77,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--sequential-refit", action="store_true",
                    help="refit after the selection run instead of beside it in a second "
                         "thread (the same model; for one core)")
+    t.add_argument("--logit-adjustment", type=float, default=None, metavar="TAU",
+                   help="predict argmax log p − TAU·log(training relation frequency); TAU > 0 "
+                        "favours rarer relations (0: plain argmax)")
     t.add_argument("--input-dropout", type=float, default=None,
                    help="dropout of the input features (their stored entries)")
     t.add_argument("--l2", type=float, default=None)
@@ -174,7 +177,7 @@ def _settings_for(split: str, args: argparse.Namespace) -> Any:
     overrides = {"features": args.features, "hidden": args.hidden, "dropout": args.dropout,
                  "input_dropout": args.input_dropout, "l2": args.l2, "learning_rate": args.lr,
                  "batch_size": args.batch_size, "max_epochs": args.max_epochs,
-                 "patience": args.patience}
+                 "patience": args.patience, "logit_adjustment": args.logit_adjustment}
     for k, v in overrides.items():
         if v is not None:
             setattr(s, k, v)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -36,7 +37,7 @@ from thetanet.data.tratz import Compounds
 from thetanet.io import atomic_write_text
 
 NC_FORMAT = "thetanet-nc"
-NC_FORMAT_VERSION = 1
+NC_FORMAT_VERSION = 2  # 2: class_prior (logit adjustment); 1 still read
 DEFAULT_FEATURES = ("wordnet", "minilm-static")
 
 
@@ -55,6 +56,9 @@ class NCSettings:
     max_epochs: int = 60
     patience: int = 5
     seeds: list[int] = field(default_factory=lambda: [0])
+    #: τ of post-hoc logit adjustment (Menon et al. 2021): predict argmax log p − τ log π,
+    #: π the training relation frequencies; τ > 0 favours rarer relations (0: plain argmax)
+    logit_adjustment: float = 0.0
 
     def validate(self) -> None:
         if any(h < 1 for h in self.hidden):
@@ -65,6 +69,8 @@ class NCSettings:
             raise ValueError("need at least one seed")
         if self.max_epochs < 1 or self.batch_size < 1:
             raise ValueError("max_epochs and batch_size must be positive")
+        if not math.isfinite(self.logit_adjustment):
+            raise ValueError(f"logit_adjustment must be finite, got {self.logit_adjustment}")
 
 
 class NCClassifier:
@@ -80,6 +86,8 @@ class NCClassifier:
         self.best_epochs: list[int] = []
         self.histories: list[dict[str, list[float]]] = []
         self.report: dict[str, Any] = {}
+        #: π: relation frequencies of the training data (add-one smoothed), for the adjustment
+        self.class_prior: np.ndarray | None = None
         self.metadata: dict[str, Any] = {}
 
     # -- building blocks ---------------------------------------------------------------------
@@ -133,6 +141,7 @@ class NCClassifier:
         self.features = build_features(s.features, train, cache_dir=cache_dir)
         x = self.transform(train)
         y = self.encode(train.labels or [])
+        self.class_prior = _prior(y, len(self.labels))
         val_xy = None
         if val is not None:
             val_xy = (self.transform(val), self.encode(val.labels or []))
@@ -146,7 +155,8 @@ class NCClassifier:
                                                                           both.heads))
             twin_data = (twin_x, self.encode(both.labels or []))
             self._twins = {"features": twin_features, "members": [], "histories": [],
-                           "train_size": len(both), "started": time.perf_counter()}
+                           "train_size": len(both), "started": time.perf_counter(),
+                           "class_prior": _prior(twin_data[1], len(self.labels))}
         t_feat = time.perf_counter() - t0
         self.members, self.best_epochs, self.histories = [], [], []
         for i, seed in enumerate(s.seeds):
@@ -193,7 +203,7 @@ class NCClassifier:
             if twins["train_size"] != len(both):
                 raise ValueError("refit data differ from the data fit trained the twins on")
             self.features, self.members = twins["features"], twins["members"]
-            self.histories = twins["histories"]
+            self.histories, self.class_prior = twins["histories"], twins["class_prior"]
             self.report = {**self.report, "refit": {
                 "train_size": len(both), "epochs": epochs, "alongside_selection": True,
                 "timing": {"train_s": twins.get("train_s")}}}
@@ -242,7 +252,8 @@ class NCClassifier:
 
     # -- inference ---------------------------------------------------------------------------
     def predict_proba(self, data: Compounds) -> np.ndarray:
-        """Mean of the members' softmax outputs, shape (n, number of relations)."""
+        """Mean of the members' softmax outputs, shape (n, number of relations), after the
+        logit adjustment of the settings (if any)."""
         if not self.members:
             raise ValueError("the classifier is not fitted")
         if len(data) == 0:
@@ -252,6 +263,13 @@ class NCClassifier:
         for m in self.members[1:]:
             probs += m.predict(x)
         probs /= len(self.members)
+        tau = self.settings.logit_adjustment
+        if tau:
+            # p·π^(−τ), renormalised: the softmax of the adjusted logits log p − τ log π
+            if self.class_prior is None:
+                raise ValueError("logit adjustment needs the training relation frequencies")
+            probs *= (self.class_prior ** -tau).astype(probs.dtype)
+            probs /= probs.sum(axis=1, keepdims=True)
         return probs
 
     def predict(self, data: Compounds) -> tuple[list[str], np.ndarray]:
@@ -284,6 +302,7 @@ class NCClassifier:
                 "features": self.features.get_config(), "best_epochs": self.best_epochs,
                 "members": [f"member-{i}" for i in range(len(self.members))],
                 "report": self.report, "metadata": metadata or {},
+                "class_prior": None if self.class_prior is None else self.class_prior.tolist(),
             }
             atomic_write_text(tmp / "nc.json", json.dumps(doc, indent=1, sort_keys=True))
             _swap_in(tmp, path)
@@ -324,6 +343,12 @@ class NCClassifier:
             if "/" in name or "\\" in name or name.startswith("."):
                 raise ModelFileError(f"{doc_path}: invalid member name {name!r}")
             clf.members.append(load_model(path / name))
+        prior = doc.get("class_prior")
+        if prior is not None:
+            clf.class_prior = np.asarray(prior, dtype=np.float64)
+            if clf.class_prior.shape != (len(clf.labels),) or not np.all(clf.class_prior > 0):
+                raise ModelFileError(f"{doc_path}: class_prior must hold one positive "
+                                     f"frequency per relation")
         clf.best_epochs = list(doc.get("best_epochs", []))
         clf.report = doc.get("report", {})
         clf.metadata = doc.get("metadata", {})
@@ -373,6 +398,12 @@ def _recover(path: Path) -> None:
                       stacklevel=3)
         for orphan in orphans:
             shutil.rmtree(orphan.parent, ignore_errors=True)
+
+
+def _prior(y: np.ndarray, n_labels: int) -> np.ndarray:
+    """Add-one smoothed relation frequencies (every π_r > 0, so log π is finite)."""
+    counts = np.bincount(y, minlength=n_labels).astype(np.float64) + 1.0
+    return counts / counts.sum()
 
 
 def _joined(train: Compounds, val: Compounds) -> Compounds:

@@ -49,6 +49,8 @@ CONFIGS: dict[str, tuple[dict, bool]] = {
                                   False),
     "  + logit adjustment 0.7": ({"features": GLOSS3, "l2": 2e-3, "logit_adjustment": 0.7},
                                   False),
+    "  + logit adjustment 0.9": ({"features": GLOSS3, "l2": 2e-3, "logit_adjustment": 0.9},
+                                  False),
     "softmax regression, WordNet L2 x4 + MiniLM x3 + glosses x5, l2=2e-3": (
         {"features": GLOSS5, "l2": 2e-3}, False),
     "softmax regression, MiniLM x3 + words, l2=3e-4": ({"features": [*DENSE3, "words"],

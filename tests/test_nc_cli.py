@@ -369,3 +369,19 @@ def test_logit_adjustment(data_root, tmp_path):
         NCClassifier.load(tmp_path / "m", cache_dir=tmp_path)
     with pytest.raises(ValueError, match="logit_adjustment must be finite"):
         NCClassifier(NCSettings(logit_adjustment=float("inf")), labels)
+
+
+def test_early_stopping_selects_on_the_adjusted_predictions(data_root, tmp_path):
+    from thetanet.compounds.system import NCClassifier
+    from thetanet.data.tratz import labels_for
+
+    train, val = _small_split(data_root)
+    settings = _small_settings()
+    settings.seeds, settings.logit_adjustment, settings.patience = [0], 0.7, 2
+    clf = NCClassifier(settings, list(labels_for("coarse_random"))).fit(train, val,
+                                                                       cache_dir=tmp_path)
+    adjusted = clf.histories[0]["val_f1_weighted_adjusted"]
+    assert len(adjusted) == len(clf.histories[0]["val_f1_weighted"])
+    assert clf.best_epochs[0] == int(np.argmax(adjusted))  # the first best epoch
+    # the kept (best-epoch) weights predict, adjusted, exactly the F1 that was monitored
+    assert clf.evaluate(val)["weighted_f1"] == pytest.approx(max(adjusted), abs=1e-9)

@@ -173,14 +173,21 @@ class NCClassifier:
             else:
                 if val_xy is None:
                     raise ValueError("need val data (for early stopping) or explicit epochs")
-                es = EarlyStopping("val_f1_weighted", patience=s.patience, mode="max")
+                # select on the metric of the predictions made: logit-adjusted if set
+                monitor = []
+                if s.logit_adjustment:
+                    monitor = [_AdjustedValF1(val_xy, self.class_prior, s.logit_adjustment)]
+                es = EarlyStopping(monitor[0].key if monitor else "val_f1_weighted",
+                                   patience=s.patience, mode="max")
                 if twin_data is None:
                     hist = model.fit(x, y, epochs=s.max_epochs, batch_size=s.batch_size,
                                      validation_data=val_xy, seed=seed, verbose=verbose,
-                                     callbacks=[es], **ck)
+                                     callbacks=[*monitor, es], **ck)
                 else:
-                    hist = self._fit_with_twin(model, x, y, val_xy, es, seed, twin_data,
-                                               verbose)
+                    hist = self._fit_with_twin(model, x, y, val_xy, [*monitor, es], es, seed,
+                                               twin_data, verbose)
+                for m in monitor:
+                    hist.history[m.key] = list(m.values)
                 best = es.best_epoch
             self.members.append(model)
             self.best_epochs.append(int(best))
@@ -219,8 +226,8 @@ class NCClassifier:
         return self
 
     def _fit_with_twin(self, model: Sequential, x: Any, y: np.ndarray, val_xy: Any,
-                       es: EarlyStopping, seed: int, twin_data: tuple[Any, np.ndarray],
-                       verbose: int) -> Any:
+                       callbacks: list[Callback], es: EarlyStopping, seed: int,
+                       twin_data: tuple[Any, np.ndarray], verbose: int) -> Any:
         """The selection run of one member here, its refit on train + val in a thread."""
         s = self.settings
         assert self._twins is not None
@@ -233,7 +240,7 @@ class NCClassifier:
         try:
             hist = model.fit(x, y, epochs=s.max_epochs, batch_size=s.batch_size,
                              validation_data=val_xy, seed=seed, verbose=verbose,
-                             callbacks=[es, _SelectionReport(link, es)])
+                             callbacks=[*callbacks, _SelectionReport(link, es)])
             final = es.best_epoch
         finally:
             link.finish(final)
@@ -475,6 +482,36 @@ class _RefitTwin(Callback):
             self.snapshots = {e: w for e, w in self.snapshots.items() if e in keep}
             if self.final is not None and epoch >= self.final:
                 self.model.stop_training = True
+
+
+class _AdjustedValF1(Callback):
+    """Adds ``val_f1_weighted_adjusted``: val weighted-F1 of the logit-adjusted predictions."""
+
+    key = "val_f1_weighted_adjusted"
+
+    def __init__(self, val_xy: tuple[Any, np.ndarray], prior: np.ndarray | None,
+                 tau: float) -> None:
+        super().__init__()
+        if prior is None:
+            raise ValueError("logit adjustment needs the training relation frequencies")
+        self.x, self.y = val_xy
+        self.shift = -tau * np.log(prior)
+        self.values: list[float] = []  # per epoch (fit's History has recorded logs already)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        from thetanet.metrics import f1_score
+
+        scores = np.log(np.maximum(self.model.predict(self.x), 1e-30)) + self.shift
+        value = f1_score(self.y, scores.argmax(axis=1), average="weighted")
+        self.values.append(float(value))
+        if logs is not None:
+            logs[self.key] = value
+
+    def get_state(self) -> dict[str, Any]:
+        return {"values": list(self.values)}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.values = [float(v) for v in state.get("values", [])]
 
 
 class _SelectionReport(Callback):

@@ -89,6 +89,7 @@ class NCClassifier:
         #: π: relation frequencies of the training data (add-one smoothed), for the adjustment
         self.class_prior: np.ndarray | None = None
         self.metadata: dict[str, Any] = {}
+        self._twins: dict[str, Any] | None = None  # refits trained beside the selection
 
     # -- building blocks ---------------------------------------------------------------------
     def _network(self, input_dim: int, seed: int) -> Sequential:
@@ -146,7 +147,7 @@ class NCClassifier:
         if val is not None:
             val_xy = (self.transform(val), self.encode(val.labels or []))
         twin_data = None
-        self._twins: dict[str, Any] | None = None
+        self._twins = None
         if refit_alongside:
             assert val is not None
             both = _joined(train, val)
@@ -204,7 +205,7 @@ class NCClassifier:
             raise ValueError("fit with val first: refit reuses the epochs chosen there")
         both = _joined(train, val)
         epochs = [e + 1 for e in self.best_epochs]
-        twins = getattr(self, "_twins", None)
+        twins = self._twins
         if twins is not None and len(twins["members"]) == len(self.members):
             # trained alongside the selection runs (fit(refit_alongside=True))
             if twins["train_size"] != len(both):
@@ -270,14 +271,7 @@ class NCClassifier:
         for m in self.members[1:]:
             probs += m.predict(x)
         probs /= len(self.members)
-        tau = self.settings.logit_adjustment
-        if tau:
-            # p·π^(−τ), renormalised: the softmax of the adjusted logits log p − τ log π
-            if self.class_prior is None:
-                raise ValueError("logit adjustment needs the training relation frequencies")
-            probs *= (self.class_prior ** -tau).astype(probs.dtype)
-            probs /= probs.sum(axis=1, keepdims=True)
-        return probs
+        return _adjusted(probs, self.class_prior, self.settings.logit_adjustment)
 
     def predict(self, data: Compounds) -> tuple[list[str], np.ndarray]:
         """Relations and their probabilities."""
@@ -407,6 +401,17 @@ def _recover(path: Path) -> None:
             shutil.rmtree(orphan.parent, ignore_errors=True)
 
 
+def _adjusted(probs: np.ndarray, prior: np.ndarray | None, tau: float) -> np.ndarray:
+    """Logit adjustment in place: p·π^(−τ), renormalised — the softmax of the adjusted logits
+    log p − τ log π (τ = 0: ``probs`` unchanged)."""
+    if tau:
+        if prior is None:
+            raise ValueError("logit adjustment needs the training relation frequencies")
+        probs *= (prior ** -tau).astype(probs.dtype)
+        probs /= probs.sum(axis=1, keepdims=True)
+    return probs
+
+
 def _prior(y: np.ndarray, n_labels: int) -> np.ndarray:
     """Add-one smoothed relation frequencies (every π_r > 0, so log π is finite)."""
     counts = np.bincount(y, minlength=n_labels).astype(np.float64) + 1.0
@@ -492,17 +497,15 @@ class _AdjustedValF1(Callback):
     def __init__(self, val_xy: tuple[Any, np.ndarray], prior: np.ndarray | None,
                  tau: float) -> None:
         super().__init__()
-        if prior is None:
-            raise ValueError("logit adjustment needs the training relation frequencies")
         self.x, self.y = val_xy
-        self.shift = -tau * np.log(prior)
+        self.prior, self.tau = prior, tau
         self.values: list[float] = []  # per epoch (fit's History has recorded logs already)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         from thetanet.metrics import f1_score
 
-        scores = np.log(np.maximum(self.model.predict(self.x), 1e-30)) + self.shift
-        value = f1_score(self.y, scores.argmax(axis=1), average="weighted")
+        probs = _adjusted(self.model.predict(self.x), self.prior, self.tau)
+        value = f1_score(self.y, probs.argmax(axis=1), average="weighted")
         self.values.append(float(value))
         if logs is not None:
             logs[self.key] = value

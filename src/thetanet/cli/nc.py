@@ -47,8 +47,8 @@ def _names(text: str) -> list[str]:
             out.append(piece)
     if not out:
         raise argparse.ArgumentTypeError("need at least one feature name")
-    unknown = [spec.split(":", 1)[0] for spec in out
-               if spec.split(":", 1)[0] not in available_features()]
+    known = set(available_features())
+    unknown = [name for name in (spec.split(":", 1)[0] for spec in out) if name not in known]
     if unknown:
         raise argparse.ArgumentTypeError(
             f"unknown feature extractor(s) {', '.join(unknown)}; available: "
@@ -68,9 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--cache-dir", help="feature cache (default: $THETANET_CACHE or "
                                        "~/.cache/thetanet/features)")
     t.add_argument("--features", type=_names, default=None,
-                   help="comma-separated extractors, each NAME[:opt=value,...] from wordnet, "
-                        "minilm-static, wordnet-gloss, words, chars (default: the tuned recipe "
-                        "of the split)")
+                   help="comma-separated extractors, each NAME[:opt=value,...] (a wrong name "
+                        "lists the known ones; default: the tuned recipe of the split)")
     t.add_argument("--hidden", type=_ints, default=None,
                    help="hidden layer sizes, e.g. 512 or 512,256; 0 = softmax regression")
     t.add_argument("--dropout", type=float, default=None, help="dropout after each hidden layer")

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from thetanet.data.digits import RECIPES
 from thetanet.data.idx import mnist_available
 from thetanet.data.paths import data_root
+from thetanet.examples.digits import RECIPES
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "digits.md"

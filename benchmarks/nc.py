@@ -80,9 +80,8 @@ def run(split: str, name: str, overrides: dict, seeds: list[int], data_dir: str 
         s = NCSettings(**{**base.__dict__, **overrides,
                           "seeds": [seed * per_run + k for k in range(per_run)]})
         clf = NCClassifier(s, labels).fit(train, val, cache_dir=cache)
-        r = clf.evaluate(val)
-        runs.append({k: r[k] for k in ("accuracy", "macro_f1", "weighted_f1")} |
-                    {"epochs": clf.best_epochs[0] + 1})
+        assert clf.selection is not None
+        runs.append(clf.selection.headline | {"epochs": clf.selection.epochs[0]})
         members.append(clf)
     ens = members[0]
     ens.members = [m for clf in members for m in clf.members]

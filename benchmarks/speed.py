@@ -1,30 +1,37 @@
-"""Training speed on the CPU: thetanet against PyTorch eager, scikit-learn and Keras 3.
+"""Training speed on the CPU: thetanet against PyTorch (eager and torch.compile), scikit-learn
+and Keras 3, each framework in its own process with its default thread settings.
 
 One command writes ``benchmarks/results/speed.md``::
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/speed.py
 
-(unsetting the two OpenBLAS variables lets a current NumPy pick its native kernel; the kernel in
-use is reported). For every thread count (``--threads``, default 2 then 1) a fresh process fixes
-the threads of every library (``threadpoolctl`` for NumPy's BLAS, ``torch.set_num_threads``,
-``OMP_NUM_THREADS``, ``OMP_WAIT_POLICY=PASSIVE`` so that idle OpenMP threads do not spin), then
-for each workload W1–W4 builds the same synthetic data and the same initial weights in every
-framework and runs the frameworks interleaved epoch by epoch (A B C D, B C D A, …) so that machine
-drift cancels. Reported: median seconds per epoch, the ratio to PyTorch eager paired per round
-(median of the per-round ratios), achieved GFLOP/s and % of the measured GEMM peak, the final
-loss of each framework, and the acceptance checks of issue 5.
+(unsetting the two OpenBLAS variables lets a current NumPy pick its native kernel). Every
+framework runs in a worker process of its own, started once, with the library defaults a user
+gets (no thread pinning, no ``OMP_WAIT_POLICY``): NumPy's BLAS threads and PyTorch's OpenMP
+threads never share a process. For each workload W1–W4 every worker builds the same synthetic
+data and the same initial weights (sent by the parent); the parent then asks one worker at a
+time for one epoch, interleaved by round (A B C D, B C D A, …) so that machine drift cancels,
+after a short settle pause so that the previous worker's idle threads have gone to sleep; idle
+workers block on a pipe. Each epoch is timed inside its worker. Reported: median seconds per
+epoch, the ratio to PyTorch eager paired per round (median of the per-round ratios), GFLOP/s and
+% of NumPy's GEMM peak, the final loss of each framework, and the acceptance checks.
 
-PyTorch gets the very same batches as thetanet (the permutation thetanet's ``fit(seed=...)``
-draws), so its loss must agree with thetanet's; scikit-learn and Keras shuffle with their own
-generators. scikit-learn has no dropout: on W3 it trains the same net without it.
+PyTorch (eager and compiled) gets the very same batches as thetanet (the permutation thetanet's
+``fit(seed=...)`` draws), so its loss must agree with thetanet's; scikit-learn and Keras shuffle
+with their own generators. scikit-learn has no dropout: on W3 it trains the same net without it.
+
+``--thetanet-src DIR`` adds a second thetanet, "thetanet-before", imported from DIR (e.g. the
+source tree of an earlier commit) and measured in the same rounds; the report compares the two
+(ratio to PyTorch within 5 % of before's). The "thetanet" entry is always this tree's ``src``.
 
 Also measured (separate processes): peak RSS of thetanet while training W2 against the budget
 1.5 × (data + parameters + one batch of activations and gradients), and, with pyinstrument
 installed, where thetanet's time goes (``--profile``).
 
 Options: ``--rounds N`` timed epochs per framework (default 5, after one warm-up epoch),
-``--workloads W1 W3``, ``--frameworks thetanet torch``, ``--quick`` (a tenth of the data,
-2 rounds: a smoke run), ``--out FILE``.
+``--workloads W1 W3``, ``--frameworks thetanet torch``, ``--threads N`` (pin every worker to N
+threads instead of the defaults), ``--quick`` (a fiftieth of the data, 1 round: a smoke run),
+``--out FILE``, ``--rerender``.
 """
 
 from __future__ import annotations
@@ -39,14 +46,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+SRC = HERE.parent / "src"
 OUT = HERE / "results" / "speed.md"
-FRAMEWORKS = ("thetanet", "torch", "sklearn", "keras")
+FRAMEWORKS = ("thetanet", "torch", "torch.compile", "sklearn", "keras")
 SEED = 1234
+BEFORE = "thetanet-before"
 
 
 @dataclass(frozen=True)
@@ -327,15 +336,26 @@ class GemmRunner(Runner):
         return []
 
 
-RUNNERS = {"thetanet": ThetanetRunner, "torch": TorchRunner, "sklearn": SklearnRunner,
-           "keras": KerasRunner}
+class TorchCompileRunner(TorchRunner):
+    """PyTorch with ``torch.compile`` (default mode; compiled during the warm-up epoch)."""
+
+    name = "torch.compile"
+
+    def __init__(self, w: Workload, x: Any, y: Any, w0: list[Any]) -> None:
+        super().__init__(w, x, y, w0)
+        self.net = self.torch.compile(self.net)
 
 
-# -- the measuring child ------------------------------------------------------------------------
+RUNNERS: dict[str, Any] = {"thetanet": ThetanetRunner, "torch": TorchRunner,
+                           "torch.compile": TorchCompileRunner, "sklearn": SklearnRunner,
+                           "keras": KerasRunner, "gemm": GemmRunner}
+MODULES = {"thetanet": "thetanet", "torch": "torch", "torch.compile": "torch",
+           "sklearn": "sklearn", "keras": "keras", "gemm": "numpy"}
+
+
 def available(fw: str) -> bool:
-    mod = {"thetanet": "thetanet", "torch": "torch", "sklearn": "sklearn", "keras": "keras"}[fw]
     try:
-        __import__(mod)
+        __import__(MODULES[fw])
     except Exception:  # noqa: BLE001 - optional frameworks
         return False
     return True
@@ -365,84 +385,266 @@ def gemm_peak(shapes: list[tuple[int, int, int]], seconds: float = 1.0,
     return flops / best / 1e9
 
 
-def fix_threads(threads: int) -> dict[str, Any]:
-    """Pin every library to ``threads`` and say what each uses."""
-    import numpy  # noqa: F401 - loads the BLAS that threadpoolctl must see
-    from threadpoolctl import threadpool_info, threadpool_limits
-
-    threadpool_limits(threads)
-    info: dict[str, Any] = {"blas": [f"{i['internal_api']} {i.get('version')} "
-                                     f"{i.get('architecture', '')} x{i['num_threads']}"
-                                     for i in threadpool_info()]}
-    if available("torch"):
-        import torch
-
-        torch.set_num_threads(threads)
+# -- interleaved rounds (in this process for the tests, or over worker processes) -------------
+def interleave(runners: list[Any], w: Workload, rounds: int, log: Any,
+               settle: float = 0.0) -> dict[str, Any]:
+    """One warm-up epoch each, then ``rounds`` timed epochs, the order rotated every round.
+    A worker that fails its warm-up (e.g. torch.compile without a compiler) is left out and
+    named in ``errors``."""
+    losses: dict[str, list[float]] = {}
+    errors: dict[str, str] = {}
+    for r in list(runners):  # warm-up epoch (round 0), untimed
         try:
-            torch.set_num_interop_threads(1)
-        except RuntimeError:
-            pass
-        info["torch"] = f"torch {torch.__version__} x{torch.get_num_threads()}"
-    return info
-
-
-def run_workload(w: Workload, frameworks: list[str], rounds: int, log: Any,
-                 gemm: bool = True) -> dict[str, Any]:
-    import numpy as np
-
-    x, y = make_data(w)
-    w0 = thetanet_model(w).get_weights()
-    runners = [RUNNERS[fw](w, x, y, w0) for fw in frameworks]
-    if gemm and w.batch > 1:
-        runners.append(GemmRunner(w, x, y, w0))
+            losses[r.name] = [r.epoch(0)]
+        except RuntimeError as exc:
+            if not isinstance(r, Worker):
+                raise
+            errors[r.name] = str(exc)
+            log(f"  {exc}")
+            runners = [k for k in runners if k is not r]
     times: dict[str, list[float]] = {r.name: [] for r in runners}
-    losses: dict[str, list[float]] = {r.name: [] for r in runners}
     loads: list[float] = []
-    for r in runners:  # warm-up epoch (round 0), untimed
-        losses[r.name].append(r.epoch(0))
     for rnd in range(1, rounds + 1):
         order = runners[rnd % len(runners):] + runners[:rnd % len(runners)]
         for r in order:
+            if settle:
+                time.sleep(settle)  # the previous worker's spinning threads go idle
             t0 = time.perf_counter()
             loss = r.epoch(rnd)
-            times[r.name].append(getattr(r, "seconds", time.perf_counter() - t0))
+            times[r.name].append(getattr(r, "seconds", None) or time.perf_counter() - t0)
             losses[r.name].append(loss)
         loads.append(os.getloadavg()[0])
         log(f"  {w.name} round {rnd}: " + ", ".join(f"{k} {v[-1]:.3f}s"
                                                      for k, v in times.items())
             + f" (load {loads[-1]:.2f})")
-    out: dict[str, Any] = {"workload": w.name, "frameworks": {}, "loads": loads}
+    out: dict[str, Any] = {"workload": w.name, "frameworks": {}, "loads": loads,
+                           "errors": errors}
     for r in runners:
         res: dict[str, Any] = {"times": times[r.name], "losses": losses[r.name],
                                "median": statistics.median(times[r.name]),
-                               "full_loss": (full_loss(r.weights(), x, y) if r.weights()
-                                             else math.nan)}
+                               "full_loss": r.final_loss()}
         if "torch" in times:
             res["ratios"] = [a / b for a, b in zip(times[r.name], times["torch"])]
             res["ratio"] = statistics.median(res["ratios"])
         out["frameworks"][r.name] = res
-    del x, y, runners
-    _ = np.zeros(1)
     return out
 
 
-def child(args: argparse.Namespace) -> None:
-    threads = args.child
-    info = fix_threads(threads)
-    frameworks = [fw for fw in args.frameworks if available(fw)]
-    w2 = WORKLOADS["W2"]
-    result: dict[str, Any] = {"threads": threads, "info": info, "frameworks": frameworks,
-                              "peak_1024": gemm_peak([(1024, 1024, 1024)]),
-                              "peak_w2": gemm_peak(w2.gemm_shapes()), "workloads": {}}
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
+class _Local:
+    """A runner in this process, with the worker interface (epoch, final_loss)."""
 
-    log(f"threads {threads}: {info}; GEMM peak {result['peak_1024']:.0f} GFLOP/s (1024^3), "
-        f"{result['peak_w2']:.0f} (W2 shapes)")
-    for name in args.workloads:
-        w = scaled(WORKLOADS[name], args.quick)
-        result["workloads"][name] = run_workload(w, frameworks, args.rounds, log)
-    Path(args.json).write_text(json.dumps(result))
+    def __init__(self, runner: Runner, x: Any, y: Any) -> None:
+        self.runner, self.name, self.x, self.y = runner, runner.name, x, y
+
+    def epoch(self, r: int) -> float:
+        self.runner.__dict__.pop("seconds", None)
+        loss = self.runner.epoch(r)
+        self.seconds = getattr(self.runner, "seconds", None)
+        return loss
+
+    def final_loss(self) -> float:
+        weights = self.runner.weights()
+        return full_loss(weights, self.x, self.y) if weights else math.nan
+
+
+def run_workload(w: Workload, frameworks: list[str], rounds: int, log: Any,
+                 gemm: bool = True) -> dict[str, Any]:
+    """All ``frameworks`` in this process, interleaved (the tests' quick path; the benchmark
+    itself runs each framework in its own worker, see :func:`measure`)."""
+    x, y = make_data(w)
+    w0 = thetanet_model(w).get_weights()
+    names = [*frameworks, *(["gemm"] if gemm and w.batch > 1 else [])]
+    runners = [_Local(RUNNERS[fw](w, x, y, w0), x, y) for fw in names]
+    return interleave(runners, w, rounds, log)
+
+
+# -- worker processes ---------------------------------------------------------------------------
+def thread_info() -> str:
+    """The threads this process's libraries use (their defaults unless pinned by env)."""
+    parts = []
+    try:
+        import numpy  # noqa: F401 - loads the BLAS that threadpoolctl must see
+        from threadpoolctl import threadpool_info
+
+        parts += [" ".join(str(v) for v in (i["internal_api"], i.get("version"),
+                                            i.get("architecture"), f"x{i['num_threads']}")
+                           if v) for i in threadpool_info()]
+    except ImportError:
+        parts.append("(threadpoolctl not installed)")
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        parts.append(f"torch {torch.__version__} x{torch.get_num_threads()}")
+    return "; ".join(parts)
+
+
+def worker(fw: str) -> None:
+    """Serve one framework: JSON requests on stdin, one JSON reply per line on the original
+    stdout (the libraries' own prints are sent to stderr instead)."""
+    import numpy as np
+
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    state: dict[str, Any] = {}
+
+    def reply(**kw: Any) -> None:
+        proto.write(json.dumps(kw) + "\n")
+
+    for line in sys.stdin:
+        msg = json.loads(line)
+        try:
+            if msg["op"] == "setup":
+                state.clear()  # the previous workload's data goes first
+                spec = msg["workload"]
+                w = Workload(**{**spec, "dims": tuple(spec["dims"])})
+                x, y = make_data(w)
+                with np.load(msg["w0"], allow_pickle=False) as z:
+                    w0 = [z[f"arr_{i}"] for i in range(len(z.files))]
+                state.update(runner=RUNNERS[fw](w, x, y, w0), x=x, y=y)
+                info = thread_info()
+                if fw == "thetanet":
+                    import thetanet
+
+                    info = f"thetanet from {Path(thetanet.__file__).parent}; {info}"
+                reply(ok=True, info=info)
+            elif msg["op"] == "epoch":
+                runner = state["runner"]
+                runner.__dict__.pop("seconds", None)
+                t0 = time.perf_counter()
+                loss = runner.epoch(msg["round"])
+                reply(ok=True, loss=loss,
+                      seconds=getattr(runner, "seconds", None) or time.perf_counter() - t0)
+            elif msg["op"] == "final_loss":
+                weights = state["runner"].weights()
+                reply(ok=True, loss=full_loss(weights, state["x"], state["y"]) if weights
+                      else math.nan)
+            elif msg["op"] == "peak":
+                secs = msg.get("seconds", 1.0)
+                reply(ok=True, peak_1024=gemm_peak([(1024, 1024, 1024)], secs),
+                      peak_w2=gemm_peak(WORKLOADS["W2"].gemm_shapes(), secs),
+                      info=thread_info())
+            else:
+                return
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which drops us
+            text = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            reply(ok=False, error=text)
+
+
+class Worker:
+    """The parent's handle on one worker process (the runner interface: epoch, final_loss)."""
+
+    def __init__(self, name: str, fw: str, env: dict[str, str]) -> None:
+        self.name, self.fw, self.info = name, fw, ""
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--worker",
+                                      fw], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, env=env)
+
+    def call(self, **msg: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write(json.dumps(msg) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.name}: the worker exited ({self.proc.wait()})")
+        answer = json.loads(line)
+        if not answer.pop("ok"):
+            raise RuntimeError(f"{self.name}: {answer['error']}")
+        return answer
+
+    def setup(self, w: Workload, w0_path: str) -> None:
+        self.info = self.call(op="setup", workload=asdict(w), w0=w0_path)["info"]
+
+    def epoch(self, r: int) -> float:
+        answer = self.call(op="epoch", round=r)
+        self.seconds = answer["seconds"]
+        return answer["loss"]
+
+    def final_loss(self) -> float:
+        return self.call(op="final_loss")["loss"]
+
+    def close(self) -> None:
+        try:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+
+
+def worker_env(src: Path | None, threads: int | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("KERAS_BACKEND", "torch")  # Keras 3 needs a backend: the one installed here
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(src), *filter(None, [env.get("PYTHONPATH")])])
+    if threads:
+        t = str(threads)
+        env.update(OMP_NUM_THREADS=t, MKL_NUM_THREADS=t, OPENBLAS_NUM_THREADS=t)
+    return env
+
+
+def entries(args: argparse.Namespace) -> list[tuple[str, str, Path | None]]:
+    """(name, framework, thetanet source tree) of every worker to start."""
+    out: list[tuple[str, str, Path | None]] = []
+    for fw in args.frameworks:
+        if fw == "thetanet":
+            out.append(("thetanet", "thetanet", SRC))
+            if args.thetanet_src:
+                out.append((BEFORE, "thetanet", Path(args.thetanet_src).resolve()))
+        elif available(fw):
+            out.append((fw, fw, None))
+        else:
+            print(f"{fw} is not installed: skipped", file=sys.stderr)
+    if not args.no_gemm:
+        out.append(("gemm", "gemm", None))
+    return out
+
+
+def measure(args: argparse.Namespace, threads: int | None, log: Any) -> dict[str, Any]:
+    """Every workload, each framework in its own worker process, interleaved by round."""
+    import numpy as np
+
+    sys.path.insert(0, str(SRC))  # this tree's thetanet draws the initial weights
+    workers = [Worker(name, fw, worker_env(src, threads)) for name, fw, src in entries(args)]
+    result: dict[str, Any] = {"threads": threads or "default", "info": {}, "peak_1024": None,
+                              "peak_w2": None, "workloads": {}, "errors": {}}
+    try:
+        gemm = next((wk for wk in workers if wk.name == "gemm"), None)
+        if gemm is not None:
+            peaks = gemm.call(op="peak", seconds=0.2 if args.quick else 1.0)
+            result.update(peak_1024=peaks["peak_1024"], peak_w2=peaks["peak_w2"])
+            log(f"NumPy GEMM peak {peaks['peak_1024']:.0f} GFLOP/s (1024³), "
+                f"{peaks['peak_w2']:.0f} (W2 shapes); {peaks['info']}")
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in args.workloads:
+                w = scaled(WORKLOADS[name], args.quick)
+                w0_path = str(Path(tmp) / f"{name}-w0.npz")
+                np.savez(w0_path, *thetanet_model(w).get_weights())
+                ready = []
+                for wk in workers:
+                    if wk.name == "gemm" and w.batch == 1:
+                        continue  # one-sample GEMMs measure nothing useful
+                    try:
+                        wk.setup(w, w0_path)
+                    except RuntimeError as exc:
+                        result["errors"][f"{name} {wk.name}"] = str(exc)
+                        log(f"  {exc}")
+                        continue
+                    result["info"].setdefault(wk.name, wk.info)
+                    ready.append(wk)
+                log(f"{name}: {w.describe()}, {w.n} samples; " + ", ".join(wk.name
+                                                                           for wk in ready))
+                res = interleave(ready, w, args.rounds, log, settle=args.settle)
+                result["errors"].update({f"{name} {k}": v for k, v in res.pop("errors").items()})
+                result["workloads"][name] = res
+    finally:
+        for wk in workers:
+            wk.close()
+    return result
 
 
 def scaled(w: Workload, quick: bool) -> Workload:
@@ -450,7 +652,7 @@ def scaled(w: Workload, quick: bool) -> Workload:
         return w
     from dataclasses import replace
 
-    return replace(w, n=max(w.n // 10, 4 * w.batch))
+    return replace(w, n=max(w.n // 50, 4 * w.batch))
 
 
 # -- memory (thetanet only, its own process) -----------------------------------------------------
@@ -492,7 +694,6 @@ def memory_child(args: argparse.Namespace) -> None:
 def profile_child(args: argparse.Namespace) -> None:
     from pyinstrument import Profiler
 
-    fix_threads(args.child)
     texts = {}
     for name in args.workloads:
         w = scaled(WORKLOADS[name], args.quick)
@@ -503,26 +704,18 @@ def profile_child(args: argparse.Namespace) -> None:
         prof.start()
         model.fit(x, y, epochs=1, batch_size=w.batch, seed=1, verbose=0)
         prof.stop()
-        texts[name] = prof.output_text(unicode=False, color=False, show_all=False,
-                                       short_mode=True if hasattr(Profiler, "x") else False)
+        texts[name] = prof.output_text(unicode=False, color=False, show_all=False)
     Path(args.json).write_text(json.dumps(texts))
 
 
-# -- the parent: spawn, collect, write ----------------------------------------------------------
-def spawn(mode: list[str], threads: int, args: argparse.Namespace) -> Any:
-    env = dict(os.environ)
-    t = str(threads)
-    env.update(OMP_NUM_THREADS=t, MKL_NUM_THREADS=t, OPENBLAS_NUM_THREADS=t,
-               OMP_WAIT_POLICY="PASSIVE", KERAS_BACKEND="torch", TF_CPP_MIN_LOG_LEVEL="3")
-    if args.blas_timeout:  # OpenBLAS's idle threads spin 2^N cycles (default 2^28) before sleeping
-        env["OPENBLAS_THREAD_TIMEOUT"] = str(args.blas_timeout)
+def spawn(mode: list[str], args: argparse.Namespace) -> Any:
+    """Run this script in ``mode`` in a fresh process (this tree's thetanet); its JSON."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         path = fh.name
-    cmd = [sys.executable, __file__, *mode, "--json", path, "--rounds", str(args.rounds),
-           "--workloads", *args.workloads, "--frameworks", *args.frameworks]
+    cmd = [sys.executable, __file__, *mode, "--json", path, "--workloads", *args.workloads]
     if args.quick:
         cmd.append("--quick")
-    proc = subprocess.run(cmd, env=env, check=False)
+    proc = subprocess.run(cmd, env=worker_env(SRC, None), check=False)
     try:
         if proc.returncode != 0:
             raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}")
@@ -538,28 +731,106 @@ def loadavg() -> str:
         return "n/a"
 
 
-def fmt_ratio(v: float | None) -> str:
-    return "—" if v is None else f"{v:.2f}"
+# -- the report ---------------------------------------------------------------------------------
+def fmt(v: float | None, spec: str = ".2f") -> str:
+    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def paired(a: list[float], b: list[float]) -> float:
+    """Median over rounds of a[r] / b[r]."""
+    return statistics.median(x / y for x, y in zip(a, b))
+
+
+def _block_title(t: Any) -> str:
+    if t == "default":
+        return "Library default threads (each framework in its own process, as users run it)"
+    plural = "s" if t != 1 else ""
+    return f"{t} thread{plural} (every worker pinned by OMP/MKL/OPENBLAS_NUM_THREADS)"
+
+
+def _info_text(info: dict[str, Any]) -> str:
+    return "; ".join(f"{k}: {', '.join(v) if isinstance(v, list) else v}"
+                     for k, v in info.items())
+
+
+def _checks(res: dict[str, Any], args: argparse.Namespace) -> list[tuple[str, bool]]:
+    t = res["threads"]
+    tag = "" if t == "default" else f"{t}T "
+    checks: list[tuple[str, bool]] = []
+    for name, wres in res["workloads"].items():
+        fws = wres["frameworks"]
+        if "thetanet" not in fws:
+            continue
+        me = fws["thetanet"]
+        if "torch" in fws:
+            checks.append((f"{tag}{name}: thetanet ÷ PyTorch eager = {me['ratio']:.2f} "
+                           f"≤ {TARGET[name]}", me["ratio"] <= TARGET[name]))
+            tl, ml = fws["torch"]["losses"][-1], me["losses"][-1]
+            rel = abs(ml - tl) / abs(tl)
+            checks.append((f"{tag}{name}: training loss of the last epoch {ml:.4f} vs PyTorch "
+                           f"{tl:.4f} (differ by {100 * rel:.2f}% ≤ 1%; full-data loss at the "
+                           f"end {fmt(me['full_loss'], '.4f')} vs "
+                           f"{fmt(fws['torch']['full_loss'], '.4f')})", rel <= 0.01))
+        for other in ("sklearn", "keras"):
+            if other in fws:
+                sp = paired(fws[other]["times"], me["times"])
+                checks.append((f"{tag}{name}: thetanet {sp:.2f}× faster than {other} (≥ 1.5)",
+                               sp >= 1.5))
+        if name == "W2" and "gemm" in fws:
+            pct = paired(fws["gemm"]["times"], me["times"])
+            checks.append((f"{tag}W2: thetanet at {100 * pct:.1f}% of the rate of its GEMMs "
+                           f"alone timed in the same rounds (paired median; ≥ 90%)", pct >= 0.9))
+        if BEFORE in fws:
+            before = fws[BEFORE]
+            direct = paired(me["times"], before["times"])
+            if "torch" in fws:
+                change = me["ratio"] / before["ratio"] - 1
+                checks.append((f"{tag}{name}: thetanet ÷ PyTorch {me['ratio']:.3f} vs "
+                               f"{before['ratio']:.3f} before ({100 * change:+.1f}%; ≤ +5%); "
+                               f"thetanet ÷ thetanet-before {direct:.3f} (paired median)",
+                               change <= 0.05))
+            else:
+                checks.append((f"{tag}{name}: thetanet ÷ thetanet-before {direct:.3f} (paired "
+                               "median; ≤ 1.05)", direct <= 1.05))
+    return checks
+
+
+def _summary(res: dict[str, Any]) -> list[str]:
+    """The claims the README may state, one line per workload, from this run."""
+    out = []
+    for name, wres in res["workloads"].items():
+        fws = wres["frameworks"]
+        if "thetanet" not in fws:
+            continue
+        me = fws["thetanet"]["times"]
+        parts = [f"{paired(fws[o]['times'], me):.2f}× {label}" for o, label in
+                 (("torch", "PyTorch eager"), ("torch.compile", "torch.compile"),
+                  ("sklearn", "scikit-learn"), ("keras", "Keras"), (BEFORE, "thetanet-before"))
+                 if o in fws]
+        if parts:
+            out.append(f"- **{name}**: thetanet's epoch is faster than (time of the other ÷ "
+                       f"thetanet's, paired median): " + ", ".join(parts))
+    return out
 
 
 def render(results: list[dict[str, Any]], mem: dict[str, Any] | None,
            prof: dict[str, str] | None, args: argparse.Namespace, load: list[str],
            wall: float, when: str | None = None) -> str:
-    lines = ["# Training speed: thetanet vs PyTorch eager, scikit-learn, Keras 3 (issue 5)", "",
-             f"Measured by `benchmarks/speed.py` {when or time.strftime('%Y-%m-%d %H:%M')} in "
+    settle = getattr(args, "settle", 0.0)
+    lines = ["# Training speed: thetanet vs PyTorch eager, torch.compile, scikit-learn, Keras 3",
+             "", f"Measured by `benchmarks/speed.py` {when or time.strftime('%Y-%m-%d %H:%M')} in "
              f"{wall / 60:.1f} min. Machine: {platform.processor() or platform.machine()}, "
              f"{os.cpu_count()} cores; Python {platform.python_version()}; "
              f"load average (1/5/15 min) before, between and after: {'; '.join(load)}.",
+             "Every framework ran in its own worker process with its library defaults for "
+             "threads, as users run it (no pinning, no OMP_WAIT_POLICY); only one worker "
+             "computed at a time. "
              f"Rounds: {args.rounds} timed epochs per framework after one warm-up epoch, "
-             "frameworks interleaved epoch by epoch (order rotated every round); float32; the "
-             "same data and initial weights everywhere." + (" QUICK RUN (a tenth of the data)."
-                                                           if args.quick else ""),
+             f"interleaved by round (order rotated every round), a {settle:g} s pause before "
+             "each epoch; float32; the same data and initial weights everywhere."
+             + (" QUICK RUN (a fiftieth of the data)." if args.quick else ""),
              "OPENBLAS_CORETYPE=" + os.environ.get("OPENBLAS_CORETYPE", "(unset)")
-             + ", OPENBLAS_L2_SIZE=" + os.environ.get("OPENBLAS_L2_SIZE", "(unset)")
-             + "; in every measuring process OMP_WAIT_POLICY=PASSIVE and "
-             + (f"OPENBLAS_THREAD_TIMEOUT={args.blas_timeout} (idle OpenBLAS threads spin "
-                f"2^{args.blas_timeout} cycles, not 2^28, before they sleep)"
-                if args.blas_timeout else "OpenBLAS's default thread timeout") + ".",
+             + ", OPENBLAS_L2_SIZE=" + os.environ.get("OPENBLAS_L2_SIZE", "(unset)") + ".",
              "", "Workloads (synthetic data: N(0, 1) inputs, labels of a noisy random linear "
              "teacher; ReLU hidden layers, softmax + cross-entropy):", ""]
     for name in args.workloads:
@@ -569,67 +840,35 @@ def render(results: list[dict[str, Any]], mem: dict[str, Any] | None,
     lines.append("")
     checks: list[tuple[str, bool]] = []
     for res in results:
-        t = res["threads"]
-        lines += [f"## {t} thread{'s' if t > 1 else ''}", "",
-                  "Threads: " + "; ".join(res["info"]["blas"])
-                  + (f"; {res['info']['torch']}" if "torch" in res["info"] else "")
-                  + f". Measured GEMM peak (NumPy): {res['peak_1024']:.0f} GFLOP/s on 1024³, "
-                  f"{res['peak_w2']:.0f} GFLOP/s on W2's shapes. 1-minute load average "
-                  "during the rounds: " + "; ".join(
+        peak = res.get("peak_w2")
+        lines += [f"## {_block_title(res['threads'])}", "",
+                  "Threads: " + _info_text(res["info"]) + "."
+                  + (f" NumPy GEMM peak: {res['peak_1024']:.0f} GFLOP/s on 1024³, {peak:.0f} "
+                     f"GFLOP/s on W2's shapes." if peak else "")
+                  + " 1-minute load average during the rounds: " + "; ".join(
                       f"{n} {min(r.get('loads') or [0]):.2f}–{max(r.get('loads') or [0]):.2f}"
                       for n, r in res["workloads"].items()) + ".", "",
-                  "| workload | framework | s/epoch (median) | ÷ PyTorch (paired median) | "
-                  "GFLOP/s | % of W2-shape peak | final loss (own) | final loss (full data) |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| workload | framework | s/epoch (median) | ÷ PyTorch eager (paired median) "
+                  "| GFLOP/s | % of W2-shape GEMM peak | final loss (own) | final loss (full "
+                  "data) |", "|---|---|---|---|---|---|---|---|"]
         for name, wres in res["workloads"].items():
             w = scaled(WORKLOADS[name], args.quick)
             for fw, r in wres["frameworks"].items():
                 gf = w.flops_per_epoch() / r["median"] / 1e9
                 label = "its GEMMs alone (NumPy)" if fw == "gemm" else fw
                 loss = ("— | —" if fw == "gemm" else
-                        f"{r['losses'][-1]:.4f} | {r['full_loss']:.4f}")
+                        f"{fmt(r['losses'][-1], '.4f')} | {fmt(r['full_loss'], '.4f')}")
                 lines.append(f"| {name} | {label} | {r['median']:.3f} | "
-                             f"{fmt_ratio(r.get('ratio'))} | {gf:.0f} | "
-                             f"{100 * gf / res['peak_w2']:.0f}% | {loss} |")
+                             f"{fmt(r.get('ratio'))} | {gf:.0f} | "
+                             f"{f'{100 * gf / peak:.0f}%' if peak else '—'} | {loss} |")
         lines.append("")
-        for name, wres in res["workloads"].items():
-            fws = wres["frameworks"]
-            if "thetanet" not in fws:
-                continue
-            me = fws["thetanet"]
-            if "torch" in fws:
-                ok = me["ratio"] <= TARGET[name]
-                checks.append((f"{t}T {name}: thetanet ÷ PyTorch = {me['ratio']:.2f} "
-                               f"≤ {TARGET[name]}", ok))
-                tl, ml = fws["torch"]["losses"][-1], me["losses"][-1]
-                rel = abs(ml - tl) / abs(tl)
-                t1, m1 = fws["torch"]["losses"][0], me["losses"][0]
-                tf, mf = fws["torch"]["full_loss"], me["full_loss"]
-                checks.append((f"{t}T {name}: training loss of the last epoch {ml:.4f} vs "
-                               f"PyTorch {tl:.4f} (differ by {100 * rel:.2f}% ≤ 1%; after the "
-                               f"first epoch {m1:.4f} vs {t1:.4f}, "
-                               f"{100 * abs(m1 - t1) / abs(t1):.2f}%; full-data loss at the "
-                               f"end {mf:.4f} vs {tf:.4f}, {100 * abs(mf - tf) / abs(tf):.2f}%)",
-                               rel <= 0.01))
-            for other in ("sklearn", "keras"):  # (the "gemm" row is no framework)
-                if other in fws:
-                    sp = statistics.median(a / b for a, b in zip(fws[other]["times"],
-                                                                  me["times"]))
-                    checks.append((f"{t}T {name}: thetanet {sp:.2f}× faster than {other} "
-                                   f"(≥ 1.5)", sp >= 1.5))
-            if name == "W2":
-                w = scaled(WORKLOADS[name], args.quick)
-                pct = w.flops_per_epoch() / me["median"] / 1e9 / res["peak_w2"]
-                text = (f"{t}T W2: thetanet at {100 * pct:.0f}% of the W2-shape GEMM peak "
-                        f"measured before the rounds")
-                ok = pct >= 0.9
-                if "gemm" in fws:
-                    paired = statistics.median(a / b for a, b in zip(fws["gemm"]["times"],
-                                                                      me["times"]))
-                    text += (f", {100 * paired:.1f}% of the same GEMMs timed in each round "
-                             f"(paired median)")
-                    ok = paired >= 0.9
-                checks.append((text + " (≥ 90%)", ok))
+        if res.get("errors"):
+            lines += ["Not measured: " + "; ".join(f"{k} ({v})" for k, v in
+                                                  res["errors"].items()), ""]
+        summary = _summary(res)
+        if summary:
+            lines += ["Summary (the speed claims this run supports):", "", *summary, ""]
+        checks += _checks(res, args)
     if mem is not None:
         mib = 1 << 20
         ok = mem["used"] <= 1.5 * mem["need"]
@@ -650,8 +889,8 @@ def render(results: list[dict[str, Any]], mem: dict[str, Any] | None,
               for text, ok in checks]
     lines.append("")
     if prof:
-        lines += ["## Where thetanet's time goes now (pyinstrument, 1 thread, one epoch after a "
-                  "warm-up epoch)", ""]
+        lines += ["## Where thetanet's time goes (pyinstrument, default threads, one epoch "
+                  "after a warm-up epoch)", ""]
         for name, text in prof.items():
             rows = text.strip().splitlines()
             start = next((i + 1 for i, row in enumerate(rows) if row.startswith("Profile at")),
@@ -666,7 +905,7 @@ def read_raw(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     text = path.read_text()
-    tag = "<!-- raw results (for --merge): "
+    tag = "<!-- raw results: "
     a = text.rfind(tag)
     if a < 0:
         return {}
@@ -685,56 +924,74 @@ def keep_sections(path: Path) -> str:
     return text[a:b + len("<!-- /keep -->")] + "\n" if 0 <= a < b else ""
 
 
+def write_report(path: Path, text: str, raw: dict[str, Any]) -> None:
+    sys.path.insert(0, str(SRC))
+    from thetanet.files import atomic_write_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kept = keep_sections(path)
+    atomic_write_text(path, text + ("\n" + kept if kept else "")
+                      + f"\n<!-- raw results: {json.dumps(raw)} -->\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--threads", type=int, nargs="+", default=[2, 1])
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="timed epochs per framework (default 5; 1 with --quick)")
     ap.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
     ap.add_argument("--frameworks", nargs="+", default=list(FRAMEWORKS), choices=FRAMEWORKS)
-    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--thetanet-src", metavar="DIR", default=None,
+                    help=f"also measure the thetanet imported from DIR as {BEFORE!r}")
+    ap.add_argument("--threads", type=int, nargs="+", default=[],
+                    help="also run with every worker pinned to N threads (default: only the "
+                         "libraries' default threads)")
+    ap.add_argument("--settle", type=float, default=0.3,
+                    help="seconds of pause before each timed epoch (default 0.3)")
+    ap.add_argument("--quick", action="store_true", help="a fiftieth of the data, 1 round")
     ap.add_argument("--profile", action="store_true", help="add a pyinstrument profile")
     ap.add_argument("--no-memory", action="store_true")
-    ap.add_argument("--blas-timeout", type=int, default=0,
-                    help="OPENBLAS_THREAD_TIMEOUT for the children (0: leave OpenBLAS's default)")
-    ap.add_argument("--merge", action="store_true",
-                    help="keep the results of thread counts not rerun from the existing file")
+    ap.add_argument("--no-gemm", action="store_true", help="skip the GEMMs-alone reference")
     ap.add_argument("--rerender", action="store_true",
                     help="only rewrite the file from the raw results it holds (no measuring)")
     ap.add_argument("--out", type=Path, default=OUT)
-    ap.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=list(RUNNERS), help=argparse.SUPPRESS)
     ap.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--profile-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--json", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    args.rounds = args.rounds or (1 if args.quick else 5)
+    if args.worker:
+        worker(args.worker)
+        return 0
     if args.memory_child:
         memory_child(args)
         return 0
     if args.profile_child:
         profile_child(args)
         return 0
-    if args.child:
-        child(args)
-        return 0
-    t0 = time.perf_counter()
     if args.rerender:
         old = read_raw(args.out)
         if not old:
             raise SystemExit(f"{args.out} holds no raw results to render")
         args.workloads = [n for n in WORKLOADS if n in old["results"][0]["workloads"]]
-        args.rounds, args.quick = old.get("rounds", args.rounds), old.get("quick", args.quick)
-        text = render(old["results"], old.get("memory"), old.get("profile"), args,
-                      old.get("load", []), old.get("wall", 0.0), old.get("when"))
-        raw = json.dumps(old)
-        kept = keep_sections(args.out)
-        args.out.write_text(text + ("\n" + kept if kept else "")
-                            + f"\n<!-- raw results (for --merge): {raw} -->\n")
+        args.rounds, args.quick = old["rounds"], old["quick"]
+        args.settle = old.get("settle", args.settle)
+        write_report(args.out, render(old["results"], old.get("memory"), old.get("profile"),
+                                      args, old["load"], old["wall"], old.get("when")), old)
         return 0
+    if args.thetanet_src and not (Path(args.thetanet_src) / "thetanet" / "__init__.py").is_file():
+        raise SystemExit(f"--thetanet-src {args.thetanet_src}: no thetanet/__init__.py there")
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    t0 = time.perf_counter()
     load = [loadavg()]
     results = []
-    for t in args.threads:
-        results.append(spawn(["--child", str(t)], t, args))
+    for threads in [None, *args.threads]:
+        results.append(measure(args, threads, log))
         load.append(loadavg())
-    mem = None if args.no_memory else spawn(["--memory-child"], max(args.threads), args)
+    mem = None if args.no_memory else spawn(["--memory-child"], args)
     prof = None
     if args.profile:
         try:
@@ -742,23 +999,13 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print("pyinstrument is not installed: no profile", file=sys.stderr)
         else:
-            prof = spawn(["--profile-child", "--child", "1"], 1, args)
-    old = read_raw(args.out) if args.merge else {}
-    if old:
-        results += [r for r in old.get("results", []) if r["threads"] not in args.threads]
-        results.sort(key=lambda r: -r["threads"])
-        mem = mem if mem is not None else old.get("memory")
-        prof = prof if prof is not None else old.get("profile")
-        load = [*old.get("load", []), *load]
-    text = render(results, mem, prof, args, load, time.perf_counter() - t0)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    kept = keep_sections(args.out)
-    raw = json.dumps({"results": results, "memory": mem, "profile": prof, "load": load,
-                      "wall": time.perf_counter() - t0, "rounds": args.rounds,
-                      "when": time.strftime("%Y-%m-%d %H:%M"),
-                      "quick": args.quick})
-    args.out.write_text(text + ("\n" + kept if kept else "")
-                        + f"\n<!-- raw results (for --merge): {raw} -->\n")
+            prof = spawn(["--profile-child"], args)
+    wall = time.perf_counter() - t0
+    when = time.strftime("%Y-%m-%d %H:%M")
+    text = render(results, mem, prof, args, load, wall, when)
+    write_report(args.out, text, {"results": results, "memory": mem, "profile": prof,
+                                  "load": load, "wall": wall, "rounds": args.rounds,
+                                  "when": when, "quick": args.quick, "settle": args.settle})
     print(text)
     return 0
 

@@ -38,8 +38,7 @@ def _grid(name, params, lo=-8.0, hi=8.0, n=3201):
 
 def test_registry_names_order_and_aliases():
     assert A.LECTURE_TABLE == tuple(TWELVE)
-    assert A.names()[:12] == TWELVE
-    assert {"softmax", "prelu", "apl"} <= set(A.names())
+    assert A.names() == [*TWELVE, "softmax", "prelu", "apl"]  # table, fixed, learnable
     assert isinstance(A.get("sigmoid"), A.Logistic)
     assert isinstance(A.get("linear"), A.Identity)
     assert isinstance(A.get(None), A.Identity)
@@ -284,6 +283,66 @@ def test_binary_step_cannot_learn_by_backprop(rng):
     np.testing.assert_array_equal(first.kernel, before)  # δ below a step layer is 0
 
 
+# -- the table as text ------------------------------------------------------------------------
+def _formula_cells(text):
+    """{first word of the name: the formula column's lines joined}, cut by the dash row."""
+    lines = text.split("\n\n")[0].splitlines()
+    spans = [m.span() for m in re.finditer(r"-+", lines[1])]
+    lo, hi = spans[1]
+    cells, name = {}, None
+    for ln in lines[2:]:
+        if ln[:spans[0][1]].strip():
+            name = ln.split()[0]
+            cells[name] = []
+        cells[name].append(ln[lo:hi].strip())
+    return {n: " ".join(parts) for n, parts in cells.items()}
+
+
+@pytest.mark.parametrize("names", [TWELVE, None], ids=["twelve", "all"])
+def test_text_table_fits_100_columns_and_holds_every_formula(names):
+    names = names or A.names()
+    text = A.format_table(names)
+    assert max(len(ln) for ln in text.splitlines()) <= 100
+    header = text.splitlines()[0]
+    for col in ("name", "equation", "derivative", "monotonic", "≈x near 0", "range"):
+        assert col in header
+    cells = _formula_cells(text)
+    assert list(cells) == names
+    for n in names:  # equation, then derivative, unwrapped back to the class's strings
+        g = A.get(n)
+        assert cells[n] == " ".join(f"{g.equation} {g.derivative}".split())
+    # a wider terminal gets fewer, longer lines; the notes are wrapped too
+    wide = A.format_table(names, width=200)
+    assert len(wide.splitlines()) < len(text.splitlines())
+    assert max(len(ln) for ln in wide.splitlines()) > 100
+
+
+def test_wrap_formula_breaks_between_cases_never_inside_brackets():
+    eq = A.get("soft_exponential").equation
+    lines = A.table.wrap_formula(eq, 38)
+    assert lines == ["f(a,x) = -ln(1 - a(x+a))/a (a<0);", "  x (a=0); (e^(ax) - 1)/a + a (a>0)"]
+    apl = A.table.wrap_formula(A.get("apl").equation, 38)
+    assert all(len(ln) <= 38 for ln in apl)
+    assert "  max(0, -x + b_s) (a, b learned)" in apl  # the bracketed term stays whole
+    assert A.table.wrap_formula("f(x) = x", 38) == ["f(x) = x"]
+
+
+def test_markdown_table_one_line_per_activation():
+    md = A.format_table(A.names(), markdown=True).splitlines()
+    assert md[0] == "| name | equation | derivative | monotonic | ≈x near 0 | range |"
+    relu = next(ln for ln in md if ln.startswith("| relu |"))
+    assert relu == f"| relu | {A.ReLU.equation} | {A.ReLU.derivative} | yes | no | [0, ∞) |"
+    assert len(md) == 2 + len(A.names()) + 1 + 2  # header, rows, blank, the two notes
+
+
+def test_format_range_brackets():
+    assert A.format_range(A.get("relu")) == "[0, ∞)"
+    assert A.format_range(A.get("arctan")) == "(−π/2, π/2)"
+    assert A.format_range(A.get("binary_step")) == "{0, 1}"
+    assert A.format_range(A.get("sinc")) == "[−0.217234, 1]"
+    assert A.format_range(A.get("prelu", alpha=0.0)) == "(0, ∞)"  # learnable: ends open
+
+
 # -- the CLI -----------------------------------------------------------------------------------
 def test_cli_prints_table_from_code(capsys):
     assert main(["activations"]) == 0
@@ -293,7 +352,7 @@ def test_cli_prints_table_from_code(capsys):
         assert col in header
     for n in TWELVE:
         line = next(ln for ln in out.splitlines() if ln.startswith(n))
-        assert A.get(n).equation in line and A.get(n).derivative in line
+        assert A.get(n).equation[:20] in line  # the row starts with its equation
     sinc = next(ln for ln in out.splitlines() if ln.startswith("sinc"))
     assert "[−0.217234, 1]" in sinc and sinc.split()[-4:-2] == ["no", "no"]
     relu = next(ln for ln in out.splitlines() if ln.startswith("relu"))

@@ -18,9 +18,9 @@ import pytest
 
 from thetanet import Dense, Dropout, EarlyStopping, Sequential
 from thetanet.callbacks import Callback
-from thetanet.checkpoint import CHECKPOINT_NAME, load_checkpoint, read_checkpoint
-from thetanet.io import ModelFileError, load_arrays
-from thetanet.model import DivergenceWarning
+from thetanet.checkpoint import CHECKPOINT_NAME, read_checkpoint
+from thetanet.files import ModelFileError, load_arrays
+from thetanet.model import DivergenceWarning, load_checkpoint
 
 HELPERS = Path(__file__).parent / "helpers"
 TRAIN = HELPERS / "train_ckpt.py"
@@ -342,7 +342,7 @@ def _model_saver_script(tmp: Path) -> str:
     script = tmp / "save_loop.py"
     script.write_text(
         "import sys\nimport numpy as np\nfrom thetanet import Dense, Sequential\n"
-        "from thetanet.io import save_arrays\n"
+        "from thetanet.files import save_arrays\n"
         "out, w, rounds, ref = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]\n"
         "m = Sequential([Dense(64, 'relu'), Dense(8, 'softmax')], seed=w)\nm.build(32)\n"
         "save_arrays(ref, {f'w{i:03d}': a for i, a in enumerate(m.get_weights())})\n"

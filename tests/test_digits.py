@@ -1,4 +1,5 @@
-"""Digits: loaders, the stratified split, augmentation, the recipe and ``thetanet digits``."""
+"""Digits: loaders, the stratified split, augmentation (thetanet.data.digits), the recipe
+(thetanet.examples.digits) and ``thetanet digits``."""
 
 import json
 import time
@@ -8,6 +9,7 @@ import pytest
 
 from thetanet.cli import main
 from thetanet.data import digits as D
+from thetanet.examples import digits as E
 
 
 def test_sklearn_digits_loader():
@@ -80,12 +82,12 @@ def test_random_shift():
 
 
 def test_parse_hidden():
-    assert D.parse_hidden("300,100") == (300, 100)
-    assert D.parse_hidden("none") == ()
+    assert E.parse_hidden("300,100") == (300, 100)
+    assert E.parse_hidden("none") == ()
     with pytest.raises(ValueError, match="comma-separated"):
-        D.parse_hidden("3,a")
+        E.parse_hidden("3,a")
     with pytest.raises(ValueError, match="positive"):
-        D.parse_hidden("3,-1")
+        E.parse_hidden("3,-1")
 
 
 def _tiny(data, n=300):
@@ -95,11 +97,11 @@ def _tiny(data, n=300):
 
 def test_training_is_seeded_and_learns():
     data = _tiny(D.load_dataset("sklearn-digits"))
-    recipe = D.Recipe(hidden=(32,), dropout=0.1, epochs=12, batch_size=32, learning_rate=1e-2,
+    recipe = E.Recipe(hidden=(32,), dropout=0.1, epochs=12, batch_size=32, learning_rate=1e-2,
                       shift=1)
-    a = D.train_digits(data, recipe, seed=5, threads=1, monitor_test=True)
-    b = D.train_digits(data, recipe, seed=5, threads=1, monitor_test=False)
-    c = D.train_digits(data, recipe, seed=6, threads=1, monitor_test=False)
+    a = E.train_digits(data, recipe, seed=5, threads=1, monitor_test=True)
+    b = E.train_digits(data, recipe, seed=5, threads=1, monitor_test=False)
+    c = E.train_digits(data, recipe, seed=6, threads=1, monitor_test=False)
     for wa, wb in zip(a.model.get_weights(), b.model.get_weights()):
         assert np.array_equal(wa, wb)
     assert any(not np.array_equal(wa, wc)
@@ -114,11 +116,11 @@ def test_training_is_seeded_and_learns():
 
 
 def test_build_mlp_matches_the_recipe():
-    model = D.build_mlp(64, 10, D.Recipe(hidden=(20, 7), dropout=0.0))
+    model = E.build_mlp(64, 10, E.Recipe(hidden=(20, 7), dropout=0.0))
     widths = [layer.units for layer in model.layers]
     assert widths == [20, 7, 10]
     assert model.layers[-1].activation.name == "softmax"
-    model = D.build_mlp(64, 10, D.Recipe(hidden=(), dropout=0.5))  # softmax regression
+    model = E.build_mlp(64, 10, E.Recipe(hidden=(), dropout=0.5))  # softmax regression
     assert len(model.layers) == 1
 
 

@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from thetanet.compounds import embeddings as emb_mod
 from thetanet.compounds import features as F
 from thetanet.compounds.embeddings import EmbeddingsMissingError, resolve_model_dir
+from thetanet.compounds.features import gloss as gloss_mod
 from thetanet.compounds.wordnet import LEXNAMES, WordNetMissingError, find_wordnet
 from thetanet.data.tratz import Compounds
 
@@ -247,8 +248,8 @@ def test_wordnet_gloss_vectors(tmp_path: Path) -> None:
     synsets, _ = gloss._wordnet.lookup("olive")
     parts = []
     for s in synsets[:2]:
-        toks = [t for t in F._GLOSS_TOKEN.findall(s.definition())
-                if t.lower() not in F._GLOSS_STOP]
+        toks = [t for t in gloss_mod._GLOSS_TOKEN.findall(s.definition())
+                if t.lower() not in gloss_mod._GLOSS_STOP]
         toks += [n.replace("_", " ") for n in s.lemma_names()]
         parts.append(e.word_vectors(toks).mean(axis=0))
     want = (parts[0] + parts[1] / 2) / 1.5
@@ -326,3 +327,55 @@ def test_config_roundtrip_all(tmp_path: Path) -> None:
     assert fs2.dim == fs.dim == cfg["dim"]
     assert _same(fs.transform(*NEW), fs2.transform(*NEW))
     assert _same(fs.transform_dense(TRAIN), fs2.transform_dense(TRAIN))
+
+
+# --------------------------------------------------------------- a new representation
+
+
+def test_a_new_representation_is_one_registered_class(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The extension point: a VocabExtractor subclass with ``_compute`` (per-word features)
+    gets fitting, blocks, normalisation, config and the per-word disk cache from the bases."""
+    calls: list[list[str]] = []
+
+    class Initial(F.VocabExtractor):
+        name = "initial-test"
+        defaults = {"min_count": 1, "normalize": False}
+        disk_cache = True
+
+        def _cache_settings(self) -> dict:
+            return {}
+
+        def _compute(self, words: list[str]) -> list[dict[str, float]]:
+            calls.append(words)
+            return [{w[0]: 1.0, "len": float(len(w))} for w in words]
+
+        def _pack(self, words, rows):
+            return {"words": np.array(words, dtype=str),
+                    "lens": np.array([r["len"] for r in rows], np.float32)}
+
+        def _unpack(self, arrays):
+            return {w: {w[0]: 1.0, "len": float(n)}
+                    for w, n in zip(arrays["words"].tolist(), arrays["lens"].tolist())}
+
+    monkeypatch.setitem(F.EXTRACTORS, Initial.name, Initial)
+    assert "initial-test" in F.available_features()
+    fs = F.build_features(["initial-test:normalize=true"], TRAIN, cache_dir=tmp_path)
+    mods = sorted({m[0] for m in TRAIN.modifiers}) + ["len"]
+    heads = sorted({h[0] for h in TRAIN.heads}) + ["len"]
+    assert fs.feature_names() == ([f"initial-test:mod:{f}" for f in sorted(mods)]
+                                  + [f"initial-test:head:{f}" for f in sorted(heads)])
+    x = fs.transform_dense(["olive"], ["zzz"])  # "z" is no head initial in training
+    first = x[0, : len(mods)]
+    assert np.isclose(np.linalg.norm(first), 1.0) and first[sorted(mods).index("len")] > 0.9
+    assert np.count_nonzero(x[0, len(mods):]) == 1  # only "len" for the unseen initial
+    assert len(calls) == 2 and calls[1] == ["zzz"]  # each word computed once
+    x_new = fs.transform(*NEW)
+    assert len(calls) == 3  # NEW's unseen words, saved to the cache with the others
+    again = F.FeatureSet.from_config(json.loads(json.dumps(fs.get_config())),
+                                     cache_dir=tmp_path)
+    assert _same(again.transform(*NEW), x_new)
+    assert again.stats["initial-test"] == {"hits": 7, "misses": 0} and len(calls) == 3
+    with pytest.raises(ValueError, match="unknown option"):
+        Initial(cache_dir=False, lowercase=True)

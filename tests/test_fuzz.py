@@ -23,11 +23,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from thetanet import Dense, Dropout, Sequential, load_model
-from thetanet.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from thetanet import Dense, Dropout, Sequential, load_checkpoint, load_model
+from thetanet.checkpoint import CHECKPOINT_NAME
 from thetanet.data.idx import IdxFormatError, decode_idx, encode_idx
 from thetanet.data.tratz import Compounds, DataFormatError, read_compound_lines, read_tsv
-from thetanet.io import ModelFileError, doc_digest
+from thetanet.saving import ModelFileError, doc_digest
 
 MANY = settings(max_examples=1000, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -355,7 +355,7 @@ def _lying_sizes() -> bytes:
 ], ids=["huge-shape", "huge-2d", "huge-header", "zip-bomb", "dotdot-name", "object",
         "structured-object", "object-header", "lying-sizes", "cut-header"])
 def test_hostile_npz_refused(npz: bytes, tmp_path: Path) -> None:
-    from thetanet.io import load_arrays
+    from thetanet.files import load_arrays
 
     p = tmp_path / "w.npz"
     p.write_bytes(npz)

@@ -1,4 +1,5 @@
-"""IDX reader/writer, MNIST reading and the verified download (network replaced by a fake)."""
+"""IDX reader/writer, MNIST reading and content verification (the downloads themselves are
+tested against a local HTTP server in test_data_fetch.py)."""
 
 import gzip
 import hashlib
@@ -179,76 +180,6 @@ def test_pinned_sha256_is_of_the_decompressed_content(t10k_blobs):
         assert hashlib.sha256(raw).hexdigest() == idx.MNIST_SHA256[name]
         assert hashlib.sha256(blob).hexdigest() != idx.MNIST_SHA256[name]
         idx.verify_mnist_content(name, raw, name)
-
-
-def _fake_fetch(monkeypatch, responses):
-    """Replace the network: ``responses`` maps a URL prefix to bytes or an exception."""
-    calls = []
-
-    def fetch(url, timeout=0):
-        calls.append(url)
-        for prefix, resp in responses.items():
-            if url.startswith(prefix):
-                if isinstance(resp, Exception):
-                    raise resp
-                return resp(url) if callable(resp) else resp
-        raise ConnectionError(f"could not download {url}: no route")
-
-    monkeypatch.setattr(idx, "_fetch", fetch)
-    return calls
-
-
-def test_download_verifies_and_caches(tmp_path, monkeypatch, t10k_blobs):
-    good = {f"https://m1/{n}.gz": b for n, b in t10k_blobs.items()}
-    # mirror 1 serves a truncated archive for the images and re-compressed labels;
-    # mirror 2 serves the originals
-    recompressed = gzip.compress(gzip.decompress(t10k_blobs["t10k-labels-idx1-ubyte"]), 9)
-    calls = _fake_fetch(monkeypatch, {
-        "https://m1/t10k-images": good["https://m1/t10k-images-idx3-ubyte.gz"][:5000],
-        "https://m1/t10k-labels": recompressed,
-        "https://m2/": lambda url: good[url.replace("m2", "m1")],
-    })
-    d = idx.download_mnist(["t10k"], tmp_path, mirrors=["https://m1/", "https://m2"])
-    assert d == tmp_path / "mnist"
-    assert calls == ["https://m1/t10k-images-idx3-ubyte.gz", "https://m2/t10k-images-idx3-ubyte.gz",
-                     "https://m1/t10k-labels-idx1-ubyte.gz"]
-    images, labels = idx.read_mnist("t10k", tmp_path)
-    assert images.shape == (10000, 28, 28) and labels.size == 10000
-    assert sorted(p.name for p in d.iterdir()) == ["t10k-images-idx3-ubyte.gz",
-                                                    "t10k-labels-idx1-ubyte.gz"]
-    # a second call finds valid files and fetches nothing
-    calls.clear()
-    idx.download_mnist(["t10k"], tmp_path, mirrors=["https://m1/"])
-    assert calls == []
-
-
-def test_download_rejects_modified_content_and_writes_nothing(tmp_path, monkeypatch, t10k_blobs):
-    raw = bytearray(gzip.decompress(t10k_blobs["t10k-images-idx3-ubyte"]))
-    raw[5000] ^= 0xFF  # one pixel changed: structure fine, sha256 not
-    _fake_fetch(monkeypatch, {"https://m1/": bytes(raw)})
-    with pytest.raises(ConnectionError, match="sha256 .* differs"):
-        idx.download_mnist(["t10k"], tmp_path, mirrors=["https://m1/"])
-    assert not (tmp_path / "mnist").exists() or not any((tmp_path / "mnist").iterdir())
-
-
-def test_download_accepts_uncompressed_payload(tmp_path, monkeypatch, t10k_blobs):
-    _fake_fetch(monkeypatch, {"https://m1/": lambda url: gzip.decompress(
-        t10k_blobs[url.rsplit("/", 1)[1][:-3]])})
-    idx.download_mnist(["t10k"], tmp_path, mirrors=["https://m1/"])
-    stored = (tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz").read_bytes()
-    assert stored[:2] == b"\x1f\x8b"
-    assert idx.read_mnist("t10k", tmp_path)[1][:3].tolist() == [7, 2, 1]
-
-
-def test_existing_corrupt_file_needs_overwrite(tmp_path, monkeypatch, t10k_blobs):
-    _mnist_files(tmp_path, 3, 3)
-    _fake_fetch(monkeypatch, {"https://m1/": lambda url: t10k_blobs[url.rsplit("/", 1)[1][:-3]]})
-    with pytest.raises(IdxFormatError, match="overwrite=True"):
-        idx.download_mnist(["t10k"], tmp_path, mirrors=["https://m1/"])
-    idx.download_mnist(["t10k"], tmp_path, mirrors=["https://m1/"], overwrite=True)
-    assert idx.read_mnist("t10k", tmp_path)[0].shape[0] == 10000
-    # the stale uncompressed label file was replaced, not left to shadow the new one
-    assert not (tmp_path / "mnist" / "t10k-labels-idx1-ubyte").exists()
 
 
 def test_train_files_verified_by_structure_and_label_counts():

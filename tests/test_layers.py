@@ -3,7 +3,7 @@ import pytest
 
 from thetanet import Activation, Dense, Dropout, Sequential
 from thetanet.gradcheck import gradcheck
-from thetanet.layers import layer_from_config
+from thetanet.layers import Layer, layer_from_config, register_layer
 
 CORE_ACTIVATIONS = ["identity", "logistic", "tanh", "relu", "softmax"]
 
@@ -173,3 +173,76 @@ def test_float32_preserved(rng):
     model.fit(x, y, epochs=2, batch_size=4, verbose=0, seed=0)
     assert all(p.dtype == np.float32 for p in model.params)
     assert model.predict(x).dtype == np.float32
+
+
+# -- the layer contract: declared capabilities and shapes ----------------------------------------
+def test_layers_declare_what_they_can_do():
+    from thetanet import Maxout
+
+    dense, dense_l2, drop = Dense(3, "softmax"), Dense(3, "relu", l2=0.1), Dropout(0.5)
+    act, maxout, maxout_l2 = Activation("tanh"), Maxout(2), Maxout(2, l2=0.1)
+    assert drop.stochastic and not any(ly.stochastic for ly in (dense, act, maxout))
+    assert all(ly.linear_backward for ly in (dense, drop, act, maxout))
+    assert not dense_l2.linear_backward and not maxout_l2.linear_backward
+    assert dense_l2.has_penalty and maxout_l2.has_penalty
+    assert not any(ly.has_penalty for ly in (dense, drop, act, maxout))
+    assert (dense.output_activation, act.output_activation) == ("softmax", "tanh")
+    assert drop.output_activation is None and maxout.output_activation is None
+    assert dense.fused_output and not act.fused_output and not drop.fused_output
+    base = Layer()  # the defaults a new layer starts from
+    assert (base.stochastic, base.linear_backward, base.has_penalty, base.penalty(),
+            base.output_activation, base.fused_output) == (False, False, False, 0.0, None, False)
+
+
+def test_build_takes_a_shape_and_returns_the_output_shape(rng):
+    d = Dense(4)
+    assert d.build((3,), dtype=np.float32, rng=rng) == (4,)
+    assert (d.input_shape, d.output_shape, d.input_dim, d.output_dim) == ((3,), (4,), 3, 4)
+    assert Dense(4).build(3, dtype=np.float32, rng=rng) == (4,)  # an int is a flat width
+    act = Activation("relu")
+    assert act.build((5, 5, 2), dtype=np.float32, rng=rng) == (5, 5, 2)
+    assert act.output_dim == 50
+    with pytest.raises(ValueError, match="Dense needs flat inputs"):
+        Dense(4).build((5, 5), dtype=np.float32, rng=rng)
+
+
+@register_layer
+class _Mean(Layer):
+    """A test layer taking (m, h, w) inputs: the mean over h, (m, w)."""
+
+    linear_backward = True
+
+    def build(self, input_shape, *, dtype, rng):
+        h, w = input_shape
+        self._set_shapes((h, w), (w,), dtype)
+        return (w,)
+
+    def forward(self, x, training=False):
+        return x.mean(axis=1)
+
+    def backward(self, grad, *, grad_is_preactivation=False):
+        if not self.needs_input_grad:
+            return None
+        h = self.input_shape[0]
+        return np.repeat(grad[:, None, :] / h, h, axis=1)
+
+
+def test_model_inputs_with_more_axes_when_the_first_layer_takes_them(rng, tmp_path):
+    from thetanet import load_model
+
+    x = rng.normal(size=(16, 5, 3))
+    y = rng.integers(0, 2, 16)
+    model = Sequential([_Mean(), Dense(4, "tanh"), Dense(2, "softmax")], dtype="float64",
+                       seed=1)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    assert gradcheck(model, x, y) < 1e-6
+    model.fit(x, y, epochs=2, batch_size=4, verbose=0, seed=0)
+    assert model.input_shape == (5, 3) and model.input_dim is None
+    assert model.get_config()["input_shape"] == [5, 3]
+    with pytest.raises(ValueError, match=r"shape \(5, 4\) but the model expects \(5, 3\)"):
+        model.predict(np.zeros((2, 5, 4)))
+    model.save(tmp_path / "m")
+    np.testing.assert_array_equal(load_model(tmp_path / "m").predict(x), model.predict(x))
+    flat = Sequential([Dense(2)])
+    with pytest.raises(ValueError, match="Dense needs flat inputs"):
+        flat.build((5, 3))

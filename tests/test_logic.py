@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from thetanet.cli import main
-from thetanet.data.logic import (
+from thetanet.examples.logic import (
     GATES,
     gate_dataset,
     gate_network,

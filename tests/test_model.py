@@ -207,3 +207,32 @@ def test_progress_bar_verbose_silent(rng, capsys):
     assert captured.err == "" and captured.out == ""
     model.fit(x, y, epochs=2, verbose=2)
     assert "Epoch 2/2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("opt,l2,held", [
+    ({"name": "adam", "learning_rate": 0.01}, 0.0, "gradient"),
+    ({"name": "sgd", "learning_rate": 0.1, "momentum": 0.9}, 0.0, "gradient"),
+    ({"name": "sgd", "learning_rate": 0.1}, 0.1, "gradient"),  # L2: nothing folded
+    ({"name": "sgd", "learning_rate": 0.1}, 0.0, "scaled"),  # plain SGD: η folded into δ^(L)
+])
+def test_what_grads_hold_after_a_training_step(rng, opt, l2, held):
+    """∂J/∂θ after every step, except plain SGD without L2 (folded η: η·∂J/∂θ), as documented
+    in thetanet.training."""
+    x, y = separable(rng, 12)
+    model = Sequential([Dense(5, "tanh", l2=l2), Dropout(0.0), Dense(2, "softmax")],
+                       dtype="float64", seed=3)
+    model.compile(opt, "sparse_categorical_crossentropy")
+    model.build(2)
+    model.forward_backward(x.astype(np.float64), y)
+    grads = [g.copy() for g in model.grads]
+    model.train_on_batch(x, y)
+    factor = opt["learning_rate"] if held == "scaled" else 1.0
+    for got, g in zip(model.grads, grads):
+        np.testing.assert_allclose(got, factor * g, rtol=1e-12, atol=1e-15)
+
+
+def test_progress_bar_or_lines_with_verbose_1(rng, capsys):
+    x, y = separable(rng, 40)
+    model = make()
+    model.fit(x, y, epochs=2, batch_size=8, verbose=1)
+    assert "Epoch 2/2" in capsys.readouterr().err  # the tqdm bar's title, or the plain line

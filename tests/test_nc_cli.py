@@ -251,84 +251,124 @@ def _small_settings():
                       max_epochs=6, patience=1, batch_size=64, seeds=[0, 1])
 
 
-def test_refit_alongside_selection_gives_the_same_model(data_root, tmp_path):
-    """The refit trained in a thread beside the selection run (snapshots, stops at the chosen
-    epoch) has exactly the weights of the refit trained afterwards from scratch."""
-    import threading
+def test_fit_selects_and_refit_refits(data_root, tmp_path):
+    """fit keeps each member's best val epoch as a typed Selection (with the train-only
+    ensemble's val scores); refit trains each member that many epochs on train + val, from
+    scratch — exactly a fixed-epochs fit on the joined data."""
+    from thetanet.compounds.system import NCClassifier, Selection
+    from thetanet.data.tratz import Compounds, labels_for
 
+    train, val = _small_split(data_root)
+    labels = list(labels_for("coarse_random"))
+    clf = NCClassifier(_small_settings(), labels).fit(train, val, cache_dir=tmp_path)
+    sel = clf.selection
+    assert isinstance(sel, Selection) and len(sel.best_epochs) == 2
+    assert list(sel.best_epochs) == clf.best_epochs and sel.epochs == [e + 1 for e in
+                                                                       sel.best_epochs]
+    for best, hist in zip(sel.best_epochs, clf.histories):  # the first best val F1
+        assert best == int(np.argmax(hist["val_f1_weighted"]))
+    assert sel.scores == clf.evaluate(val)  # the train-only ensemble on val
+    assert clf.report["val_selection"] == sel.headline == {
+        k: sel.scores[k] for k in ("accuracy", "macro_f1", "weighted_f1")}
+    clf.refit(train, val, cache_dir=tmp_path)
+    assert clf.selection is sel and clf.best_epochs == list(sel.best_epochs)
+    assert clf.report["refit"]["epochs"] == sel.epochs
+    assert clf.report["refit"]["train_size"] == len(train) + len(val)
+    assert clf.report["val_selection"] == sel.headline
+    assert [len(h["loss"]) for h in clf.histories] == sel.epochs
+    both = Compounds(train.modifiers + val.modifiers, train.heads + val.heads,
+                     train.labels + val.labels)
+    fixed = NCClassifier(_small_settings(), labels).fit(both, None, cache_dir=tmp_path,
+                                                        epochs=sel.epochs)
+    assert fixed.selection is None and "val_selection" not in fixed.report
+    for a, b in zip(clf.members, fixed.members):
+        for wa, wb in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_array_equal(wa, wb)
+    assert clf.features.get_config() == fixed.features.get_config()
+    with pytest.raises(ValueError, match="fit with val first"):
+        fixed.refit(train, val, cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="need val data"):
+        NCClassifier(_small_settings(), labels).fit(train, None, cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="one epoch count per seed"):
+        NCClassifier(_small_settings(), labels).fit(train, None, epochs=[2])
+
+
+def test_selection_is_saved_with_the_model(data_root, tmp_path):
     from thetanet.compounds.system import NCClassifier
     from thetanet.data.tratz import labels_for
 
     train, val = _small_split(data_root)
-    labels = list(labels_for("coarse_random"))
-    threads = threading.active_count()
-    seq = NCClassifier(_small_settings(), labels).fit(train, val, cache_dir=tmp_path)
-    par = NCClassifier(_small_settings(), labels).fit(train, val, cache_dir=tmp_path,
-                                                      refit_alongside=True)
-    assert threading.active_count() == threads  # the helper threads are gone
-    assert par.best_epochs == seq.best_epochs
-    assert par.evaluate(val) == seq.evaluate(val)  # the selection models are untouched
-    seq.refit(train, val, cache_dir=tmp_path)
-    par.refit(train, val, cache_dir=tmp_path)
-    assert par.report["refit"]["alongside_selection"] is True
-    assert par.report["refit"]["epochs"] == seq.report["refit"]["epochs"]
-    for a, b in zip(seq.members, par.members):
-        for wa, wb in zip(a.get_weights(), b.get_weights()):
-            np.testing.assert_array_equal(wa, wb)
-    assert par.features.get_config() == seq.features.get_config()
-    assert [len(h["loss"]) for h in par.histories] == [e + 1 for e in par.best_epochs]
-    with pytest.raises(ValueError, match="refit_alongside needs val"):
-        NCClassifier(_small_settings(), labels).fit(train, None, refit_alongside=True)
+    settings = _small_settings()
+    settings.seeds = [0]
+    clf = NCClassifier(settings, list(labels_for("coarse_random"))).fit(train, val,
+                                                                       cache_dir=tmp_path)
+    clf.save(tmp_path / "m")
+    again = NCClassifier.load(tmp_path / "m", cache_dir=tmp_path)
+    assert again.selection is not None
+    assert again.selection.best_epochs == clf.selection.best_epochs
+    assert again.selection.headline == clf.selection.headline
+    again.refit(train, val, cache_dir=tmp_path)  # a loaded selection can be refitted
+    assert again.report["refit"]["epochs"] == clf.selection.epochs
 
 
-def test_refit_alongside_failures_surface_and_stop_the_thread(data_root, tmp_path, monkeypatch):
-    import threading
-
-    from thetanet.compounds import system
-    from thetanet.data.tratz import labels_for
-
-    train, val = _small_split(data_root)
-    labels = list(labels_for("coarse_random"))
-    threads = threading.active_count()
-
-    def selection_dies(self, epoch, logs=None):
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(system._SelectionReport, "on_epoch_end", selection_dies)
-    with pytest.raises(KeyboardInterrupt):
-        system.NCClassifier(_small_settings(), labels).fit(train, val, cache_dir=tmp_path,
-                                                           refit_alongside=True)
-    assert threading.active_count() == threads
-    monkeypatch.undo()
-
-    def twin_dies(self, epoch, logs=None):
-        raise MemoryError("no room for a snapshot")
-
-    monkeypatch.setattr(system._RefitTwin, "on_epoch_end", twin_dies)
-    with pytest.raises(RuntimeError, match="refit beside the selection failed: no room"):
-        system.NCClassifier(_small_settings(), labels).fit(train, val, cache_dir=tmp_path,
-                                                           refit_alongside=True)
-    assert threading.active_count() == threads
-
-
-def test_cli_refit_beside_selection_saves_the_sequential_model(tmp_path, data_root):
+def test_cli_sequential_refit_is_an_accepted_no_op(tmp_path, data_root, capsys):
+    """The refit always follows the selection; ``--sequential-refit`` (which chose that order
+    when a second thread was the default) is still accepted, hidden, and changes nothing."""
     args = ["nc", "train", "--split", "coarse_lexical", "--data-dir", str(data_root),
             "--cache-dir", str(tmp_path / "c"), "--features", "words", "--max-epochs", "4",
             "--quiet"]
-    assert main([*args, "--out", str(tmp_path / "par")]) == 0
-    assert main([*args, "--out", str(tmp_path / "seq"), "--sequential-refit"]) == 0
-    par = json.loads((tmp_path / "par" / "nc.json").read_text())
-    seq = json.loads((tmp_path / "seq" / "nc.json").read_text())
-    assert par["report"]["refit"]["alongside_selection"] is True
-    assert "alongside_selection" not in seq["report"]["refit"]
-    assert par["report"]["refit"]["epochs"] == seq["report"]["refit"]["epochs"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b"), "--sequential-refit"]) == 0
+    a = json.loads((tmp_path / "a" / "nc.json").read_text())
+    b = json.loads((tmp_path / "b" / "nc.json").read_text())
+    assert a["report"]["refit"]["epochs"] == b["report"]["refit"]["epochs"]
+    assert a["report"]["refit"]["epochs"] == [e + 1 for e in a["best_epochs"]]
+    assert a["report"]["val_selection"] == b["report"]["val_selection"]
+    assert "alongside_selection" not in a["report"]["refit"]
     from thetanet import load_model
 
-    a = load_model(tmp_path / "par" / "member-0").get_weights()
-    b = load_model(tmp_path / "seq" / "member-0").get_weights()
-    for wa, wb in zip(a, b):
-        np.testing.assert_array_equal(wa, wb)
+    wa = load_model(tmp_path / "a" / "member-0").get_weights()
+    wb = load_model(tmp_path / "b" / "member-0").get_weights()
+    for x, y in zip(wa, wb):
+        np.testing.assert_array_equal(x, y)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["nc", "train", "--help"])
+    assert "--sequential-refit" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("version", [2, 1])
+def test_model_saved_by_0_1_0_loads(tmp_path, version):
+    """tests/fixtures/nc_v2 was written by thetanet 0.1.0 (make_nc_fixture.py): it loads and
+    predicts what the old code predicted; rewritten as format 1 (no class prior) it loads
+    too and predicts without the adjustment."""
+    import shutil
+
+    from thetanet.compounds.system import NCClassifier
+    from thetanet.data.tratz import Compounds
+
+    src = Path(__file__).resolve().parent / "fixtures" / "nc_v2"
+    model = tmp_path / "nc"
+    shutil.copytree(src, model)
+    doc = json.loads((model / "nc.json").read_text())
+    query = Compounds(*doc["metadata"]["query"], None)
+    if version == 1:
+        old = {**doc, "format_version": 1}
+        del old["class_prior"]
+        old["settings"] = {k: v for k, v in doc["settings"].items() if k != "logit_adjustment"}
+        (model / "nc.json").write_text(json.dumps(old))
+    clf = NCClassifier.load(model, cache_dir=False)
+    assert clf.labels == ["A", "B", "C"] and len(clf.members) == 2
+    assert clf.selection is not None and list(clf.selection.best_epochs) == doc["best_epochs"]
+    proba = clf.predict_proba(query)
+    if version == 2:
+        np.testing.assert_array_equal(proba, np.asarray(doc["metadata"]["proba"], np.float32))
+    else:
+        assert clf.settings.logit_adjustment == 0.0 and clf.class_prior is None
+        prior = np.asarray(doc["class_prior"])
+        back = proba * prior ** -0.5  # what the format-2 model adjusts
+        np.testing.assert_allclose(back / back.sum(axis=1, keepdims=True),
+                                   doc["metadata"]["proba"], rtol=1e-5)
 
 
 def test_logit_adjustment(data_root, tmp_path):
@@ -336,7 +376,7 @@ def test_logit_adjustment(data_root, tmp_path):
     relation frequencies; saved with the model; τ = 0 leaves the probabilities alone."""
     from thetanet.compounds.system import NCClassifier, NCSettings
     from thetanet.data.tratz import labels_for
-    from thetanet.io import ModelFileError
+    from thetanet.files import ModelFileError
 
     train, val = _small_split(data_root)
     labels = list(labels_for("coarse_random"))

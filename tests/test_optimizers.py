@@ -124,3 +124,52 @@ def test_lazy_adam_row_hint_runs_and_scattered_rows_match_adam():
         g[rows] = rng.normal(size=(rows.size, 5))
         scan.step(p_scan, [g.copy()])
     np.testing.assert_array_equal(p_scan[0], p_lazy[0])
+
+
+# -- one protocol ------------------------------------------------------------------------------
+@pytest.mark.parametrize("cfg", [{"name": "sgd", "learning_rate": 0.1},
+                                 {"name": "sgd", "learning_rate": 0.1, "momentum": 0.5},
+                                 {"name": "adam"}, {"name": "adam", "lazy": True}])
+def test_every_optimizer_takes_row_hints_and_leaves_grads_alone(rng, cfg):
+    """step(params, grads, rows): hints give the same result (exact hints), grads unchanged."""
+    p = rng.normal(size=(80, 3))
+    g = np.zeros_like(p)
+    g[[3, 40, 41]] = rng.normal(size=(3, 3))
+    a, b = optimizers.get(dict(cfg)), optimizers.get(dict(cfg))
+    pa, pb, g0 = p.copy(), p.copy(), g.copy()
+    for _ in range(3):
+        a.step([pa], [g])
+        b.step([pb], [g], [np.array([3, 40, 41])])
+    np.testing.assert_array_equal(pa, pb)
+    np.testing.assert_array_equal(g, g0)
+    assert a.iterations == b.iterations == 3
+    assert a.uses_rows == bool(cfg.get("lazy"))
+
+
+def test_folded_learning_rate_only_for_plain_gradient_descent():
+    assert optimizers.SGD(0.3).folded_learning_rate() == 0.3
+    assert optimizers.SGD(0.3, momentum=0.9).folded_learning_rate() is None
+    assert optimizers.Adam().folded_learning_rate() is None
+
+    class Clipped(optimizers.SGD):  # its own update rule: nothing may be folded
+        def step(self, params, grads, rows=None):
+            super().step(params, [np.clip(g, -1, 1) for g in grads])
+
+    assert Clipped(0.3).folded_learning_rate() is None
+
+
+def test_folded_step_equals_the_plain_step(rng):
+    """apply_folded(η·g) layer by layer + end_folded_step == step(g)."""
+    params = [rng.normal(size=(4, 3)), rng.normal(size=3)]
+    grads = [rng.normal(size=(4, 3)), rng.normal(size=3)]
+    plain, folded = optimizers.SGD(0.05), optimizers.SGD(0.05)
+    p1 = [p.copy() for p in params]
+    p2 = [p.copy() for p in params]
+    plain.step(p1, grads)
+    eta = folded.folded_learning_rate()
+    for p, g in zip(p2, grads):  # one "layer" at a time
+        folded.apply_folded([p], [eta * g])
+    folded.end_folded_step()
+    for a, b in zip(p1, p2):
+        np.testing.assert_allclose(a, b, rtol=1e-15)
+    assert plain.iterations == folded.iterations == 1

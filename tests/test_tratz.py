@@ -171,6 +171,22 @@ def test_load_split_sizes(split: str) -> None:
     assert set(val.labels or []) <= set(labels_for(split))
 
 
+def test_one_set_of_split_names() -> None:
+    """SPLITS is the one list of splits: the recipes, the published bests and the CLI's
+    ``--split`` choices are keyed by it, in its order."""
+    from thetanet.cli import build_parser
+    from thetanet.compounds.recipes import PUBLISHED_BEST, SPLIT_RECIPES, recipe
+    from thetanet.compounds.scoring import PUBLISHED_BEST as SHOWN_BEST
+
+    assert tuple(SPLIT_RECIPES) == tuple(PUBLISHED_BEST) == SPLITS
+    assert SHOWN_BEST is PUBLISHED_BEST
+    assert all(0 < PUBLISHED_BEST[s] < 1 and recipe(s).features for s in SPLITS)
+    nc = build_parser()._subparsers._group_actions[0].choices["nc"]  # type: ignore[union-attr]
+    train = nc._subparsers._group_actions[0].choices["train"]  # type: ignore[union-attr]
+    (split_arg,) = [a for a in train._actions if "--split" in a.option_strings]
+    assert tuple(split_arg.choices) == SPLITS
+
+
 def test_load_split_missing(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError) as ei:
         load_split("fine_random", tmp_path)

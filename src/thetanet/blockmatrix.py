@@ -14,7 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from thetanet.utils import is_sparse
+
+def is_sparse(x: Any) -> bool:
+    """True for SciPy sparse matrices/arrays (without importing SciPy)."""
+    return hasattr(x, "tocsr") and hasattr(x, "nnz")
 
 
 class BlockMatrix:

@@ -11,19 +11,23 @@ continues from it. A checkpoint is a directory::
       state-<hash>.npz    weights, optimiser slots (momenta, Adam moments), the epoch's
                           permutation, best weights …: plain numeric arrays, never pickle
 
-It is written like a model (:mod:`thetanet.io`): arrays to a fresh file, then
+It is written like a model (:mod:`thetanet.saving`): arrays to a fresh file, then
 ``checkpoint.json`` replaced in one ``os.replace``, under a directory lock. A process killed
 at any moment (SIGKILL included) leaves the previous checkpoint or the new one, whole; since
 the state holds everything the rest of the run depends on, resuming from either ends with
 weights bit-identical to an uninterrupted run.
 
-:func:`load_checkpoint` gives back a usable model (weights + optimiser state) and the state.
+:func:`read_checkpoint` gives back the validated document, weights and state;
+:func:`thetanet.model.load_checkpoint` (also ``thetanet.load_checkpoint``) a usable model
+(weights + optimiser state) in a :class:`Checkpoint`. The training loop's use of them is in
+:mod:`thetanet.training`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,16 +36,10 @@ from typing import Any
 
 import numpy as np
 
-from thetanet.io import (
-    ModelFileError,
-    _rebuild,
-    check_header,
-    check_model_config,
-    locked_dir,
-    read_bundle_arrays,
-    read_json,
-    write_bundle,
-)
+from thetanet._version import __version__
+from thetanet.blockmatrix import BlockMatrix, is_sparse
+from thetanet.files import ModelFileError, locked_dir, read_json
+from thetanet.saving import check_header, check_model_config, read_bundle_arrays, write_bundle
 
 FORMAT = "thetanet-checkpoint"
 FORMAT_VERSION = 1
@@ -128,8 +126,6 @@ def save_checkpoint(path: str | os.PathLike[str], model: Any, state: Mapping[str
 
     Atomic and locked; the previous checkpoint stays valid until the new one is complete.
     """
-    from thetanet import __version__
-
     path = Path(path)
     arrays: dict[str, np.ndarray] = {f"w{i:03d}": w for i, w in enumerate(model.get_weights())}
     json_state = _split(dict(state), arrays)
@@ -180,26 +176,175 @@ def read_checkpoint(path: str | os.PathLike[str]
     state = doc.get("state")
     if not isinstance(state, dict):
         raise ModelFileError(f"{cfile}: malformed training state")
+    check_model_config(doc.get("model"), sum(w.size for w in weights), cfile)
     return doc, weights, _join(state, arrays, cfile)
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
-    """The model stored in a checkpoint (compiled, optimiser state restored) and the state."""
-    path = Path(path)
-    cfile = path / CHECKPOINT_NAME
-    doc, weights, state = read_checkpoint(path)
-    check_model_config(doc.get("model"), sum(w.size for w in weights), cfile)
-    model = _rebuild(doc, weights, cfile, compile=True)
-    if model.optimizer is not None and isinstance(state.get("optimizer"), dict):
-        try:
-            model.optimizer.set_state(state["optimizer"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelFileError(f"{cfile}: bad optimiser state ({exc})") from exc
-    return Checkpoint(path, model, state, doc.get("thetanet_version"), doc)
+# --------------------------------------------------------------------------------------------
+# The training state of one fit call
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class RunState:
+    """Where one ``fit`` call stands: what a checkpoint stores besides the weights, the
+    optimiser, RNG and callback states. ``settings`` (data fingerprints, batch size, shuffling,
+    seed) must match for a resume; ``best_*`` is the divergence fall-back (the weights and
+    optimiser state of the best epoch so far by ``monitor``)."""
+
+    n: int
+    settings: dict[str, Any] = field(default_factory=dict)
+    epoch: int = 0
+    offset: int = 0  # examples of the current epoch done
+    perm: np.ndarray | None = None  # the current epoch's order
+    total: float = 0.0  # Σ batch loss × batch size over the epoch so far
+    preds: np.ndarray | None = None  # a^(L) of the epoch so far (for training metrics)
+    finished: bool = False
+    monitor: str = "loss"
+    best_value: float = math.inf
+    best_epoch: int = -1
+    best_weights: list[np.ndarray] = field(default_factory=list)
+    best_opt: dict[str, Any] = field(default_factory=dict)
+
+
+def copy_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A copy of an optimiser state (its lists of arrays copied too)."""
+    return {k: ([a.copy() for a in v] if isinstance(v, list) else v) for k, v in state.items()}
+
+
+def run_settings(x: Any, y: np.ndarray, val: tuple[Any, Any] | None, batch_size: int,
+                 shuffle: bool, seed: Any) -> dict[str, Any]:
+    """What a resumed run must share with the checkpointed one (data by SHA-256)."""
+    return {"data": fingerprint(x, y),
+            "validation_data": None if val is None else fingerprint(*val),
+            "batch_size": batch_size, "shuffle": bool(shuffle),
+            "seed": seed if seed is None or isinstance(seed, (int, str)) else
+            int(seed) if isinstance(seed, np.integer) else type(seed).__name__}
+
+
+def save_training_state(path: str | os.PathLike[str], run: RunState, model: Any,
+                        rng: np.random.Generator, callbacks: list[Any]) -> Path:
+    """Checkpoint ``model`` and the run: position, RNGs, callback states, best weights."""
+    mid = run.offset > 0 and run.perm is not None
+    state = {
+        "settings": run.settings,
+        "epoch": run.epoch, "offset": run.offset if mid else 0,
+        "perm": run.perm if mid else None,
+        "total": run.total if mid else 0.0,
+        "preds": run.preds[:run.offset] if (mid and run.preds is not None) else None,
+        "finished": run.finished,
+        "optimizer": model.optimizer.get_state(),
+        "rng": rng_state(rng),
+        "layer_rngs": [rng_state(layer.rng) for layer in model.layers],
+        "callbacks": [{"class": type(cb).__name__, "state": cb.get_state()} for cb in callbacks],
+        "best": {"monitor": run.monitor, "value": run.best_value, "epoch": run.best_epoch,
+                 "weights": run.best_weights, "optimizer": run.best_opt},
+    }
+    return save_checkpoint(path, model, state)
+
+
+def resume_training_state(path: str | os.PathLike[str], run: RunState, model: Any,
+                          rng: np.random.Generator, callbacks: list[Any]) -> None:
+    """Continue ``run`` from the checkpoint at ``path``: weights, optimiser, RNGs, callbacks
+    and position restored. Refused (:class:`CheckpointMismatchError`) if the checkpoint is
+    for another architecture, optimiser, data or settings."""
+    doc, weights, st = read_checkpoint(path)
+    if not isinstance(st.get("settings"), dict):
+        raise ModelFileError(f"{path}/checkpoint.json: malformed training state")
+    now = json.loads(json.dumps({"model": model.get_config(),
+                                 "compile": model.get_compile_config()}))
+    saved_model = doc.get("model") if isinstance(doc.get("model"), dict) else {}
+    if (saved_model.get("layers") != now["model"]["layers"]
+            or saved_model.get("dtype") != now["model"]["dtype"]):
+        raise CheckpointMismatchError(
+            f"checkpoint {path} was written for a different architecture; refusing to resume "
+            "(remove it or use another --checkpoint)")
+    if doc.get("compile") != now["compile"]:
+        raise CheckpointMismatchError(f"checkpoint {path} was written with a different "
+                                      f"optimiser/loss ({doc.get('compile')}); refusing to "
+                                      "resume")
+    diff = describe_mismatch(st.get("settings", {}), run.settings)
+    if diff:
+        raise CheckpointMismatchError(f"checkpoint {path} was written for a different run "
+                                      f"(differs in: {', '.join(diff)}); refusing to resume")
+    try:
+        _restore(path, st, weights, run, model, rng, callbacks)
+    except CheckpointMismatchError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError,
+            OverflowError) as exc:
+        raise ModelFileError(f"{path}/checkpoint.json: malformed training state "
+                             f"({type(exc).__name__}: {exc})") from exc
+
+
+def _restore(path: Any, st: dict[str, Any], weights: list[np.ndarray], run: RunState,
+             model: Any, rng: np.random.Generator, callbacks: list[Any]) -> None:
+    saved_cbs = st["callbacks"]
+    if [c["class"] for c in saved_cbs] != [type(cb).__name__ for cb in callbacks]:
+        raise CheckpointMismatchError(
+            f"checkpoint {path} was written with callbacks {[c['class'] for c in saved_cbs][1:]}"
+            f", this fit has {[type(cb).__name__ for cb in callbacks][1:]}; refusing to resume")
+    if len(st["layer_rngs"]) != len(model.layers):
+        raise CheckpointMismatchError(f"checkpoint {path}: layer count differs")
+    shapes = [p.shape for p in model.params]
+    _check_shapes("weights", weights, shapes)
+    _check_shapes("best weights", st["best"]["weights"], shapes)
+    live = model.optimizer.get_state()
+    _check_optimizer_state(st["optimizer"], live, shapes)
+    _check_optimizer_state(st["best"]["optimizer"], live, shapes)
+    model.set_weights(weights)
+    model.optimizer.set_state(st["optimizer"])
+    set_rng_state(rng, st["rng"])
+    for layer, rs in zip(model.layers, st["layer_rngs"]):
+        set_rng_state(layer.rng, rs)
+    for cb, saved in zip(callbacks, saved_cbs):
+        cb.set_state(saved["state"])
+    run.epoch, run.offset = int(st["epoch"]), int(st["offset"])
+    run.finished = bool(st["finished"])
+    model.stop_training = run.finished
+    if not 0 <= run.offset <= run.n or not 0 <= run.epoch:
+        raise ValueError(f"position epoch {run.epoch}, offset {run.offset} is impossible")
+    if run.offset:
+        run.perm = np.asarray(st["perm"], dtype=np.int64)
+        if run.perm.shape != (run.n,) or not np.array_equal(np.sort(run.perm),
+                                                            np.arange(run.n)):
+            raise ValueError("the stored permutation is not one of the examples")
+        run.total = float(st["total"])
+        if st.get("preds") is not None:
+            run.preds = np.empty((run.n, model.output_dim), model.dtype)
+            run.preds[:run.offset] = st["preds"]
+    best = st["best"]
+    run.best_value, run.best_epoch = float(best["value"]), int(best["epoch"])
+    run.best_weights = [np.array(w) for w in best["weights"]]
+    run.best_opt = copy_state(best["optimizer"])
+
+
+def _check_shapes(what: str, arrays: Any, shapes: list[tuple[int, ...]]) -> None:
+    """``arrays`` must be float arrays with exactly the parameters' shapes."""
+    if (not isinstance(arrays, list) or not all(isinstance(a, np.ndarray) and a.dtype.kind == "f"
+                                                for a in arrays)
+            or [a.shape for a in arrays] != shapes):
+        raise ValueError(f"{what} do not match the model's parameters")
+
+
+def _check_optimizer_state(state: Any, template: dict[str, Any],
+                           shapes: list[tuple[int, ...]]) -> None:
+    """A stored optimiser state has the live one's keys: a step count and slots (all empty,
+    before the first step, or all one array per parameter)."""
+    if not isinstance(state, dict) or set(state) != set(template):
+        raise ValueError("optimiser state has the wrong entries")
+    it = state["iterations"]
+    if isinstance(it, bool) or not isinstance(it, int) or it < 0:
+        raise ValueError(f"optimiser step count {it!r:.40} is invalid")
+    slots = [k for k in template if k != "iterations"]
+    filled = [k for k in slots if not (isinstance(state[k], list) and not state[k])]
+    for k in filled:
+        _check_shapes(f"optimiser slot {k!r}", state[k], shapes)
+    if filled and len(filled) != len(slots):
+        raise ValueError("optimiser slots are partly missing")
 
 
 # --------------------------------------------------------------------------------------------
-# Helpers for the training loop
+# Fingerprints and RNG states
 # --------------------------------------------------------------------------------------------
 
 def fingerprint(*arrays: Any) -> str:
@@ -212,11 +357,11 @@ def fingerprint(*arrays: Any) -> str:
         if a is None:
             h.update(b"none;")
             continue
-        if hasattr(a, "blocks") and hasattr(a, "slices"):  # BlockMatrix: hash block by block
+        if isinstance(a, BlockMatrix):  # hash block by block
             h.update(f"blocks{a.shape};".encode())
             h.update(fingerprint(*a.blocks).encode())
             continue
-        if hasattr(a, "tocsr") and hasattr(a, "nnz"):
+        if is_sparse(a):
             a = a.tocsr()
             parts = [a.data, a.indices, a.indptr]
             h.update(f"csr{a.shape};".encode())

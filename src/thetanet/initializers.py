@@ -21,21 +21,24 @@ Initializer = Callable[[tuple[int, ...], np.random.Generator, np.dtype], np.ndar
 
 
 def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(fan_in, fan_out) as Keras computes them: a kernel (s_in, s_out), or a convolution
+    kernel (k_h, k_w, …, C_in, C_out) whose receptive field k_h·k_w·… multiplies both."""
     if len(shape) == 1:
         return shape[0], shape[0]
-    return shape[0], shape[-1]
+    receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+    return shape[-2] * receptive, shape[-1] * receptive
 
 
-def zeros(shape, rng, dtype):
+def zeros(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> np.ndarray:
     return np.zeros(shape, dtype=dtype)
 
 
-def ones(shape, rng, dtype):
+def ones(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> np.ndarray:
     return np.ones(shape, dtype=dtype)
 
 
 def constant(value: float = 0.0) -> Initializer:
-    def init(shape, rng, dtype):
+    def init(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> np.ndarray:
         return np.full(shape, value, dtype=dtype)
 
     init.__name__ = "constant"
@@ -44,7 +47,7 @@ def constant(value: float = 0.0) -> Initializer:
 
 
 def normal(stddev: float = 0.05, mean: float = 0.0) -> Initializer:
-    def init(shape, rng, dtype):
+    def init(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> np.ndarray:
         return rng.normal(mean, stddev, size=shape).astype(dtype)
 
     init.__name__ = "normal"
@@ -52,28 +55,28 @@ def normal(stddev: float = 0.05, mean: float = 0.0) -> Initializer:
     return init
 
 
-def uniform_epsilon(shape, rng, dtype):
+def uniform_epsilon(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> np.ndarray:
     fan_in, fan_out = _fans(shape)
     eps = np.sqrt(6.0) / np.sqrt(fan_in + fan_out)
     return rng.uniform(-eps, eps, size=shape).astype(dtype)
 
 
-def glorot_uniform(shape, rng, dtype):
+def glorot_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> np.ndarray:
     return uniform_epsilon(shape, rng, dtype)
 
 
-def glorot_normal(shape, rng, dtype):
+def glorot_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> np.ndarray:
     fan_in, fan_out = _fans(shape)
     return rng.normal(0.0, np.sqrt(2.0 / (fan_in + fan_out)), size=shape).astype(dtype)
 
 
-def he_uniform(shape, rng, dtype):
+def he_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> np.ndarray:
     fan_in, _ = _fans(shape)
     lim = np.sqrt(6.0 / fan_in)
     return rng.uniform(-lim, lim, size=shape).astype(dtype)
 
 
-def he_normal(shape, rng, dtype):
+def he_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> np.ndarray:
     fan_in, _ = _fans(shape)
     return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape).astype(dtype)
 

@@ -17,7 +17,7 @@ Without the matching output activation the losses fall back to ∂J/∂a (clippe
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -30,6 +30,8 @@ class Loss:
     fused_activation: ClassVar[str | None] = None
     #: whether integer class labels are the expected target form.
     sparse_targets: ClassVar[bool] = False
+    #: :meth:`fused_step` computes a^(L) = g(z^(L)), J and δ^(L) in one pass over z^(L).
+    fused_one_pass: ClassVar[bool] = False
 
     def value(self, y: np.ndarray, a: np.ndarray, z: np.ndarray | None = None) -> float:
         raise NotImplementedError
@@ -42,8 +44,36 @@ class Loss:
         """δ^(L) = ∂J/∂z^(L) for the matching output activation: (a − y)/m."""
         raise NotImplementedError
 
+    def fused_step(self, y: np.ndarray, z: np.ndarray, a: np.ndarray, delta: np.ndarray,
+                   scale: float = 1.0) -> float:
+        """(``fused_one_pass`` losses) Write a = g(z) and δ = scale·∂J/∂z into the given
+        buffers, return J, for integer labels ``y``."""
+        raise NotImplementedError
+
     def get_config(self) -> str:
         return self.name
+
+    def targets(self, y: Any, n: int, k: int, dtype: np.dtype, name: str = "y") -> np.ndarray:
+        """``y`` in the form this loss wants for ``n`` examples and ``k`` outputs: rows of k
+        floats of ``dtype`` (integer labels for cross-entropy, see there); errors name ``y``."""
+        y = _basic_targets(y, n, name)
+        if y.ndim == 1:
+            y = y[:, None]
+        if y.ndim != 2 or y.shape[1] != k:
+            raise ValueError(f"{name} has shape {y.shape} but the model has {k} outputs")
+        return np.ascontiguousarray(y, dtype=dtype)
+
+
+def _basic_targets(y: Any, n: int, name: str) -> np.ndarray:
+    """Numeric, one per example, finite."""
+    y = np.asarray(y)
+    if y.dtype == object or y.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {y.dtype}")
+    if y.shape[0] != n:
+        raise ValueError(f"x has {n} rows but {name} has {y.shape[0]}")
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return y
 
 
 def _logsumexp(z: np.ndarray) -> np.ndarray:
@@ -56,14 +86,15 @@ class CategoricalCrossentropy(Loss):
 
     name = "categorical_crossentropy"
     fused_activation = "softmax"
+    fused_one_pass = True
 
-    def _picked(self, y, t):
+    def _picked(self, y: np.ndarray, t: np.ndarray) -> np.ndarray:
         """t[i, y_i] for label vectors, Σ_k y_ik t_ik for one-hot rows."""
         if y.ndim == 1:
             return t[np.arange(t.shape[0]), y]
         return (y * t).sum(axis=1)
 
-    def value(self, y, a, z=None):
+    def value(self, y: np.ndarray, a: np.ndarray, z: np.ndarray | None = None) -> float:
         if z is not None:  # log softmax(z) by log-sum-exp: exact and finite
             logp = self._picked(y, z) - _logsumexp(z) if y.ndim == 1 else \
                 ((y * z).sum(axis=1) - _logsumexp(z) * y.sum(axis=1))
@@ -71,7 +102,7 @@ class CategoricalCrossentropy(Loss):
         eps = _EPS.get(a.dtype, 1e-7)
         return float(-self._picked(y, np.log(np.clip(a, eps, 1.0))).mean())
 
-    def grad(self, y, a):
+    def grad(self, y: np.ndarray, a: np.ndarray) -> np.ndarray:
         m = a.shape[0]
         eps = _EPS.get(a.dtype, 1e-7)
         g = np.zeros_like(a)
@@ -82,7 +113,26 @@ class CategoricalCrossentropy(Loss):
             g[...] = -y / (m * np.clip(a, eps, None))
         return g
 
-    def fused_delta(self, y, a):
+    def targets(self, y: Any, n: int, k: int, dtype: np.dtype, name: str = "y") -> np.ndarray:
+        """Integer labels (int64) when given as labels (also as one column), else one-hot rows."""
+        y = _basic_targets(y, n, name)
+        if y.ndim == 2 and y.shape[1] == 1 and k > 1:
+            y = y[:, 0]
+        if y.ndim == 1:
+            if y.dtype.kind == "f" and np.any(y != np.rint(y)):
+                raise ValueError(f"{name} holds non-integer class labels")
+            labels = y.astype(np.int64)
+            if labels.size and (labels.min() < 0 or labels.max() >= k):
+                bad = labels[(labels < 0) | (labels >= k)][0]
+                raise ValueError(f"{name} has label {bad}, out of range for the model's {k} "
+                                 f"output classes (0..{k - 1})")
+            return labels
+        if self.sparse_targets:
+            raise ValueError(f"sparse_categorical_crossentropy needs integer labels; {name} "
+                             f"has shape {y.shape}")
+        return super().targets(y, n, k, dtype, name)
+
+    def fused_delta(self, y: np.ndarray, a: np.ndarray) -> np.ndarray:
         m = a.shape[0]
         delta = a.copy()
         if y.ndim == 1:
@@ -152,7 +202,13 @@ class BinaryCrossentropy(Loss):
     name = "binary_crossentropy"
     fused_activation = "logistic"
 
-    def value(self, y, a, z=None):
+    def targets(self, y: Any, n: int, k: int, dtype: np.dtype, name: str = "y") -> np.ndarray:
+        y = super().targets(y, n, k, dtype, name)
+        if y.size and (y.min() < 0 or y.max() > 1):
+            raise ValueError(f"{name} must lie in [0, 1] for binary_crossentropy")
+        return y
+
+    def value(self, y: np.ndarray, a: np.ndarray, z: np.ndarray | None = None) -> float:
         if z is not None:
             # −[y log σ(z) + (1−y) log(1−σ(z))] = max(z,0) − z y + log(1 + e^−|z|)
             per = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
@@ -161,23 +217,23 @@ class BinaryCrossentropy(Loss):
         ac = np.clip(a, eps, 1 - eps)
         return float(-(y * np.log(ac) + (1 - y) * np.log(1 - ac)).mean())
 
-    def grad(self, y, a):
+    def grad(self, y: np.ndarray, a: np.ndarray) -> np.ndarray:
         eps = _EPS.get(a.dtype, 1e-7)
         ac = np.clip(a, eps, 1 - eps)
         return ((ac - y) / (ac * (1 - ac)) / a.size).astype(a.dtype, copy=False)
 
-    def fused_delta(self, y, a):
+    def fused_delta(self, y: np.ndarray, a: np.ndarray) -> np.ndarray:
         return ((a - y) * (1.0 / a.size)).astype(a.dtype, copy=False)
 
 
 class MeanSquaredError(Loss):
     name = "mse"
 
-    def value(self, y, a, z=None):
+    def value(self, y: np.ndarray, a: np.ndarray, z: np.ndarray | None = None) -> float:
         d = a - y
         return float((d * d).mean())
 
-    def grad(self, y, a):
+    def grad(self, y: np.ndarray, a: np.ndarray) -> np.ndarray:
         return ((a - y) * (2.0 / a.size)).astype(a.dtype, copy=False)
 
 

@@ -49,6 +49,8 @@ from typing import Any
 
 import numpy as np
 
+from thetanet._version import __version__
+from thetanet.files import atomic_write_bytes
 from thetanet.layers import Activation, Dense, Dropout, Layer, Maxout
 
 __all__ = ["ACTIVATION_CONVERTERS", "DEFAULT_OPSET", "LAYER_CONVERTERS", "MIN_OPSET",
@@ -301,8 +303,6 @@ def to_onnx(model: Any, path: str | os.PathLike[str] | None = None, *,
         the ``onnx.ModelProto``.
     """
     onnx = _require_onnx()
-    from thetanet import __version__
-
     model = _as_sequential(model)
     if not getattr(model, "built", False):
         raise ValueError("the model is not built yet: fit it or call build(input_dim) first")
@@ -336,8 +336,6 @@ def to_onnx(model: Any, path: str | os.PathLike[str] | None = None, *,
     if check:
         onnx.checker.check_model(proto, full_check=True)
     if path is not None:
-        from thetanet.io import atomic_write_bytes
-
         atomic_write_bytes(path, proto.SerializeToString())
     return proto
 

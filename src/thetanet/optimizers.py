@@ -6,18 +6,38 @@ The formulas are PyTorch's (torch.optim), so results match step for step:
   With μ = 0 this is the lecture's plain gradient descent θ ← θ − η ∂J/∂θ.
 - ``Adam``: m ← β₁ m + (1 − β₁) g; v ← β₂ v + (1 − β₂) g²;
   θ ← θ − (η / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε).
+
+One protocol (:class:`Optimizer`): ``step(params, grads, rows=None)`` applies one update given
+g = ∂J/∂θ per parameter; ``get_config`` / ``get_state`` / ``set_state`` describe and resume it.
+Two speed paths are named parts of that protocol, each with a safe default:
+
+- **row hints** (``uses_rows``): ``rows`` gives, per parameter, the rows whose gradient may be
+  non-zero (a kernel fed by sparse inputs); lazy Adam updates only those. Others ignore it.
+- **folded learning rate** (``folded_learning_rate``): when a step is exactly θ ← θ − η g
+  (SGD without momentum), backprop, being linear in δ^(L), may start from η·δ^(L): the
+  gradients come out as η·∂J/∂θ and each layer's update is one subtraction
+  (``apply_folded``), done right after that layer's backward while its gradient is still in
+  cache; ``end_folded_step`` counts the step. Only then do the layers' ``grads`` hold
+  η·∂J/∂θ instead of ∂J/∂θ after a training step (see :mod:`thetanet.training`).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
+Rows = Sequence["np.ndarray | None"]
+
 
 class Optimizer:
-    name = ""
+    """The optimiser protocol (see the module docstring)."""
+
+    name: ClassVar[str] = ""
+    #: ``step`` makes use of the ``rows`` hints (otherwise the caller need not compute them).
+    uses_rows: bool = False
 
     def __init__(self, learning_rate: float) -> None:
         if not np.isfinite(learning_rate) or learning_rate <= 0:
@@ -25,9 +45,31 @@ class Optimizer:
         self.learning_rate = float(learning_rate)
         self.iterations = 0
 
-    def step(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
+    def step(self, params: list[np.ndarray], grads: list[np.ndarray],
+             rows: Rows | None = None) -> None:
+        """One update of ``params`` in place from g = ∂J/∂θ (``grads``, left unchanged).
+        ``rows``: optional per-parameter row hints (``None`` or the sorted rows whose gradient
+        may be non-zero); optimisers without ``uses_rows`` ignore them."""
         raise NotImplementedError
 
+    # -- the folded learning rate (plain gradient descent) -----------------------------------
+    def folded_learning_rate(self) -> float | None:
+        """η when :meth:`step` is exactly θ ← θ − η ∂J/∂θ, so the caller may fold η into
+        backprop and finish the step with :meth:`apply_folded` / :meth:`end_folded_step`;
+        None otherwise (the default)."""
+        return None
+
+    def apply_folded(self, params: list[np.ndarray], scaled_grads: list[np.ndarray]) -> None:
+        """θ ← θ − s for s = η·∂J/∂θ, for some of the parameters (e.g. one layer's): part of a
+        step begun by folding η into δ^(L). The step is counted by :meth:`end_folded_step`."""
+        for p, g in zip(params, scaled_grads):
+            np.subtract(p, g, out=p)
+
+    def end_folded_step(self) -> None:
+        """Count a step done by :meth:`apply_folded` on every parameter."""
+        self.iterations += 1
+
+    # -- description and state ---------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "learning_rate": self.learning_rate}
 
@@ -53,7 +95,8 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self.velocity: list[np.ndarray] = []
 
-    def step(self, params, grads):
+    def step(self, params: list[np.ndarray], grads: list[np.ndarray],
+             rows: Rows | None = None) -> None:
         lr, mu = self.learning_rate, self.momentum
         scratch = self._scratch_for(params)
         if mu == 0:
@@ -86,24 +129,19 @@ class SGD(Optimizer):
             scratch = self._scratch = [np.empty_like(p) for p in params]
         return scratch
 
-    def folds_learning_rate(self) -> bool:
-        """Whether the model may hand :meth:`apply_scaled` gradients already multiplied by η
-        (plain SGD: θ ← θ − η g is then a single pass)."""
-        return self.momentum == 0 and type(self).step is SGD.step
+    def folded_learning_rate(self) -> float | None:
+        """η without momentum (θ ← θ − η g); a subclass with its own ``step`` opts out."""
+        if self.momentum == 0 and type(self).step is SGD.step:
+            return self.learning_rate
+        return None
 
-    def apply_scaled(self, params: list[np.ndarray], scaled_grads: list[np.ndarray]) -> None:
-        """One plain-SGD step given η·∂J/∂θ: θ ← θ − (η ∂J/∂θ)."""
-        for p, g in zip(params, scaled_grads):
-            np.subtract(p, g, out=p)
-        self.iterations += 1
-
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
-    def get_state(self):
+    def get_state(self) -> dict[str, Any]:
         return {"iterations": self.iterations, "velocity": list(self.velocity)}
 
-    def set_state(self, state):
+    def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         self.velocity = [np.array(v) for v in state.get("velocity", [])]
 
@@ -135,9 +173,14 @@ class Adam(Optimizer):
         self._scratch: list[np.ndarray] = []
         self._row_buffers: dict[int, np.ndarray] = {}  # lazy updates: gathered rows, by id(p)
 
-    def step(self, params, grads, rows=None):
-        """One update. ``rows`` (lazy Adam only, optional): per parameter, ``None`` or a sorted
-        array of the rows whose gradient may be non-zero (all others are zero), e.g. from
+    @property
+    def uses_rows(self) -> bool:  # type: ignore[override]
+        return self.lazy
+
+    def step(self, params: list[np.ndarray], grads: list[np.ndarray],
+             rows: Rows | None = None) -> None:
+        """One update. ``rows`` (used by lazy Adam): per parameter, ``None`` or a sorted array
+        of the rows whose gradient may be non-zero (all others are zero), e.g. from
         ``Dense.grad_rows``; it saves scanning the gradient for them."""
         if not self.m:
             self.m = [np.zeros_like(p) for p in params]
@@ -162,7 +205,8 @@ class Adam(Optimizer):
             self._update(p, g, m, v, tmp, b1, b2, eps_hat, step_hat)
 
     @staticmethod
-    def _update(p, g, m, v, tmp, b1, b2, eps_hat, step_hat):
+    def _update(p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray, tmp: np.ndarray,
+                b1: float, b2: float, eps_hat: float, step_hat: float) -> None:
         # In place, one scratch buffer, 12 passes: no temporaries of the parameter's size.
         np.subtract(m, g, out=m)  # m ← β₁ m + (1 − β₁) g  as  β₁ (m − g) + g
         m *= b1
@@ -177,7 +221,9 @@ class Adam(Optimizer):
         tmp *= step_hat
         p -= tmp
 
-    def _update_rows(self, p, g, m, v, tmp, rows, b1, b2, eps_hat, step_hat):
+    def _update_rows(self, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
+                     tmp: np.ndarray, rows: np.ndarray, b1: float, b2: float, eps_hat: float,
+                     step_hat: float) -> None:
         """Adam on the given rows only: runs of consecutive rows (a dense input block) as
         in-place slices, scattered rows (sparse input columns) by gather/scatter."""
         if rows.size == 0:
@@ -207,17 +253,17 @@ class Adam(Optimizer):
         v[scattered] = vr
         p[scattered] = pr
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         cfg = {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
                "epsilon": self.epsilon}
         if self.lazy:
             cfg["lazy"] = True
         return cfg
 
-    def get_state(self):
+    def get_state(self) -> dict[str, Any]:
         return {"iterations": self.iterations, "m": list(self.m), "v": list(self.v)}
 
-    def set_state(self, state):
+    def set_state(self, state: dict[str, Any]) -> None:
         super().set_state(state)
         self.m = [np.array(a) for a in state.get("m", [])]
         self.v = [np.array(a) for a in state.get("v", [])]
@@ -227,6 +273,7 @@ _OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam}
 
 
 def get(identifier: str | dict[str, Any] | Optimizer) -> Optimizer:
+    """An optimiser from a name ("sgd", "adam"), a config dict or an instance."""
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, dict):

@@ -45,9 +45,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from thetanet import activations as _activations
 from thetanet import optimizers as _optimizers
+from thetanet.builders import mlp
 from thetanet.callbacks import Callback
-from thetanet.layers import Dense, Dropout
+from thetanet.layers import Dense
 from thetanet.model import Sequential
+from thetanet.utils import is_sparse
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -201,21 +203,16 @@ class _BaseMLP(BaseEstimator):
 
     # -- the network -------------------------------------------------------------------------
     def _make_model(self, n_features: int, n_outputs: int, seed: int) -> Sequential:
-        layers: list[Any] = []
-        for units in self._hidden_sizes():
-            layers.append(Dense(units, _activations.get(_copy_config(self.activation)),
-                                l2=float(self.l2)))
-            if self.dropout > 0:
-                layers.append(Dropout(float(self.dropout)))
-        layers.append(Dense(n_outputs, self._output_activation, l2=float(self.l2)))
-        model = Sequential(layers, dtype=str(self.dtype), seed=seed)
+        model = mlp([n_features, *self._hidden_sizes(), n_outputs],
+                    activation=self.activation,  # a config dict: one copy per layer
+                    output_activation=self._output_activation, dropout=float(self.dropout),
+                    l2=float(self.l2), seed=seed, dtype=str(self.dtype))
         if self.solver == "adam":
             opt: _optimizers.Optimizer = _optimizers.Adam(float(self.learning_rate_init))
         else:
             opt = _optimizers.SGD(float(self.learning_rate_init), momentum=float(self.momentum),
                                   nesterov=self.momentum > 0)
         model.compile(optimizer=opt, loss=self._loss)
-        model.build(n_features)
         return model
 
     def _init_state(self, n_features: int, n_outputs: int) -> None:
@@ -282,7 +279,7 @@ class _BaseMLP(BaseEstimator):
         first = not (incremental and hasattr(self, "model_"))
         X, y = validate_data(self, X, y, reset=first, accept_sparse=_SPARSE_FORMATS,
                              dtype=_FLOAT_DTYPES, **self._y_validation())
-        if _issparse(X):
+        if is_sparse(X):
             X = X.tocsr()
         y = self._encode_targets(y, first, classes)
         if first:
@@ -301,7 +298,7 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self, "model_")
         X = validate_data(self, X, reset=False, accept_sparse=_SPARSE_FORMATS,
                           dtype=_FLOAT_DTYPES)
-        if _issparse(X):
+        if is_sparse(X):
             X = X.tocsr()
         return np.asarray(self.model_.predict(X), dtype=np.float64)
 
@@ -309,15 +306,6 @@ class _BaseMLP(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
-
-
-def _issparse(x: Any) -> bool:
-    return hasattr(x, "tocsr") and hasattr(x, "nnz")
-
-
-def _copy_config(activation: Any) -> Any:
-    """A fresh copy of a config dict (each layer gets its own activation object)."""
-    return dict(activation) if isinstance(activation, dict) else activation
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):

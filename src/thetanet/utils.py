@@ -1,4 +1,4 @@
-"""Small helpers shared by the engine: one-hot targets and input validation."""
+"""Small helpers shared by the engine: one-hot targets, input validation, BLAS threads."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+
+from thetanet.blockmatrix import BlockMatrix, is_sparse
+
+__all__ = ["blas_threads", "check_array", "is_sparse", "one_hot", "to_categorical"]
 
 
 @contextlib.contextmanager
@@ -48,15 +52,9 @@ def one_hot(labels: Any, num_classes: int | None = None, dtype: Any = np.float32
 to_categorical = one_hot
 
 
-def is_sparse(x: Any) -> bool:
-    """True for SciPy sparse matrices/arrays (without importing SciPy)."""
-    return hasattr(x, "tocsr") and hasattr(x, "nnz")
-
-
-def check_array(x: Any, dtype: np.dtype, name: str = "x") -> Any:
-    """A 2-D float array (or CSR / BlockMatrix) of ``dtype`` with only finite values."""
-    from thetanet.blockmatrix import BlockMatrix
-
+def check_array(x: Any, dtype: np.dtype, name: str = "x", flat: bool = True) -> Any:
+    """A 2-D float array (or CSR / BlockMatrix) of ``dtype`` with only finite values; with
+    ``flat=False`` a dense array may have more axes (examples × feature maps …)."""
     if isinstance(x, BlockMatrix):
         x = x.astype(dtype)
         if not x.all_finite():
@@ -75,10 +73,11 @@ def check_array(x: Any, dtype: np.dtype, name: str = "x") -> Any:
         raise ValueError(f"{name} cannot be converted to an array: {exc}") from exc
     if arr.dtype == object or arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
-    if arr.ndim != 2:
+    if arr.ndim != 2 and (flat or arr.ndim < 2):
         raise ValueError(f"{name} must be 2-D (examples × features), got shape {arr.shape}")
     arr = np.ascontiguousarray(arr, dtype=dtype)
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"{name} contains NaN or inf (first at row {bad[0]}, column {bad[1]})")
+        where = f"column {bad[1]}" if arr.ndim == 2 else f"index {tuple(bad[1:].tolist())}"
+        raise ValueError(f"{name} contains NaN or inf (first at row {bad[0]}, {where})")
     return arr

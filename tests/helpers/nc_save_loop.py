@@ -15,7 +15,7 @@ import numpy as np
 
 from thetanet.compounds.system import NCClassifier, NCSettings
 from thetanet.data.tratz import Compounds
-from thetanet.io import save_arrays
+from thetanet.files import save_arrays
 
 LABELS = ["A", "B", "C"]
 

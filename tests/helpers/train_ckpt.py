@@ -20,7 +20,7 @@ import numpy as np
 
 from thetanet import Dense, Dropout, EarlyStopping, Sequential
 from thetanet.callbacks import Callback
-from thetanet.io import atomic_write_text, save_arrays
+from thetanet.files import atomic_write_text, save_arrays
 
 
 class _Ticker(Callback):

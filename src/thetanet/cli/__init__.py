@@ -14,6 +14,8 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
+from thetanet._version import __version__
+
 
 class CLIError(Exception):
     """A user-facing error: printed as one line, exit status ``code``."""
@@ -35,8 +37,6 @@ def positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from thetanet import __version__
-
     parser = argparse.ArgumentParser(
         prog="thetanet",
         description="The lecture's neural network on NumPy, and a noun-compound relation "

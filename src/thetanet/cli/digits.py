@@ -10,7 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from thetanet.cli import CLIError
+from thetanet.cli import CLIError, positive_int
+from thetanet.data import digits as data_digits
+from thetanet.data.idx import IdxFormatError
+from thetanet.examples import digits as example
 
 
 def register(subparsers: Any) -> None:
@@ -26,7 +29,7 @@ def register(subparsers: Any) -> None:
                     "(mnist-full when the training files are present, else mnist-t10k). Each "
                     "data set has its own default recipe; the options below override it.")
     p.add_argument("--dataset", default="sklearn-digits",
-                   choices=["sklearn-digits", "mnist", "mnist-t10k", "mnist-full"],
+                   choices=list(data_digits.DATASETS),
                    help="data set (default sklearn-digits)")
     p.add_argument("--data-dir", default=None,
                    help="data root (default $THETANET_DATA, else ~/.cache/thetanet); MNIST "
@@ -57,15 +60,19 @@ def register(subparsers: Any) -> None:
                    help="save the trained model (JSON + npz) into DIR")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="one line per epoch on stderr")
+    p.add_argument("--search", action="store_true",
+                   help="pick the architecture instead (thetanet.search, Optuna): trials on a "
+                        "val part of the training images; --epochs caps each trial")
+    p.add_argument("--trials", type=positive_int, default=20, help="--search: trials (20)")
+    p.add_argument("--storage", default=None, help="--search: Optuna storage URL (default "
+                                                   "sqlite:///thetanet-search.db)")
+    p.add_argument("--study", default=None, help="--search: study (default digits-DATASET)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from thetanet.data import digits as D
-    from thetanet.data.idx import IdxFormatError
-
     try:
-        hidden = D.parse_hidden(args.hidden) if args.hidden is not None else None
+        hidden = example.parse_hidden(args.hidden) if args.hidden is not None else None
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     for name in ("epochs", "batch_size"):
@@ -84,8 +91,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--threads must be 0 (BLAS default) or more, got {args.threads}")
 
     try:
-        data = D.load_dataset(args.dataset, args.data_dir, download=args.download,
-                              seed=args.seed)
+        data = data_digits.load_dataset(args.dataset, args.data_dir, download=args.download,
+                                        seed=args.seed)
     except FileNotFoundError as exc:
         raise CLIError(str(exc)) from None
     except (IdxFormatError, ConnectionError) as exc:
@@ -94,15 +101,20 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from None
     if args.dataset == "mnist" and not args.json:
         print(f"mnist: using {data.name} ({data.split})", file=sys.stderr)
+    if args.search:
+        from thetanet.cli.nc_search import run_digits_search
 
-    recipe = D.with_overrides(D.default_recipe(data.name), hidden=hidden, epochs=args.epochs,
-                              batch_size=args.batch_size, learning_rate=args.lr,
-                              dropout=args.dropout, l2=args.l2, shift=args.shift)
+        return run_digits_search(args, data)
+
+    recipe = example.with_overrides(example.default_recipe(data.name), hidden=hidden,
+                                    epochs=args.epochs, batch_size=args.batch_size,
+                                    learning_rate=args.lr, dropout=args.dropout, l2=args.l2,
+                                    shift=args.shift)
     threads = args.threads or None
     if args.plots:
         _check_plotting()
-    result = D.train_digits(data, recipe, seed=args.seed, verbose=args.verbose,
-                            monitor_test=bool(args.plots), threads=threads)
+    result = example.train_digits(data, recipe, seed=args.seed, verbose=args.verbose,
+                                  monitor_test=bool(args.plots), threads=threads)
 
     written: list[str] = []
     if args.plots:
@@ -113,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         written.append(str(args.save_model))
 
     if args.json:
-        doc = D.result_json(data, result, args.seed)
+        doc = example.result_json(data, result, args.seed)
         doc["blas_threads"] = threads if threads else "default"
         if written:
             doc["files"] = written
@@ -145,7 +157,6 @@ def _check_plotting() -> None:
 
 
 def _write_plots(directory: Path, data: Any, result: Any) -> list[str]:
-    from thetanet.data.digits import misclassified
     from thetanet.plots import plot_confusion_matrix, plot_digit_grid, plot_learning_curves
 
     try:
@@ -158,7 +169,7 @@ def _write_plots(directory: Path, data: Any, result: Any) -> list[str]:
     paths = [plot_confusion_matrix(result.confusion, data.class_names,
                                    directory / "confusion_matrix.png",
                                    title=f"{data.name}: test accuracy {acc:.2%}")]
-    images, true, pred = misclassified(data, result.predictions, limit=64)
+    images, true, pred = example.misclassified(data, result.predictions, limit=64)
     n_wrong = int((result.predictions != data.y_test).sum())
     paths.append(plot_digit_grid(images, true.tolist(), pred.tolist(),
                                  directory / "misclassified.png",

@@ -1,6 +1,6 @@
 """``thetanet export-onnx MODEL --output model.onnx``: a saved model as a standard ONNX file.
 
-MODEL is a directory written by ``Sequential.save`` / ``thetanet.io.save_model``. The graph is
+MODEL is a directory written by ``Sequential.save`` / ``thetanet.saving.save_model``. The graph is
 checked with ``onnx.checker``; ``--verify`` also runs it with onnxruntime on random inputs and
 compares with ``model.predict`` (exit status 1 when the difference exceeds ``--tolerance``).
 """
@@ -11,13 +11,13 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from thetanet import onnx as _onnx
 from thetanet.cli import CLIError, positive_int
+from thetanet.files import ModelFileError
+from thetanet.model import load_model
 
 
 def run(args: argparse.Namespace) -> int:
-    from thetanet import onnx as _onnx
-    from thetanet.io import ModelFileError, load_model
-
     try:
         import onnx  # noqa: F401
     except ImportError:

@@ -8,6 +8,16 @@ import time
 from typing import Any
 
 from thetanet.cli import CLIError
+from thetanet.examples.logic import (
+    DEFAULT_RECIPE,
+    GATES,
+    LECTURE_GATES,
+    format_theta,
+    gate_network,
+    learn_gate,
+    network_theta,
+    truth_table,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -33,8 +43,6 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.learn:
         return _learn(args)
-    from thetanet.data.logic import GATES, LECTURE_GATES, gate_network, network_theta, truth_table
-
     gates: dict[str, Any] = {}
     for name in LECTURE_GATES:
         model = gate_network(name)
@@ -48,8 +56,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_gate(gate: Any, info: dict[str, Any]) -> None:
-    from thetanet.data.logic import format_theta
-
     thetas = info["theta"]
     print(f"{gate.name}: {gate.formula}")
     for j, theta in enumerate(thetas, start=1):
@@ -77,8 +83,6 @@ def _print_gate(gate: Any, info: dict[str, Any]) -> None:
 
 
 def _learn(args: argparse.Namespace) -> int:
-    from thetanet.data.logic import DEFAULT_RECIPE, learn_gate
-
     if args.seeds < 1:
         raise CLIError("--seeds must be at least 1")
     if args.hidden is not None and args.hidden < 1:

@@ -10,9 +10,31 @@ import time
 from pathlib import Path
 from typing import Any
 
+from thetanet.checkpoint import CheckpointMismatchError
 from thetanet.cli import CLIError, positive_int
+from thetanet.cli.nc_search import add_from_study, register_search, settings_from_study
+from thetanet.compounds.embeddings import EmbeddingsMissingError
+from thetanet.compounds.features import available_features, default_cache_dir
+from thetanet.compounds.recipes import PUBLISHED_BEST, recipe
+from thetanet.compounds.scoring import format_report, score_labels
+from thetanet.compounds.system import NCClassifier
+from thetanet.compounds.wordnet import WordNetMissingError
+from thetanet.data.tratz import (
+    SPLITS,
+    Compounds,
+    DataFormatError,
+    labels_for,
+    load_split,
+    read_compound_lines,
+    read_tsv,
+)
+from thetanet.files import ModelFileError, atomic_write_text
+from thetanet.utils import blas_threads
 
-SPLITS = ("fine_random", "fine_lexical", "coarse_random", "coarse_lexical")
+#: Errors that mean the user's input or environment, shown as one line (exit 2).
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    DataFormatError, ModelFileError, EmbeddingsMissingError, WordNetMissingError,
+    CheckpointMismatchError, FileNotFoundError, PermissionError, IsADirectoryError)
 
 
 def _ints(text: str) -> list[int]:
@@ -32,8 +54,6 @@ def _ints(text: str) -> list[int]:
 def _names(text: str) -> list[str]:
     """Feature specs from ``a:x=1,y=2,b,c:z=3``: a piece ``key=value`` without a name
     continues the options of the spec before it."""
-    from thetanet.compounds.features import available_features
-
     out: list[str] = []
     for piece in (t.strip() for t in text.split(",")):
         if not piece:
@@ -73,9 +93,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--hidden", type=_ints, default=None,
                    help="hidden layer sizes, e.g. 512 or 512,256; 0 = softmax regression")
     t.add_argument("--dropout", type=float, default=None, help="dropout after each hidden layer")
-    t.add_argument("--sequential-refit", action="store_true",
-                   help="refit after the selection run instead of beside it in a second "
-                        "thread (the same model; for one core)")
+    # the refit always follows the selection now; the flag stays accepted for old scripts
+    t.add_argument("--sequential-refit", action="store_true", help=argparse.SUPPRESS)
     t.add_argument("--logit-adjustment", type=float, default=None, metavar="TAU",
                    help="predict argmax log p − TAU·log(training relation frequency); TAU > 0 "
                         "favours rarer relations (0: plain argmax)")
@@ -101,7 +120,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--resume", action="store_true", help="continue from --checkpoint DIR")
     t.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="N",
                    help="also checkpoint every N batches (default: at each epoch end)")
+    add_from_study(t)
     t.set_defaults(func=cmd_train)
+    register_search(nsub, SPLITS)
 
     pr = nsub.add_parser("predict", help="predict relations for compounds")
     pr.add_argument("--model", required=True)
@@ -131,30 +152,12 @@ def _missing_action(p: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from thetanet.checkpoint import CheckpointMismatchError
-    from thetanet.compounds.embeddings import EmbeddingsMissingError
-    from thetanet.data.tratz import DataFormatError
-    from thetanet.io import ModelFileError
-
-    errs: list[type[BaseException]] = [DataFormatError, ModelFileError, EmbeddingsMissingError,
-                                       CheckpointMismatchError,
-                                       FileNotFoundError, PermissionError, IsADirectoryError]
-    try:
-        from thetanet.compounds.wordnet import WordNetMissingError
-
-        errs.append(WordNetMissingError)
-    except ImportError:
-        pass
-    return tuple(errs)
-
-
 def _guard(fn: Any) -> Any:
     """Turn the library's user-facing errors into one-line CLI errors (exit 2)."""
     def wrapped(args: argparse.Namespace) -> int:
         try:
             return fn(args)
-        except _user_errors() as exc:
+        except USER_ERRORS as exc:
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in msg:
                 msg = f"{exc.filename}: {msg}"
@@ -162,17 +165,12 @@ def _guard(fn: Any) -> Any:
     return wrapped
 
 
-def _cache(args: argparse.Namespace) -> Any:
-    from thetanet.data.paths import cache_root
-
-    return Path(args.cache_dir) if getattr(args, "cache_dir", None) else \
-        cache_root() / "features"
+def _cache(args: argparse.Namespace) -> Path:
+    return Path(args.cache_dir) if getattr(args, "cache_dir", None) else default_cache_dir()
 
 
 def _settings_for(split: str, args: argparse.Namespace) -> Any:
-    from thetanet.compounds.recipes import recipe
-
-    s = recipe(split)
+    s = settings_from_study(split, args) if args.from_study else recipe(split)
     overrides = {"features": args.features, "hidden": args.hidden, "dropout": args.dropout,
                  "input_dropout": args.input_dropout, "l2": args.l2, "learning_rate": args.lr,
                  "batch_size": args.batch_size, "max_epochs": args.max_epochs,
@@ -195,17 +193,11 @@ def _settings_for(split: str, args: argparse.Namespace) -> Any:
 def cmd_train(args: argparse.Namespace) -> int:
     if args.threads < 0:
         raise CLIError(f"--threads must be 0 (BLAS default) or more, got {args.threads}")
-    from thetanet.utils import blas_threads
-
     with blas_threads(args.threads or None):
         return _train(args)
 
 
 def _train(args: argparse.Namespace) -> int:
-    from thetanet.compounds.scoring import PUBLISHED_BEST, format_report
-    from thetanet.compounds.system import NCClassifier
-    from thetanet.data.tratz import labels_for, load_split
-
     if args.resume and not args.checkpoint:
         raise CLIError("--resume needs --checkpoint DIR (where the interrupted run wrote them)")
     splits = list(SPLITS) if args.all_splits else [args.split]
@@ -218,23 +210,20 @@ def _train(args: argparse.Namespace) -> int:
         ck = {"checkpoint_dir": None if args.checkpoint is None
               else Path(args.checkpoint) / split,
               "resume": args.resume, "checkpoint_every": args.checkpoint_every}
-        # the refit on train + val trains in a second thread beside the selection run (the
-        # same weights as afterwards, less wall time); not with checkpoints
-        alongside = not (args.no_refit or args.checkpoint or args.sequential_refit)
-        clf.fit(train, val, cache_dir=_cache(args), refit_alongside=alongside, **ck)
-        val_result = clf.evaluate(val)
-        selection = {k: val_result[k] for k in ("accuracy", "macro_f1", "weighted_f1")}
+        chosen = clf.fit(train, val, cache_dir=_cache(args), **ck).selection
+        assert chosen is not None  # a fit with val data selects
+        val_result = chosen.scores  # the train-only ensemble on val
+        selection = chosen.headline
         if not args.json:
             print(f"== {split}: features={','.join(settings.features)} "
                   f"hidden={settings.hidden or 'none (softmax regression)'} "
-                  f"seeds={settings.seeds} epochs={[e + 1 for e in clf.best_epochs]}")
+                  f"seeds={settings.seeds} epochs={chosen.epochs}")
             print(format_report(val_result, split, "val (train-only model, used for selection)",
                                 per_relation=not args.quiet))
         if args.plots:
             _plots(Path(args.plots) / split, clf, val_result)
         if not args.no_refit:
             clf.refit(train, val, cache_dir=_cache(args), **ck)
-        clf.report["val_selection"] = selection
         out = Path(args.out) / split if (args.out and args.all_splits) else Path(
             args.out or f"models/nc-{split}")
         clf.save(out, metadata={"split": split, "refit_on_val": not args.no_refit})
@@ -277,9 +266,7 @@ def _plots(directory: Path, clf: Any, result: dict[str, Any]) -> None:
         plots.plot_learning_curves(hist, directory / f"learning_curves_seed{i}.png")
 
 
-def _read_input(path: str) -> Any:
-    from thetanet.data.tratz import read_compound_lines, read_tsv
-
+def _read_input(path: str) -> Compounds:
     if path == "-":
         raw = sys.stdin.buffer.read()
         try:
@@ -292,9 +279,6 @@ def _read_input(path: str) -> Any:
 
 @_guard
 def cmd_predict(args: argparse.Namespace) -> int:
-    from thetanet.compounds.system import NCClassifier
-    from thetanet.io import atomic_write_text
-
     data = _read_input(args.input)
     clf = NCClassifier.load(args.model, cache_dir=_cache(args))
     labels, probs = clf.predict(data)
@@ -310,10 +294,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from thetanet.compounds.scoring import format_report
-    from thetanet.compounds.system import NCClassifier
-    from thetanet.data.tratz import read_tsv
-
     clf = NCClassifier.load(args.model, cache_dir=_cache(args))
     gold = read_tsv(args.input, require_label=True, known_labels=clf.labels)
     result = clf.evaluate(gold)
@@ -327,9 +307,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 @_guard
 def cmd_score(args: argparse.Namespace) -> int:
-    from thetanet.compounds.scoring import format_report, score_labels
-    from thetanet.data.tratz import read_tsv
-
     gold = read_tsv(args.gold, require_label=True)
     pred = read_tsv(args.pred, require_label="prediction")
     problems = []

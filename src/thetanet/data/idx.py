@@ -9,11 +9,12 @@ Every problem — wrong magic, unknown type, truncated data, trailing bytes, a c
 match — raises :class:`IdxFormatError` (a ``ValueError``) naming the file and what was expected.
 
 MNIST lives under ``<data root>/mnist/`` (data root: ``--data-dir``, else ``$THETANET_DATA``,
-else the per-user cache; see :mod:`thetanet.data.paths`). :func:`download_mnist` fetches the
-four files from the public mirrors. The mirrors' ``.gz`` bytes differ (some were re-compressed),
-so downloads are verified by their *decompressed* content: sha256 for the t10k files; for the
-training files, whose decompressed checksums are not pinned here, by structure, the image and
-label counts, and the per-digit label counts of the published training set.
+else the per-user cache; see :mod:`thetanet.data.paths`). ``thetanet data fetch mnist``
+(:func:`download_mnist`) fetches the four files from the public mirrors. The mirrors' ``.gz``
+bytes differ (some were re-compressed), so downloads are verified by their *decompressed*
+content: sha256 for the t10k files; for the training files, whose decompressed checksums are
+not pinned here, by structure, the image and label counts, and the per-digit label counts of
+the published training set.
 """
 
 from __future__ import annotations
@@ -22,16 +23,14 @@ import gzip
 import hashlib
 import math
 import os
-import urllib.error
-import urllib.request
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
-from thetanet.data.paths import ENV_VAR, data_root
+from thetanet.data.paths import data_root, missing_data_hint
 
 __all__ = [
     "IDX_TYPES",
@@ -177,7 +176,7 @@ def read_idx(path: str | os.PathLike[str], *, ndim: int | None = None,
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    from thetanet.io import atomic_write_bytes
+    from thetanet.files import atomic_write_bytes
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, data)
@@ -301,12 +300,10 @@ def read_mnist(split: str = "t10k", data_dir: str | os.PathLike[str] | None = No
     if any(p is None for p in paths):
         d = mnist_dir(data_dir)
         missing = [n for n, p in zip(MNIST_FILES[split], paths) if p is None]
-        src = ("--data-dir" if data_dir is not None else f"${ENV_VAR}"
-               if os.environ.get(ENV_VAR) else f"the default; set ${ENV_VAR} or --data-dir")
+        hint = missing_data_hint("mnist", d, [f"{n}.gz" for n in MNIST_FILES[split]], data_dir)
         raise FileNotFoundError(
-            f"MNIST {split} not found: no {' or '.join(f'{m}[.gz]' for m in missing)} in {d} "
-            f"(data root from {src}). Download it with thetanet.data.idx.download_mnist() or "
-            f"`thetanet digits --dataset mnist --download`.")
+            f"MNIST {split} not found: no {' or '.join(f'{m}[.gz]' for m in missing)} in {d}; "
+            f"{hint}; `thetanet digits --download` fetches it too.")
     return read_mnist_pair(paths[0], paths[1], MNIST_COUNTS[split])  # type: ignore[arg-type]
 
 
@@ -337,27 +334,31 @@ def verify_mnist_content(name: str, raw: bytes, source: str = "<bytes>") -> np.n
     return arr
 
 
-def _fetch(url: str, timeout: float = 120.0) -> bytes:
-    """Download ``url`` and return its bytes (tests replace this function)."""
-    req = urllib.request.Request(url, headers={"User-Agent": "thetanet"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - fixed URLs
-            return resp.read()
-    except (urllib.error.URLError, TimeoutError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise ConnectionError(f"could not download {url}: {reason}") from e
+def _stored_form(name: str, url: str) -> Callable[[bytes], bytes | None]:
+    """The fetcher's content check for MNIST file ``name``: verify the decompressed content;
+    keep a gzip payload as served, compress a plain one (files are stored as ``.gz``)."""
+    def check(blob: bytes) -> bytes | None:
+        verify_mnist_content(name, _maybe_gunzip(blob, url), url)
+        return None if _is_gzip(blob) else gzip.compress(blob, compresslevel=6, mtime=0)
+
+    return check
 
 
 def download_mnist(splits: Sequence[str] = ("train", "t10k"),
                    data_dir: str | os.PathLike[str] | None = None, *,
-                   mirrors: Sequence[str] = MNIST_MIRRORS, overwrite: bool = False) -> Path:
+                   mirrors: Sequence[str] = MNIST_MIRRORS, overwrite: bool = False,
+                   progress: bool = True, stream: IO[str] | None = None) -> Path:
     """Fetch MNIST into ``<data root>/mnist/`` as ``<name>.gz``; return that directory.
 
     Each file is taken from the first mirror whose download passes
-    :func:`verify_mnist_content`; it is written atomically only after the check, so a failed
-    download leaves nothing behind. Files already present and valid are kept; an invalid
-    existing file raises unless ``overwrite``.
+    :func:`verify_mnist_content`; it streams into a temp file beside its target and is renamed
+    into place only after the check, so a failed or interrupted download leaves nothing
+    behind. Files already present and valid are kept; an invalid existing file raises unless
+    ``overwrite``. When no mirror gives a valid file, :class:`~thetanet.data.fetch.FetchError`
+    (a ``ConnectionError``) says in one line what each mirror did and how to get the file.
     """
+    from thetanet.data.fetch import FetchError, download
+
     directory = mnist_dir(data_dir)
     for split in splits:
         _check_split(split)
@@ -371,24 +372,28 @@ def download_mnist(splits: Sequence[str] = ("train", "t10k"),
                     raise IdxFormatError(f"{exc}; pass overwrite=True (or delete the file) to "
                                          "download it again") from exc
                 continue
-            errors = []
+            errors: list[str] = []
+            network_only = True  # every mirror unreachable (rather than serving wrong bytes)
             for base in mirrors:
                 url = f"{base.rstrip('/')}/{name}.gz"
                 try:
-                    blob = _fetch(url)
-                    verify_mnist_content(name, _maybe_gunzip(blob, url), url)
-                except (ConnectionError, IdxFormatError) as exc:
-                    errors.append(str(exc))
+                    download(url, directory / f"{name}.gz", check=_stored_form(name, url),
+                             progress=progress, stream=stream, timeout=120.0)
+                except FetchError as exc:
+                    errors.append(f"{url}: {exc.reason}")
                     continue
-                if not _is_gzip(blob):
-                    blob = gzip.compress(blob, compresslevel=6, mtime=0)
-                _atomic_write(directory / f"{name}.gz", blob)
+                except IdxFormatError as exc:
+                    errors.append(str(exc))
+                    network_only = False
+                    continue
                 if existing is not None and existing.name != f"{name}.gz":
-                    existing.unlink()
+                    existing.unlink()  # a stale plain file must not shadow the new one
                 break
             else:
-                raise ConnectionError(f"could not get a valid {name} from any mirror:\n  "
-                                      + "\n  ".join(errors))
+                hint = missing_data_hint("mnist", directory, [f"{name}.gz"], data_dir,
+                                         offline=network_only)
+                reason = f"no mirror gave a valid file ({'; '.join(errors)})"
+                raise FetchError(f"{name}.gz", reason, hint)
     return directory
 
 

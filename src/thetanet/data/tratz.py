@@ -7,21 +7,20 @@ columns. Every format problem raises :class:`DataFormatError` with a one-line me
 
 The splits live under ``<data root>/tratz/<split>/{train,val}.tsv`` where the data root is
 :func:`thetanet.data.paths.data_root` (``--data-dir``, else ``$THETANET_DATA``, else the
-per-user cache). :func:`download_split` fetches them for users online.
+per-user cache); ``thetanet data fetch tratz`` (:func:`download_split`) fetches them,
+checksum-verified.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
 import os
-import urllib.error
-import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
-from thetanet.data.paths import ENV_VAR, data_root
+from thetanet.data.paths import data_root, missing_data_hint
 
 __all__ = [
     "COARSE_LABELS",
@@ -341,16 +340,9 @@ def load_split(
     paths = [directory / "train.tsv", directory / "val.tsv"]
     missing = [p for p in paths if not p.is_file()]
     if missing:
-        root_src = (
-            "--data-dir" if data_dir is not None
-            else f"${ENV_VAR}" if os.environ.get(ENV_VAR)
-            else f"the default (set ${ENV_VAR} or pass --data-dir to change it)"
-        )  # fmt: skip
+        hint = missing_data_hint("tratz", directory, ["train.tsv", "val.tsv"], data_dir)
         raise FileNotFoundError(
-            f"Tratz split {split!r} not found: looked for {', '.join(map(str, missing))} "
-            f"(data root {data_root(data_dir)} from {root_src}). Point {ENV_VAR} or --data-dir "
-            f"at a directory containing tratz/{split}/train.tsv and val.tsv, or fetch it with "
-            f"thetanet.data.tratz.download_split({split!r})."
+            f"Tratz split {split!r} not found: no {', '.join(map(str, missing))}; {hint}."
         )
     known = labels_for(split)
     train = read_tsv(paths[0], require_label=True, known_labels=known)
@@ -363,31 +355,13 @@ def load_split(
 # --------------------------------------------------------------------------------------
 
 
-def split_url(split: str, part: str) -> str:
-    """Public URL of one file of a split in the vered1986/panic repository."""
+def split_url(split: str, part: str, base_url: str = BASE_URL) -> str:
+    """URL of one file of a split (in the vered1986/panic repository unless ``base_url``)."""
     _check_split(split)
     if part not in PARTS:
         raise ValueError(f"unknown part {part!r}; choose from {', '.join(PARTS)}")
     granularity, kind = split.split("_")
-    return f"{BASE_URL}/tratz_{granularity}_grained_{kind}/{part}.tsv"
-
-
-def _fetch(url: str, timeout: float = 60.0) -> bytes:
-    """Download ``url`` and return its bytes (tests replace this function)."""
-    req = urllib.request.Request(url, headers={"User-Agent": "thetanet"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - fixed https
-            return resp.read()
-    except (urllib.error.URLError, TimeoutError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        raise ConnectionError(f"could not download {url}: {reason}") from e
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    from thetanet.io import atomic_write_bytes
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, data)
+    return f"{base_url.rstrip('/')}/tratz_{granularity}_grained_{kind}/{part}.tsv"
 
 
 def download_split(
@@ -396,41 +370,50 @@ def download_split(
     *,
     parts: Sequence[str] = ("train", "val", "test"),
     overwrite: bool = False,
+    base_url: str = BASE_URL,
+    progress: bool = True,
+    stream: IO[str] | None = None,
 ) -> Path:
     """Download a split's files into ``<data root>/tratz/<split>/`` and return that directory.
 
-    Every file is fetched and checked (sha256 for train/val; the test checksum is unknown
-    here, so test is only validated as a well-formed TSV) before anything is written; files
-    are written atomically, so a failed check leaves no file behind. Existing files with the
-    right checksum are kept; a mismatching existing file raises unless ``overwrite``.
+    Each file streams into a temp file beside its target and is checked (sha256 for
+    train/val; the test checksum is unknown here, so test is only validated as a well-formed
+    TSV) before it is renamed into place: a failed check or an interrupted download leaves
+    no file behind. Existing files with the right checksum are kept; a mismatching existing
+    file raises unless ``overwrite``. ``base_url``: a mirror of the panic repository's
+    ``classification/data`` folder. Offline, :class:`~thetanet.data.fetch.FetchError` says
+    in one line which command to run later and which folder to fill by hand.
     """
+    from thetanet.data.fetch import FetchError, download, sha256_file
+
     directory = split_dir(split, data_dir)
     known = labels_for(split)
-    fetched: dict[Path, bytes] = {}
+
+    def well_formed(url: str) -> Callable[[bytes], None]:
+        def check(data: bytes) -> None:
+            _parse_bytes(data, url, True, known)  # a well-formed file, whatever its checksum
+
+        return check
+
     for part in parts:
-        url = split_url(split, part)
+        url = split_url(split, part, base_url)
         target = directory / f"{part}.tsv"
         expected = SHA256[split].get(part)
         if target.is_file() and not overwrite:
             if expected is None:
                 continue
-            have = hashlib.sha256(target.read_bytes()).hexdigest()
+            have = sha256_file(target)
             if have == expected:
                 continue
             raise ValueError(
                 f"{target} exists but its sha256 {have} differs from the published {expected}; "
-                "pass overwrite=True to replace it"
+                "pass overwrite=True (or delete the file) to replace it"
             )
-        data = _fetch(url)
-        if expected is not None:
-            got = hashlib.sha256(data).hexdigest()
-            if got != expected:
-                raise ValueError(
-                    f"checksum mismatch for {url}: sha256 {got}, expected {expected}; "
-                    "nothing was written"
-                )
-        _parse_bytes(data, url, True, known)  # a well-formed file, whatever its checksum
-        fetched[target] = data
-    for target, data in fetched.items():
-        _atomic_write(target, data)
+        try:
+            download(url, target, sha256=expected, check=well_formed(url), progress=progress,
+                     stream=stream)
+        except FetchError as exc:
+            files = [f"{p}.tsv" for p in parts]
+            raise exc.with_hint(missing_data_hint("tratz", directory, files, data_dir,
+                                                  offline=True)) from None
     return directory

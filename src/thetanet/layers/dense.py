@@ -31,12 +31,8 @@ import numpy as np
 
 from thetanet import activations as _activations
 from thetanet import initializers as _initializers
-from thetanet.blockmatrix import BlockMatrix
-from thetanet.layers.base import Layer, l2_penalty, register_layer
-
-
-def _is_sparse(x: Any) -> bool:
-    return hasattr(x, "tocsr") and hasattr(x, "nnz")
+from thetanet.blockmatrix import BlockMatrix, is_sparse
+from thetanet.layers.base import Layer, Shape, flat_width, l2_penalty, register_layer
 
 
 @register_layer
@@ -80,13 +76,15 @@ class Dense(Layer):
         act = tuple(f"activation.{k}" for k in self.activation.params)
         return (("kernel", "bias") if self.use_bias else ("kernel",)) + act
 
-    def build(self, input_dim, *, dtype, rng):
-        if self.declared_input_dim is not None and int(input_dim) != self.declared_input_dim:
+    fused_output = True
+
+    def build(self, input_shape: int | Shape, *, dtype: Any, rng: np.random.Generator
+              ) -> Shape:
+        width = flat_width(input_shape, "Dense")
+        if self.declared_input_dim is not None and width != self.declared_input_dim:
             raise ValueError(f"Dense declared input_dim={self.declared_input_dim} but receives "
-                             f"inputs of width {input_dim}")
-        self.dtype = np.dtype(dtype)
-        self.input_dim = int(input_dim)
-        self.output_dim = self.units
+                             f"inputs of width {width}")
+        self._set_shapes((width,), (self.units,), dtype)
         self.kernel = np.ascontiguousarray(
             self.kernel_initializer((self.input_dim, self.units), rng, self.dtype), self.dtype)
         self.bias = np.ascontiguousarray(
@@ -94,20 +92,32 @@ class Dense(Layer):
         self.d_kernel = np.zeros_like(self.kernel)
         self.d_bias = np.zeros_like(self.bias)
         self.activation.build(self.units, self.dtype, rng)
-        self.built = True
-        return self.units
+        return (self.units,)
+
+    # -- declared capabilities (see Layer) ---------------------------------------------------
+    @property
+    def linear_backward(self) -> bool:  # type: ignore[override]
+        return not self.l2  # λ·kernel is added to ∂J/∂kernel, unscaled
 
     @property
-    def params(self):
+    def has_penalty(self) -> bool:
+        return bool(self.l2)
+
+    @property
+    def output_activation(self) -> str:
+        return self.activation.name
+
+    @property
+    def params(self) -> list[np.ndarray]:
         p = [self.kernel, self.bias] if self.use_bias else [self.kernel]
         return p + list(self.activation.params.values())
 
     @property
-    def grads(self):
+    def grads(self) -> list[np.ndarray]:
         g = [self.d_kernel, self.d_bias] if self.use_bias else [self.d_kernel]
         return g + list(self.activation.grads.values())
 
-    def grad_rows(self):
+    def grad_rows(self) -> list[np.ndarray | None]:
         """With a sparse or block input only the kernel rows of columns that hold a non-zero in
         the batch (and all rows of dense blocks) get a gradient; L2 touches every row."""
         return [self._kernel_rows] + [None] * (len(self.grads) - 1)
@@ -149,16 +159,20 @@ class Dense(Layer):
         self._cache["views"] = views
         return views
 
-    def preactivation(self, x):
+    def preactivation(self, x: Any) -> np.ndarray:
         """z = x @ kernel + bias (a new array)."""
         z = np.asarray(x @ self.kernel, dtype=self.dtype)
         if self.use_bias:
             z += self.bias
         return z
 
+    def forward_with_z(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
+        z = self.preactivation(x)
+        return z, self.activation.f(z.copy())
+
     def forward_linear(self, x: Any) -> np.ndarray:
         """Training forward without the activation: z = x @ kernel + bias into a reused buffer
-        (``x`` and ``z`` are cached for :meth:`backward`; the caller sets ``a``)."""
+        (``x`` and ``z`` are cached for :meth:`backward`; see :meth:`output_buffers`)."""
         views = self._cache.get("views")
         if views is None or views[0] != x.shape[0]:
             views = self._buffers(x.shape[0])
@@ -168,7 +182,7 @@ class Dense(Layer):
                 np.dot(x, self.kernel, out=z)  # the least overhead for a small batch
             else:
                 np.matmul(x, self.kernel, out=z)
-        elif _is_sparse(x) or isinstance(x, BlockMatrix):
+        elif is_sparse(x) or isinstance(x, BlockMatrix):
             z[...] = x @ self.kernel
         else:
             np.matmul(x, self.kernel, out=z)
@@ -179,11 +193,13 @@ class Dense(Layer):
         return z
 
     def output_buffers(self) -> tuple[np.ndarray, np.ndarray]:
-        """The (a, delta) buffers of the current batch, for a fused output + loss step."""
+        """The (a, δ) buffers of the current batch, for a fused output + loss step; ``a`` is
+        cached as the layer's output."""
         views = self._cache["views"]
+        self.a = views[2]
         return views[2], views[3]
 
-    def forward(self, x, training=False):
+    def forward(self, x: Any, training: bool = False) -> np.ndarray:
         if training:
             z = self.forward_linear(x)
             a = self._cache["views"][2]
@@ -195,7 +211,8 @@ class Dense(Layer):
             z += self.bias
         return self.activation.f(z, out=z if self.activation.elementwise else None)
 
-    def backward(self, grad, *, grad_is_preactivation=False):
+    def backward(self, grad: np.ndarray, *, grad_is_preactivation: bool = False
+                 ) -> np.ndarray | None:
         """grad = ∂J/∂a^(j+1) (or δ^(j+1) itself when ``grad_is_preactivation``)."""
         delta = grad if grad_is_preactivation else self.activation.backward(self.z, self.a, grad)
         x = self.x
@@ -215,7 +232,7 @@ class Dense(Layer):
             else:
                 x.t_matmul(delta, dk, self._t_state)
                 self._kernel_rows = self._t_state["touched"]
-        elif _is_sparse(x):
+        elif is_sparse(x):
             dk[...] = x.T @ delta
             self._kernel_rows = np.unique(x.indices)
         else:
@@ -257,7 +274,7 @@ class Dense(Layer):
         """The L2 term (λ/2)‖kernel‖² added to the loss."""
         return l2_penalty(self.kernel, self.l2)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "units": self.units,
             "activation": self.activation.get_config(),

@@ -7,13 +7,21 @@ global state. One rate per layer: put a ``Dropout`` after each layer with its ow
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from thetanet.blockmatrix import BlockMatrix, is_sparse
 from thetanet.layers.base import Layer, register_layer
 
 
 @register_layer
 class Dropout(Layer):
+    """Inverted dropout with probability ``rate`` of zeroing each unit (see the module)."""
+
+    stochastic = True
+    linear_backward = True  # grad ⊙ mask
+
     def __init__(self, rate: float, name: str | None = None) -> None:
         super().__init__(name)
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
@@ -23,7 +31,7 @@ class Dropout(Layer):
         self._bufs: tuple[np.ndarray, np.ndarray] | None = None
         self._structured = False  # the last training input was sparse / a BlockMatrix
 
-    def forward(self, x, training=False):
+    def forward(self, x: Any, training: bool = False) -> Any:
         if not training or self.rate == 0:
             self.mask = None
             return x
@@ -45,17 +53,14 @@ class Dropout(Layer):
         self.mask = mask = mask.astype(x.dtype, copy=False)
         return np.multiply(x, mask, out=out)
 
-    def _forward_structured(self, x):
+    def _forward_structured(self, x: Any) -> Any:
         """Dropout of a CSR matrix (on its stored entries) or of a BlockMatrix (block by
         block). Only as an input layer: nothing below it learns, so no gradient flows back."""
-        from thetanet.blockmatrix import BlockMatrix
-        from thetanet.utils import is_sparse
-
         self.mask = None
         self._structured = True
         keep = 1.0 - self.rate
 
-        def drop(b):
+        def drop(b: Any) -> Any:
             if is_sparse(b):
                 out = b.tocsr(copy=True)
                 kept = self.rng.random(out.data.shape[0]) < keep
@@ -73,7 +78,8 @@ class Dropout(Layer):
                             f"got {type(x).__name__}")
         return drop(x)
 
-    def backward(self, grad, *, grad_is_preactivation=False):
+    def backward(self, grad: np.ndarray, *, grad_is_preactivation: bool = False
+                 ) -> np.ndarray | None:
         if self._structured and grad is not None:
             raise ValueError("Dropout of a sparse or block input passes no gradient back; put "
                              "it first, below no trainable layer")
@@ -82,5 +88,5 @@ class Dropout(Layer):
         grad *= self.mask
         return grad
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"rate": self.rate, "name": self.name}

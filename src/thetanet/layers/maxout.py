@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from thetanet import initializers as _initializers
-from thetanet.layers.base import Layer, l2_penalty, register_layer
+from thetanet.blockmatrix import is_sparse
+from thetanet.layers.base import Layer, Shape, flat_width, l2_penalty, register_layer
 
 
 @register_layer
@@ -67,13 +68,13 @@ class Maxout(Layer):
     def param_names(self) -> tuple[str, ...]:  # type: ignore[override]
         return ("kernel", "bias") if self.use_bias else ("kernel",)
 
-    def build(self, input_dim, *, dtype, rng):
-        if self.declared_input_dim is not None and int(input_dim) != self.declared_input_dim:
+    def build(self, input_shape: int | Shape, *, dtype: Any, rng: np.random.Generator
+              ) -> Shape:
+        d = flat_width(input_shape, "Maxout")
+        if self.declared_input_dim is not None and d != self.declared_input_dim:
             raise ValueError(f"Maxout declared input_dim={self.declared_input_dim} but receives "
-                             f"inputs of width {input_dim}")
-        self.dtype = np.dtype(dtype)
-        self.input_dim = int(input_dim)
-        self.output_dim = self.units
+                             f"inputs of width {d}")
+        self._set_shapes((d,), (self.units,), dtype)
         width = self.units * self.pieces
         self.kernel = np.ascontiguousarray(
             self.kernel_initializer((self.input_dim, width), rng, self.dtype), self.dtype)
@@ -81,15 +82,22 @@ class Maxout(Layer):
             self.bias_initializer((width,), rng, self.dtype), self.dtype)
         self.d_kernel = np.zeros_like(self.kernel)
         self.d_bias = np.zeros_like(self.bias)
-        self.built = True
-        return self.units
+        return (self.units,)
 
     @property
-    def params(self):
+    def linear_backward(self) -> bool:  # type: ignore[override]
+        return not self.l2  # λ·kernel is added to ∂J/∂kernel, unscaled
+
+    @property
+    def has_penalty(self) -> bool:
+        return bool(self.l2)
+
+    @property
+    def params(self) -> list[np.ndarray]:
         return [self.kernel, self.bias] if self.use_bias else [self.kernel]
 
     @property
-    def grads(self):
+    def grads(self) -> list[np.ndarray]:
         return [self.d_kernel, self.d_bias] if self.use_bias else [self.d_kernel]
 
     def preactivation(self, x: Any) -> np.ndarray:
@@ -99,7 +107,7 @@ class Maxout(Layer):
             z += self.bias
         return z
 
-    def forward(self, x, training=False):
+    def forward(self, x: Any, training: bool = False) -> np.ndarray:
         z = self.preactivation(x).reshape(-1, self.units, self.pieces)
         winner = np.argmax(z, axis=2)
         a = np.take_along_axis(z, winner[:, :, None], axis=2)[:, :, 0]
@@ -107,14 +115,15 @@ class Maxout(Layer):
             self.x, self.winner = x, winner
         return a
 
-    def backward(self, grad, *, grad_is_preactivation=False):
+    def backward(self, grad: np.ndarray, *, grad_is_preactivation: bool = False
+                 ) -> np.ndarray | None:
         """grad = ∂J/∂a; routed to the winning piece of each unit."""
         m = grad.shape[0]
         delta = np.zeros((m, self.units, self.pieces), self.dtype)
         np.put_along_axis(delta, self.winner[:, :, None], grad[:, :, None], axis=2)
         delta = delta.reshape(m, self.units * self.pieces)
         x = self.x
-        if hasattr(x, "tocsr"):
+        if is_sparse(x):
             self.d_kernel[...] = x.T @ delta
         else:
             np.matmul(x.T, delta, out=self.d_kernel)
@@ -130,7 +139,7 @@ class Maxout(Layer):
         """The L2 term (λ/2)‖kernel‖² added to the loss."""
         return l2_penalty(self.kernel, self.l2)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "units": self.units,
             "pieces": self.pieces,

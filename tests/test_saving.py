@@ -1,11 +1,14 @@
+"""The model format (thetanet.saving) and loading it back (thetanet.model.load_model)."""
+
 import json
 import zipfile
 
 import numpy as np
 import pytest
 
-from thetanet import Dense, Dropout, Sequential, load_model
-from thetanet.io import ModelFileError
+from thetanet import Dense, Dropout, Sequential, __version__, load_model, rebuild
+from thetanet.files import ModelFileError
+from thetanet.saving import FORMAT_VERSION, doc_digest, read_model
 
 
 def trained(rng):
@@ -111,7 +114,6 @@ def _saved(rng, tmp_path):
 
 def _write_signed(path, cfg):
     """Rewrite config.json with a valid document checksum (to reach the deeper checks)."""
-    from thetanet.io import doc_digest
 
     cfg = json.loads(json.dumps(cfg))
     cfg["sha256"] = doc_digest(cfg)
@@ -134,8 +136,6 @@ def test_edited_config_refused_by_its_checksum(rng, tmp_path):
 
 
 def test_metadata_records_versions_and_checksums(rng, tmp_path):
-    from thetanet import __version__
-    from thetanet.io import FORMAT_VERSION
 
     model, path, cfg = _saved(rng, tmp_path)
     assert cfg["thetanet_version"] == __version__
@@ -248,37 +248,15 @@ def test_stale_temp_files_of_killed_writers_are_swept(rng, tmp_path):
     assert sorted(p.name.split("-")[0] for p in path.iterdir()) == ["config.json", "weights"]
 
 
-def test_locked_dir_serialises_writers(tmp_path):
-    import threading
-    import time
-
-    from thetanet.io import locked_dir
-
-    order = []
-
-    def second():
-        with locked_dir(tmp_path / "d"):
-            order.append("second")
-
-    with locked_dir(tmp_path / "d"):
-        t = threading.Thread(target=second)
-        t.start()
-        time.sleep(0.2)
-        order.append("first")
-    t.join(5)
-    assert order == ["first", "second"]
-
-
-def test_save_load_arrays_round_trip_odd_layouts(tmp_path):
-    from thetanet.io import load_arrays, save_arrays
-
-    arrays = {"f": np.asfortranarray(np.arange(12.0).reshape(3, 4)),
-              "big": np.arange(5, dtype=">i4"), "empty": np.zeros((0, 3), np.float32),
-              "scalar": np.asarray(3.5), "flag": np.array([True, False])}
-    save_arrays(tmp_path / "a.npz", arrays)
-    back = load_arrays(tmp_path / "a.npz")
-    for k, a in arrays.items():
-        assert back[k].shape == a.shape and np.array_equal(back[k], a)
-        assert back[k].dtype.isnative and back[k].flags.writeable
-    with pytest.raises(TypeError, match="object"):
-        save_arrays(tmp_path / "b.npz", {"o": np.array([None], dtype=object)})
+def test_read_model_then_rebuild_is_load_model(rng, tmp_path):
+    model, x = trained(rng)
+    model.save(tmp_path / "m", metadata={"k": 1})
+    config, weights = read_model(tmp_path / "m")
+    assert config["model"] == model.get_config() and len(weights) == len(model.params)
+    again = rebuild(config, weights)
+    assert again.metadata == {"k": 1} and again.optimizer.get_config()["name"] == "adam"
+    np.testing.assert_array_equal(again.predict(x), load_model(tmp_path / "m").predict(x))
+    assert rebuild(config, weights, compile=False).optimizer is None
+    with pytest.raises(ModelFileError, match="here: cannot rebuild"):
+        rebuild({**config, "model": {**config["model"], "dtype": "int8"}}, weights,
+                source="here")

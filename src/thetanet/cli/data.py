@@ -1,0 +1,227 @@
+"""``thetanet data``: fetch the data sets (verified) and show what is found where.
+
+``thetanet data fetch tratz|mnist [--data-dir DIR]`` downloads into the data root, which is
+resolved as everywhere else (``--data-dir``, else ``$THETANET_DATA``, else
+``~/.cache/thetanet``); ``thetanet data where`` lists the Tratz splits, MNIST, WordNet, the
+MiniLM table and the feature cache with the folder each was (or would be) found in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from thetanet.cli import CLIError
+from thetanet.data.paths import RESOLUTION
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "data", help="fetch the data sets; show what data is found where",
+        description=f"Fetch the data sets into the data root ({RESOLUTION}), checksum-"
+                    "verified, and show what is found where.")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
+    f = dsub.add_parser(
+        "fetch", help="download a data set into the data root (verified, with progress)",
+        description="Download a data set into the data root, verified before it is put in "
+                    "place (a failed or interrupted download leaves nothing half-written). "
+                    "Files already present and valid are kept. tratz: the four splits' "
+                    "train.tsv and val.tsv (sha256-checked) into <root>/tratz/<split>/. mnist: "
+                    "the four IDX files into <root>/mnist/ (decompressed content checked).")
+    f.add_argument("dataset", choices=["tratz", "mnist"], help="tratz or mnist")
+    f.add_argument("--data-dir", default=None, help=f"data root (default: {RESOLUTION})")
+    f.add_argument("--split", action="append", default=None, metavar="SPLIT",
+                   help="only this split (repeatable). tratz: fine_random, fine_lexical, "
+                        "coarse_random, coarse_lexical (default: all four); mnist: train, "
+                        "t10k (default: both)")
+    f.add_argument("--with-test", action="store_true",
+                   help="tratz: also the public test.tsv files (format-checked only; this "
+                        "project never trains or selects on them)")
+    f.add_argument("--mirror", metavar="URL", default=None,
+                   help="download from this base URL instead (tratz: a copy of the panic "
+                        "repository's classification/data folder; mnist: a folder with the "
+                        "four .gz files)")
+    f.add_argument("--overwrite", action="store_true",
+                   help="replace existing files that fail verification")
+    f.add_argument("-q", "--quiet", action="store_true", help="no progress; errors only")
+    f.set_defaults(func=cmd_fetch)
+    w = dsub.add_parser("where", help="show what data is found where",
+                        description="List the data root and where each data set, WordNet, "
+                                    "the MiniLM table and the feature cache are found, and "
+                                    "how to get what is missing.")
+    w.add_argument("--data-dir", default=None, help=f"data root (default: {RESOLUTION})")
+    w.add_argument("--json", action="store_true", help="print JSON")
+    w.set_defaults(func=cmd_where)
+    p.set_defaults(func=lambda args: _missing_action(p))
+
+
+def _missing_action(p: argparse.ArgumentParser) -> int:
+    p.print_help(sys.stderr)
+    return 2
+
+
+# -- fetch --------------------------------------------------------------------------------------
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from thetanet.data.fetch import FetchError
+    from thetanet.data.idx import IdxFormatError
+    from thetanet.data.paths import data_root
+
+    fetch = _fetch_tratz if args.dataset == "tratz" else _fetch_mnist
+    try:
+        lines = fetch(args)
+    except (FetchError, IdxFormatError, ValueError) as exc:  # ChecksumError, DataFormatError
+        raise CLIError(str(exc).replace("overwrite=True", "--overwrite")) from None
+    except OSError as exc:  # the data root is not writable (e.g. the shared read-only copy)
+        where = exc.filename or data_root(args.data_dir)
+        raise CLIError(f"cannot write to {where}: {exc.strerror or exc}; choose a writable "
+                       f"data root with --data-dir DIR (or THETANET_DATA)") from None
+    for line in lines:
+        print(line)
+    return 0
+
+
+def _fetch_tratz(args: argparse.Namespace) -> list[str]:
+    from thetanet.data import tratz
+
+    splits = _choose(args.split, tratz.SPLITS, "tratz split")
+    parts = ("train", "val", "test") if args.with_test else ("train", "val")
+    kw = {"base_url": args.mirror} if args.mirror else {}
+    lines = []
+    for split in splits:
+        before = {p for p in parts if (tratz.split_dir(split, args.data_dir) / f"{p}.tsv")
+                  .is_file()}
+        d = tratz.download_split(split, args.data_dir, parts=parts, overwrite=args.overwrite,
+                                 progress=not args.quiet, **kw)
+        names = ", ".join(f"{p}.tsv" for p in parts)
+        state = "already in" if len(before) == len(parts) else "fetched into"
+        lines.append(f"tratz {split}: {names} {state} {d} (verified)")
+    return lines
+
+
+def _fetch_mnist(args: argparse.Namespace) -> list[str]:
+    from thetanet.data import idx
+
+    splits = _choose(args.split, tuple(idx.MNIST_FILES), "MNIST split")
+    mirrors = [args.mirror] if args.mirror else list(idx.MNIST_MIRRORS)
+    d = idx.download_mnist(splits, args.data_dir, mirrors=mirrors, overwrite=args.overwrite,
+                           progress=not args.quiet)
+    return [f"mnist {s}: {', '.join(f'{n}.gz' for n in idx.MNIST_FILES[s])} in {d}"
+            for s in splits]
+
+
+def _choose(given: list[str] | None, known: tuple[str, ...], what: str) -> list[str]:
+    if not given:
+        return list(known)
+    bad = [s for s in given if s not in known]
+    if bad:
+        raise CLIError(f"unknown {what} {bad[0]!r}; choose from {', '.join(known)}")
+    return list(dict.fromkeys(given))
+
+
+# -- where --------------------------------------------------------------------------------------
+
+
+def _tratz_status(root: Path) -> dict[str, Any]:
+    from thetanet.data import tratz
+    from thetanet.data.fetch import sha256_file
+
+    out: dict[str, Any] = {}
+    for split in tratz.SPLITS:
+        d = root / "tratz" / split
+        files = {}
+        for part in ("train", "val"):
+            p = d / f"{part}.tsv"
+            if not p.is_file():
+                files[p.name] = "missing"
+            else:
+                ok = sha256_file(p) == tratz.SHA256[split][part]
+                files[p.name] = "ok" if ok else "differs from the published sha256"
+        out[split] = {"dir": str(d), "files": files,
+                      "ok": all(v == "ok" for v in files.values())}
+    return out
+
+
+def _mnist_status(root: Path) -> dict[str, Any]:
+    from thetanet.data import idx
+
+    d = root / "mnist"
+    return {"dir": str(d), **{s: all(
+        (d / n).is_file() or (d / f"{n}.gz").is_file() for n in names)
+        for s, names in idx.MNIST_FILES.items()}}
+
+
+def _wordnet_status() -> dict[str, Any]:
+    try:
+        from thetanet.compounds.wordnet import WordNetMissingError, find_wordnet
+    except ImportError as exc:  # pragma: no cover - part of the package
+        return {"path": None, "problem": str(exc)}
+    try:
+        found = find_wordnet()
+    except WordNetMissingError as exc:
+        return {"path": None, "problem": str(exc)}
+    return {"path": str(getattr(found, "path", found)), "problem": None}
+
+
+def _minilm_status() -> dict[str, Any]:
+    from thetanet.compounds.embeddings import EmbeddingsMissingError, resolve_model_dir
+
+    try:
+        return {"path": str(resolve_model_dir()), "problem": None}
+    except EmbeddingsMissingError as exc:
+        return {"path": None, "problem": str(exc)}
+
+
+def where(data_dir: str | None = None) -> dict[str, Any]:
+    """What is found where, as a JSON-ready dict (the content of ``thetanet data where``)."""
+    from thetanet.data.paths import CACHE_ENV_VAR, cache_root, data_root, data_root_origin
+
+    root = data_root(data_dir)
+    return {
+        "data_root": {"path": str(root), "from": data_root_origin(data_dir),
+                      "resolution": RESOLUTION},
+        "tratz": _tratz_status(root),
+        "mnist": _mnist_status(root),
+        "wordnet": _wordnet_status(),
+        "minilm": _minilm_status(),
+        "feature_cache": {"path": str(cache_root() / "features"),
+                          "from": f"${CACHE_ENV_VAR}" if os.environ.get(CACHE_ENV_VAR)
+                          else "the default"},
+    }
+
+
+def cmd_where(args: argparse.Namespace) -> int:
+    from thetanet.data.paths import fetch_command
+
+    info = where(args.data_dir)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    r = info["data_root"]
+    out = [f"data root      {r['path']}  (from {r['from']}; {r['resolution']})"]
+    missing = False
+    for split, s in info["tratz"].items():
+        state = "ok (sha256 verified)" if s["ok"] else ", ".join(
+            f"{name} {v}" for name, v in s["files"].items())
+        missing |= not s["ok"]
+        out.append(f"tratz {split:<15}{s['dir']}: {state}")
+    if missing:
+        out.append(f"               get the Tratz splits: {fetch_command('tratz', args.data_dir)}")
+    m = info["mnist"]
+    have = [s for s in ("train", "t10k") if m[s]]
+    lack = [s for s in ("train", "t10k") if not m[s]]
+    out.append(f"mnist          {m['dir']}: " + ", ".join(
+        [f"{s} found" for s in have] + [f"{s} missing" for s in lack])
+        + (f" (get it: {fetch_command('mnist', args.data_dir)})" if lack else ""))
+    for label, key in (("WordNet", "wordnet"), ("MiniLM", "minilm")):
+        s = info[key]
+        out.append(f"{label:<15}{s['path'] or 'not found: ' + s['problem']}")
+    c = info["feature_cache"]
+    out.append(f"feature cache  {c['path']}  (from {c['from']}; $THETANET_CACHE to change)")
+    print("\n".join(out))
+    return 0

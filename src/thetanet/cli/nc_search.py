@@ -1,0 +1,258 @@
+"""``thetanet nc search`` (and ``digits --search``, ``nc train --from-study``): the architecture
+search on Optuna from the command line. Wired by ``cli/nc.py`` and ``cli/digits.py``; this
+module has no ``register`` of its own."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from thetanet.cli import CLIError, positive_int
+
+STORAGE_HELP = ("Optuna storage URL (default sqlite:///thetanet-search.db in the working "
+                "directory; postgresql://user:pw@host/db to share the study between machines)")
+
+
+def register_search(nsub: argparse._SubParsersAction, splits: tuple[str, ...]) -> None:
+    """Add ``search`` to the ``nc`` subcommands."""
+    s = nsub.add_parser(
+        "search", help="search the architecture on val (Optuna; shareable between machines)",
+        description="Search settings (features and weights, hidden layers, units, activation, "
+                    "dropout, L2, learning rate, batch size, logit adjustment) on val "
+                    "weighted-F1. The same command in several processes or on several "
+                    "machines with one --storage shares the study; each worker pulls its "
+                    "own trials. Ctrl-C records the running trial and exits 130.")
+    s.add_argument("--split", choices=splits, default="fine_random")
+    s.add_argument("--trials", type=positive_int, default=20,
+                   help="trials this worker runs (default 20)")
+    s.add_argument("--max-trials", type=positive_int, default=None,
+                   help="stop once the study holds this many trials (all workers together)")
+    s.add_argument("--timeout", type=float, default=None, metavar="SEC",
+                   help="start no new trial after SEC seconds")
+    s.add_argument("--storage", default=None, help=STORAGE_HELP)
+    s.add_argument("--study", default=None, help="study name (default nc-SPLIT)")
+    s.add_argument("--seed", type=int, default=0,
+                   help="seed of the sampler and first training seed (default 0)")
+    s.add_argument("--seeds", type=positive_int, default=1,
+                   help="training seeds per trial; the objective is their mean (default 1)")
+    s.add_argument("--space", default="full",
+                   help="'full' (default), 'quick' (one cheap extractor, small nets: a demo) "
+                        "or a JSON file of NCSpace fields overriding 'full'")
+    s.add_argument("--warm-start", action="store_true",
+                   help="try the split's recipe (recipes.py) first, unless the study has it")
+    s.add_argument("--pruner", choices=("median", "hyperband", "none"), default="median")
+    s.add_argument("--heartbeat", type=positive_int, default=30, metavar="SEC",
+                   help="heartbeat of running trials; a worker silent for 2×SEC is "
+                        "considered dead and its trial failed (default 30)")
+    s.add_argument("--show", action="store_true", help="report the study, run no trial")
+    s.add_argument("--json", action="store_true", help="report as JSON")
+    s.add_argument("--plots", default=None, metavar="DIR",
+                   help="write Optuna's optimisation history and parameter importances")
+    s.add_argument("--data-dir", help="data root (default: $THETANET_DATA or the user cache)")
+    s.add_argument("--cache-dir", help="feature cache (default: the user cache)")
+    s.add_argument("--threads", type=int, default=1, help="BLAS threads (0 = BLAS default)")
+    s.add_argument("-v", "--verbose", action="store_true", help="one line per epoch")
+    s.set_defaults(func=cmd_search)
+
+
+def add_from_study(t: argparse.ArgumentParser) -> None:
+    """``nc train --from-study [--storage URL] [--study NAME]``."""
+    t.add_argument("--from-study", action="store_true",
+                   help="train the settings of the best trial of `nc search` (printed first)")
+    t.add_argument("--storage", default=None, help=STORAGE_HELP)
+    t.add_argument("--study", default=None, help="study name (default nc-SPLIT)")
+
+
+def settings_from_study(split: str, args: argparse.Namespace) -> Any:
+    """The best trial's settings for ``nc train --from-study``, printed before training."""
+    from thetanet.compounds.search import best_settings
+
+    try:
+        settings, origin = _call(best_settings, split, storage=args.storage,
+                                 study_name=args.study)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from exc
+    out = sys.stderr if getattr(args, "json", False) else sys.stdout
+    print(f"settings of study {origin['study']!r} trial {origin['trial']} (val weighted-F1 "
+          f"{origin['value']:.4f}, mean of seeds {origin['seeds']}): "
+          f"{json.dumps(_public(settings), sort_keys=True)}", file=out, flush=True)
+    return settings
+
+
+def _public(settings: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {k: v for k, v in asdict(settings).items() if k != "seeds"}
+
+
+def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Optuna missing or a database that cannot be reached: one line, exit 2."""
+    try:
+        return fn(*args, **kwargs)
+    except ImportError as exc:
+        raise CLIError(f"the search needs Optuna: pip install 'thetanet[search]' ({exc})"
+                       ) from exc
+    except Exception as exc:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        if isinstance(exc, SQLAlchemyError):
+            msg = str(exc).splitlines()[0]
+            raise CLIError(f"storage error: {msg}") from exc
+        raise
+
+
+@contextlib.contextmanager
+def _quiet_optuna(verbose: bool) -> Iterator[None]:
+    """Optuna's per-trial lines only with --verbose (without, an interrupted trial's
+    traceback is not logged twice: the error itself ends the command)."""
+    import optuna
+
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.ERROR)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
+def _space(text: str) -> Any:
+    from thetanet.compounds.search import SPACES, NCSpace
+
+    if text in SPACES:
+        return SPACES[text]
+    path = Path(text)
+    if not path.is_file():
+        raise CLIError(f"--space: {text!r} is neither {' nor '.join(SPACES)} nor a JSON file")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return NCSpace.from_dict({**SPACES["full"].to_dict(), **doc})
+    except (ValueError, TypeError) as exc:
+        raise CLIError(f"--space {text}: {exc}") from exc
+
+
+def _recipe_params(split: str, space: Any) -> dict[str, Any]:
+    from thetanet.compounds.recipes import recipe
+    from thetanet.compounds.search import params_from_settings
+
+    try:
+        return params_from_settings(recipe(split), space)
+    except ValueError as exc:
+        raise CLIError(f"--warm-start: the {split} recipe does not fit --space: {exc}"
+                       ) from exc
+
+
+def _progress(verbose: bool) -> Any:
+    if not verbose:
+        return None
+    return lambda trial, step, value: print(f"trial {trial} step {step}: val {value:.4f}",
+                                            file=sys.stderr, flush=True)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from thetanet.utils import blas_threads
+
+    if args.threads < 0:
+        raise CLIError(f"--threads must be 0 (BLAS default) or more, got {args.threads}")
+    with blas_threads(args.threads or None), _quiet_optuna(args.verbose):
+        return _search(args)
+
+
+def _search(args: argparse.Namespace) -> int:
+    from thetanet.compounds.search import search_nc, study_name_for
+    from thetanet.search import summary
+
+    name = args.study or study_name_for(args.split)
+    study = None
+    if args.show:
+        study = _existing(args.storage, name)
+        doc = summary(study)
+    else:
+        from thetanet.data.paths import cache_root
+        from thetanet.data.tratz import labels_for, load_split
+
+        space = _space(args.space)
+        enqueue = [_recipe_params(args.split, space)] if args.warm_start else []
+        train, val = load_split(args.split, args.data_dir)
+        cache = Path(args.cache_dir) if args.cache_dir else cache_root() / "features"
+        try:
+            done, doc = _call(search_nc, args.split, train, val, labels_for(args.split),
+                              space=space, n_trials=args.trials, timeout=args.timeout,
+                              max_trials=args.max_trials, storage=args.storage,
+                              study_name=name, seed=args.seed, seeds=args.seeds,
+                              pruner=args.pruner, cache_dir=cache,
+                              heartbeat_interval=args.heartbeat, enqueue=enqueue,
+                              on_epoch=_progress(args.verbose))
+        except ValueError as exc:
+            raise CLIError(str(exc)) from exc
+        doc["trials_run"] = done
+    if args.plots:
+        study = study or _existing(args.storage, name)
+        doc["plots"] = [str(p) for p in write_plots_or_fail(study, args.plots)]
+    print_summary(doc, args.json)
+    return 0
+
+
+def _existing(storage: str | None, name: str) -> Any:
+    from thetanet.search import load_existing_study
+
+    try:
+        return _call(load_existing_study, storage, name)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from exc
+
+
+def write_plots_or_fail(study: Any, directory: str) -> list[Path]:
+    try:
+        from thetanet.search import write_plots
+
+        return write_plots(study, directory)
+    except ImportError as exc:
+        raise CLIError(f"--plots needs matplotlib: pip install 'thetanet[plot]' ({exc})"
+                       ) from exc
+
+
+def print_summary(doc: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(doc, indent=1, sort_keys=True, default=str))
+        return
+    states = ", ".join(f"{n} {k.lower()}" for k, n in doc["states"].items()) or "none"
+    print(f"study {doc['study']}: {doc['trials']} trials ({states})")
+    if "trials_run" in doc:
+        print(f"this worker ran trial(s) {doc['trials_run']}")
+    if "best_value" in doc:
+        print(f"best: trial {doc['best_trial']}, val {doc['best_value']:.4f}")
+        for k, v in doc["best_params"].items():
+            print(f"  {k} = {v}")
+    for path in doc.get("plots", []):
+        print(f"wrote {path}")
+
+
+def run_digits_search(args: argparse.Namespace, data: Any) -> int:
+    """``thetanet digits --search``: pick the architecture on a val part of the training
+    images (stratified 80/20, seeded); the test images stay out of the search."""
+    from thetanet.data.digits import stratified_split
+    from thetanet.search import SearchSpace, search_architecture
+    from thetanet.utils import blas_threads
+
+    tr, va = stratified_split(data.y_train, 0.2, seed=args.seed)
+    space = SearchSpace(max_epochs=args.epochs or 20)
+    with blas_threads(args.threads or None), _quiet_optuna(args.verbose):
+        try:
+            result = _call(search_architecture, data.x_train[tr], data.y_train[tr],
+                           data.x_train[va], data.y_train[va], space=space,
+                           n_trials=args.trials, storage=args.storage,
+                           study_name=args.study or f"digits-{data.name}", seed=args.seed,
+                           on_epoch=_progress(args.verbose))
+        except ValueError as exc:
+            raise CLIError(str(exc)) from exc
+    doc = {**result.summary, "trials_run": result.trials_run, "metric": "val accuracy"}
+    if args.plots:
+        study = _existing(args.storage, result.study_name)
+        doc["plots"] = [str(p) for p in write_plots_or_fail(study, args.plots)]
+    print_summary(doc, args.json)
+    return 0

@@ -1,0 +1,42 @@
+"""What defines a trained noun-compound system besides the data: :class:`NCSettings`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+__all__ = ["DEFAULT_FEATURES", "NCSettings"]
+
+DEFAULT_FEATURES = ("wordnet", "minilm-static")
+
+
+@dataclass
+class NCSettings:
+    """Everything that defines a trained system besides the data (all chosen on val)."""
+
+    features: list[str] = field(default_factory=lambda: list(DEFAULT_FEATURES))
+    hidden: list[int] = field(default_factory=list)  # [] = softmax regression
+    activation: str = "relu"
+    dropout: float = 0.0
+    input_dropout: float = 0.0
+    l2: float = 0.0
+    learning_rate: float = 1e-3
+    batch_size: int = 64
+    max_epochs: int = 60
+    patience: int = 6  # epochs without improvement before stopping (Keras's count)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    #: τ of post-hoc logit adjustment (Menon et al. 2021): predict argmax log p − τ log π,
+    #: π the training relation frequencies; τ > 0 favours rarer relations (0: plain argmax)
+    logit_adjustment: float = 0.0
+
+    def validate(self) -> None:
+        if any(h < 1 for h in self.hidden):
+            raise ValueError(f"hidden sizes must be positive, got {self.hidden}")
+        if not 0 <= self.dropout < 1 or not 0 <= self.input_dropout < 1:
+            raise ValueError("dropout rates must be in [0, 1)")
+        if not self.seeds:
+            raise ValueError("need at least one seed")
+        if self.max_epochs < 1 or self.batch_size < 1:
+            raise ValueError("max_epochs and batch_size must be positive")
+        if not math.isfinite(self.logit_adjustment):
+            raise ValueError(f"logit_adjustment must be finite, got {self.logit_adjustment}")

@@ -29,6 +29,7 @@ CTX = "minilm-context"
 #: name -> (features added to the recipe's, other setting overrides)
 CONFIGS: dict[str, tuple[list[str], dict]] = {
     "recipe": ([], {}),
+    "+ context (compound+mod+head) x1": ([f"{CTX}:weight=1"], {}),
     "+ context (compound+mod+head) x2": ([f"{CTX}:weight=2"], {}),
     "+ context (compound+mod+head) x4": ([f"{CTX}:weight=4"], {}),
     "+ context (compound) x3": ([f"{CTX}:parts=compound,weight=3"], {}),

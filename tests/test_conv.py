@@ -225,11 +225,12 @@ def test_conv_keras_layout_and_config_round_trip():
     assert with_bias.count_params() == 2 * 2 * 3 * 5 + 5
 
 
-@pytest.mark.xfail(strict=True, reason="thetanet.initializers._fans takes (shape[0], shape[-1]);"
-                   " Keras multiplies both by the receptive field k_h·k_w (lead: one-line fix)")
-def test_conv_initialiser_uses_keras_fans():
-    layer = build(Conv2D(16, 5, kernel_initializer="he_uniform"), (12, 12, 6))
-    limit = np.sqrt(6.0 / (5 * 5 * 6))  # fan_in = k_h·k_w·C_in
+@pytest.mark.parametrize("init,limit", [
+    ("he_uniform", np.sqrt(6.0 / (5 * 5 * 6))),  # fan_in = k_h·k_w·C_in
+    ("glorot_uniform", np.sqrt(6.0 / (5 * 5 * 6 + 5 * 5 * 16))),  # + fan_out = k_h·k_w·C_out
+])
+def test_conv_initialiser_uses_keras_fans(init, limit):
+    layer = build(Conv2D(16, 5, kernel_initializer=init), (12, 12, 6))
     assert np.abs(layer.kernel).max() <= limit
     assert np.abs(layer.kernel).max() > 0.95 * limit
 

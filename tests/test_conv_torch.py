@@ -122,22 +122,6 @@ def test_maxpool_ties_after_relu_match_torch():
 
 
 # -- whole networks --------------------------------------------------------------------------
-def _model_takes_images() -> bool:
-    """Whether Sequential accepts (N, H, W, C) inputs (the engine's shape-aware build)."""
-    try:
-        model = Sequential([Conv2D(1, 1), Flatten(), Dense(1)], dtype="float64", seed=0)
-        model.build((2, 2, 1))
-        return model.predict(np.zeros((1, 2, 2, 1))).shape == (1, 1)
-    except (TypeError, ValueError):
-        return False
-
-
-needs_images = pytest.mark.skipif(
-    not _model_takes_images(),
-    reason="Sequential does not yet accept (N, H, W, C) inputs: it needs the shape-aware "
-           "Layer.build of the engine redesign")
-
-
 def small_net(dropout=False):
     layers = [Conv2D(4, 3, padding="same", activation="relu"), MaxPool2D(2),
               Conv2D(5, (2, 3), strides=(1, 2), padding="valid", activation="tanh"),
@@ -193,7 +177,6 @@ def _data(seed=4, n=12):
     return rng.normal(size=(n, 9, 8, 2)), rng.integers(0, 3, n)
 
 
-@needs_images
 def test_conv_net_forward_and_backward_match_torch():
     x, y = _data()
     model = Sequential(small_net(), dtype="float64", seed=5)
@@ -215,7 +198,6 @@ def test_conv_net_forward_and_backward_match_torch():
         np.testing.assert_allclose(g, want, err_msg=name, **TOL)
 
 
-@needs_images
 @pytest.mark.parametrize("opt", ["sgd", "adam"])
 def test_conv_net_five_steps_match_torch(opt):
     x, y = _data(6, 16)
@@ -242,7 +224,6 @@ def test_conv_net_five_steps_match_torch(opt):
                                    **TOL)
 
 
-@needs_images
 def test_conv_net_trains_on_random_data():
     rng = np.random.default_rng(8)
     x = rng.normal(size=(96, 10, 10, 1)).astype(np.float32)
@@ -258,7 +239,6 @@ def test_conv_net_trains_on_random_data():
     assert after["accuracy"] > 0.8  # memorises 96 random images
 
 
-@needs_images
 def test_conv_net_weights_and_save_load_round_trip(tmp_path):
     from thetanet import load_model
 
@@ -280,7 +260,6 @@ def test_conv_net_weights_and_save_load_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
 
 
-@needs_images
 def test_dropout_after_conv_in_a_model():
     x, y = _data(12, 8)
     model = Sequential(small_net(dropout=True), dtype="float64", seed=13)
@@ -294,7 +273,6 @@ def test_dropout_after_conv_in_a_model():
     assert not np.allclose(train_a, model.predict(x))  # dropout active in training only
 
 
-@needs_images
 def test_conv_net_gradcheck_with_l2_and_dropout():
     """The whole model against central differences (J includes the conv L2 term)."""
     from thetanet.gradcheck import gradcheck

@@ -27,8 +27,8 @@ import numpy as np
 import pytest
 
 from thetanet import Dense, Dropout, Sequential, load_model
-from thetanet.model import load_checkpoint
 from thetanet.cli import main
+from thetanet.model import load_checkpoint
 
 KINDS = ["object-array", "bare-pickle"]
 

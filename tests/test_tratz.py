@@ -15,7 +15,6 @@ from thetanet.data.tratz import (
     SPLITS,
     Compounds,
     DataFormatError,
-    download_split,
     labels_for,
     load_split,
     read_compound_lines,
@@ -192,7 +191,7 @@ def test_load_split_missing(tmp_path: Path) -> None:
         load_split("fine_random", tmp_path)
     msg = str(ei.value)
     assert str(tmp_path / "tratz" / "fine_random" / "train.tsv") in msg
-    assert "THETANET_DATA" in msg and "--data-dir" in msg and "download_split" in msg
+    assert "THETANET_DATA" in msg and "--data-dir" in msg and "thetanet data fetch tratz" in msg
 
 
 def test_load_split_unknown_split(tmp_path: Path) -> None:
@@ -207,81 +206,6 @@ def test_load_split_validates_labels(tmp_path: Path) -> None:
     (d / "val.tsv").write_text("a\tb\tTOPIC\n")
     with pytest.raises(DataFormatError, match=r"val\.tsv:1: unknown relation 'TOPIC'"):
         load_split("coarse_random", tmp_path)
-
-
-# -------------------------------------------------------------------------- download
-
-FAKE = {
-    "train": b"olive\toil\tpurpose\n",
-    "val": b"apple\tpie\tcontainment\n",
-    "test": b"steel\tbridge\tcontainment\n",
-}
-
-
-@pytest.fixture
-def fake_remote(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Replace the network fetch and the checksum table; returns the fetched URLs."""
-    fetched: list[str] = []
-
-    def fetch(url: str) -> bytes:
-        fetched.append(url)
-        return FAKE[url.rsplit("/", 1)[1].removesuffix(".tsv")]
-
-    monkeypatch.setattr(tratz, "_fetch", fetch)
-    sums = {p: hashlib.sha256(FAKE[p]).hexdigest() for p in ("train", "val")}
-    monkeypatch.setitem(tratz.SHA256, "coarse_random", sums)
-    return fetched
-
-
-def test_download_split(tmp_path: Path, fake_remote: list[str]) -> None:
-    d = download_split("coarse_random", tmp_path)
-    assert d == tmp_path / "tratz" / "coarse_random"
-    assert fake_remote == [
-        "https://raw.githubusercontent.com/vered1986/panic/master/classification/data/"
-        f"tratz_coarse_grained_random/{p}.tsv"
-        for p in ("train", "val", "test")
-    ]
-    for p, content in FAKE.items():
-        assert (d / f"{p}.tsv").read_bytes() == content
-    train, val = load_split("coarse_random", tmp_path)
-    assert train.modifiers == ["olive"] and val.labels == ["containment"]
-    assert sorted(x.name for x in d.iterdir()) == ["test.tsv", "train.tsv", "val.tsv"]
-    # Present and correct: nothing is fetched again (test has no checksum: kept as is).
-    fake_remote.clear()
-    download_split("coarse_random", tmp_path)
-    assert fake_remote == []
-
-
-def test_download_checksum_mismatch_leaves_nothing(
-    tmp_path: Path, fake_remote: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(tratz.SHA256["coarse_random"], "val", "0" * 64)
-    with pytest.raises(ValueError, match="checksum mismatch"):
-        download_split("coarse_random", tmp_path)
-    d = tmp_path / "tratz" / "coarse_random"
-    assert not d.exists() or list(d.iterdir()) == []
-
-
-def test_download_rejects_malformed_test_file(
-    tmp_path: Path, fake_remote: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(FAKE, "test", b"steel bridge containment\r\n")
-    with pytest.raises(DataFormatError, match=r"test\.tsv:1:"):
-        download_split("coarse_random", tmp_path)
-    d = tmp_path / "tratz" / "coarse_random"
-    assert not d.exists() or list(d.iterdir()) == []
-
-
-def test_download_refuses_to_overwrite_a_different_file(
-    tmp_path: Path, fake_remote: list[str]
-) -> None:
-    d = tmp_path / "tratz" / "coarse_random"
-    d.mkdir(parents=True)
-    (d / "train.tsv").write_bytes(b"x\ty\tpurpose\n")
-    with pytest.raises(ValueError, match="overwrite=True"):
-        download_split("coarse_random", tmp_path, parts=["train"])
-    download_split("coarse_random", tmp_path, parts=["train"], overwrite=True)
-    assert (d / "train.tsv").read_bytes() == FAKE["train"]
 
 
 def test_real_checksums_match_shared_data() -> None:

@@ -377,9 +377,10 @@ class Sequential(Trainer):
     def from_config(cls, config: dict[str, Any]) -> Sequential:
         model = cls([layer_from_config(c) for c in config["layers"]], dtype=config["dtype"],
                     seed=config.get("seed"), name=config.get("name"))
-        shape = config.get("input_dim") or config.get("input_shape")
-        if shape:
-            model.build(shape if isinstance(shape, int) else tuple(shape))
+        if config.get("input_dim"):
+            model.build(int(config["input_dim"]))
+        elif config.get("input_shape"):
+            model.build(tuple(config["input_shape"]))
         return model
 
     def save(self, path: Any, metadata: dict[str, Any] | None = None) -> None:

@@ -231,8 +231,7 @@ class Conv2D(Layer):
         step = min(m, max(1, ops.COLS_BUDGET // per))
         buf.clear()
         buf.update(cap=m, dtype=dt, step=step, flat=np.empty(step * per, dt),
-                   z=np.empty((m * ho * wo, self.filters), dt),
-                   ones=np.ones(m * ho * wo, dt))
+                   z=np.empty((m * ho * wo, self.filters), dt))
         buf["a"] = buf["z"] if self.activation.name == "identity" else np.empty_like(buf["z"])
         if pt or pb or pl or pr:
             buf["xp"] = np.zeros((m, h + pt + pb, w + pl + pr, c), dt)
@@ -286,8 +285,9 @@ class Conv2D(Layer):
                 dk += part
         if self.l2:
             dk += self.l2 * self.kernel.reshape(k, f)
-        if self.use_bias:
-            np.matmul(buf["ones"][:m * ho * wo], delta, out=self.d_bias)
+        if self.use_bias:  # Σ δ over examples and pixels: column sums of the long rows
+            np.add.reduce(np.add.reduce(self._wide(delta), axis=0).reshape(-1, f), axis=0,
+                          out=self.d_bias)
         if not self.needs_input_grad:
             return None
         return self._input_grad(delta, m)

@@ -5,7 +5,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from thetanet import Activation, Dense, Dropout, Maxout, Sequential, activations
+from thetanet import (Activation, AveragePool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D,
+                      Maxout, Sequential, activations)
 
 TOL = 1e-5
 
@@ -75,6 +76,52 @@ def test_thetanet_activation_round_trip(keras, rng, name, kwargs):
     assert again.get_config()["layers"][0]["config"]["activation"] == \
         model.get_config()["layers"][0]["config"]["activation"]
     np.testing.assert_array_equal(again.predict(x), model.predict(x))
+
+
+def test_keras_conv_net_to_thetanet_and_back(keras, rng):
+    """Conv2D (even kernels with "same": the odd pixel's side matters), both poolings with
+    padding, Flatten's column order: the same predictions both ways, weights bit for bit."""
+    from thetanet.keras_convert import from_keras, to_keras
+
+    layers = keras.layers
+    kmodel = keras.Sequential([
+        keras.Input(shape=(11, 10, 2)),
+        layers.Conv2D(4, (2, 4), strides=(2, 1), padding="same", activation="relu",
+                      kernel_regularizer=keras.regularizers.L2(0.01)),
+        layers.MaxPooling2D(3, strides=2, padding="same"),
+        layers.Conv2D(5, 3, padding="same", use_bias=False),
+        layers.Activation("tanh"),
+        layers.AveragePooling2D(2, padding="same"),
+        layers.Flatten(),
+        layers.Dropout(0.2),
+        layers.Dense(3, activation="softmax"),
+    ])
+    for w in kmodel.weights:  # non-zero biases
+        w.assign(rng.normal(0.0, 0.5, tuple(w.shape)).astype(np.float32))
+    x = rng.normal(0.0, 1.0, (50, 11, 10, 2)).astype(np.float32)
+    want = keras_predict(keras, kmodel, x)
+    net = from_keras(kmodel)
+    assert [type(layer).__name__ for layer in net.layers] == [
+        "Conv2D", "MaxPool2D", "Conv2D", "Activation", "AveragePool2D", "Flatten", "Dropout",
+        "Dense"]
+    assert net.input_shape == (11, 10, 2) and net.layers[0].l2 == pytest.approx(0.02)
+    assert not net.layers[2].use_bias and net.layers[1].strides == (2, 2)
+    assert np.abs(net.predict(x) - want).max() <= TOL
+    back = to_keras(net)
+    assert np.abs(keras_predict(keras, back, x) - want).max() <= TOL
+    for a, b in zip(kmodel.get_weights(), back.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # thetanet-made: a sinc conv and a PReLU-free head go out and come back unchanged
+    model = Sequential([Conv2D(3, 3, activation="sinc"), AveragePool2D(2), Flatten(),
+                        Dense(2, "softmax")], seed=0)
+    model.build((8, 8, 1))
+    again = from_keras(to_keras(model))
+    np.testing.assert_array_equal(again.predict(x[:, :8, :8, :1]),
+                                  model.predict(x[:, :8, :8, :1]))
+    dilated = keras.Sequential([keras.Input(shape=(8, 8, 1)),
+                                layers.Conv2D(2, 3, dilation_rate=2)])
+    with pytest.raises(ValueError, match="dilated"):
+        from_keras(dilated)
 
 
 def test_unsupported_pieces_raise(keras):

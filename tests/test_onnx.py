@@ -7,7 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from thetanet import Activation, Dense, Dropout, Maxout, Sequential, activations
+from thetanet import (Activation, AveragePool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D,
+                      Maxout, Sequential, activations)
 from thetanet.cli import main
 from thetanet.layers import Layer
 
@@ -103,6 +104,48 @@ def test_trained_float64_model_and_sklearn_estimator(rng):
     from thetanet.onnx import run_onnxruntime
 
     np.testing.assert_allclose(run_onnxruntime(proto, x), clf.predict_proba(x), atol=TOL)
+
+
+@needs_onnx
+def test_conv_net_parity(tmp_path, rng):
+    """Conv with Keras's asymmetric "same" pads (even kernels, stride 2), both pools with
+    padding, a softmax and a PReLU over channels (exported channels-last), Flatten's
+    channels-last column order: onnxruntime matches model.predict within 1e-5."""
+    import onnx
+
+    from thetanet.onnx import max_abs_diff, run_onnxruntime, to_onnx
+
+    model = Sequential([
+        Conv2D(4, (2, 4), strides=(2, 1), padding="same", activation="relu"), Dropout(0.3),
+        MaxPool2D(3, strides=2, padding="same"),
+        Conv2D(5, 3, padding="same", activation="prelu"),
+        AveragePool2D(2, padding="same"), Activation("softmax"),
+        Conv2D(6, 2, activation="tanh", use_bias=False), Flatten(),
+        Dense(8, "relu"), Dense(3, "softmax")], seed=4)
+    model.build((13, 11, 2))
+    randomize_learnable(model, rng)
+    for layer in model.layers:  # weights away from the initialisation (biases too)
+        for p in layer.params:
+            p[...] = rng.normal(0.0, 0.5, p.shape)
+    path = tmp_path / "cnn.onnx"
+    proto = to_onnx(model, path)
+    onnx.checker.check_model(onnx.load(path), full_check=True)
+    ops = [n.op_type for n in proto.graph.node]
+    assert {"Conv", "MaxPool", "AveragePool", "Flatten", "Transpose"} <= set(ops)
+    pads = [list(a.ints) for n in proto.graph.node if n.op_type == "Conv"
+            for a in n.attribute if a.name == "pads"]
+    assert pads[0] == [0, 1, 1, 2]  # [top, left, bottom, right]: the odd pixel after
+    avg = [n for n in proto.graph.node if n.op_type == "AveragePool"][0]
+    assert {a.name: a.i for a in avg.attribute}["count_include_pad"] == 0
+    x = rng.normal(0.0, 1.0, (64, 13, 11, 2)).astype(np.float32)
+    assert run_onnxruntime(path, x).shape == (64, 3)
+    assert max_abs_diff(model, path, x) <= TOL
+    # a net that ends in feature maps comes back channels-last
+    maps = Sequential([Conv2D(3, 3, padding="same", activation="relu"), MaxPool2D(2)], seed=0)
+    maps.build((6, 8, 1))
+    got = run_onnxruntime(to_onnx(maps), x[:, :6, :8, :1])
+    assert got.shape == (64, 3, 4, 3)
+    assert np.abs(got - maps.predict(x[:, :6, :8, :1])).max() <= TOL
 
 
 @needs_onnx

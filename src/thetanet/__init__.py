@@ -7,9 +7,11 @@
 
 from thetanet._version import __version__
 from thetanet.callbacks import EarlyStopping, History
-from thetanet.layers import Activation, Dense, Dropout, Maxout
+from thetanet.layers import (Activation, AveragePool2D, Conv2D, Dense, Dropout, Flatten,
+                             MaxPool2D, Maxout)
 from thetanet.model import Sequential, load_checkpoint, load_model, rebuild
 from thetanet.utils import one_hot
 
-__all__ = ["Activation", "Dense", "Dropout", "Maxout", "EarlyStopping", "History", "Sequential",
-           "__version__", "load_checkpoint", "load_model", "one_hot", "rebuild"]
+__all__ = ["Activation", "AveragePool2D", "Conv2D", "Dense", "Dropout", "EarlyStopping",
+           "Flatten", "History", "MaxPool2D", "Maxout", "Sequential", "__version__",
+           "load_checkpoint", "load_model", "one_hot", "rebuild"]

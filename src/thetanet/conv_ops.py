@@ -104,16 +104,36 @@ def im2col(win: np.ndarray, out: np.ndarray, transposed: bool) -> np.ndarray:
     return out
 
 
-def col2im_add(dcols: np.ndarray, dxp: np.ndarray, kw: int, sh: int, sw: int, ho: int,
-               wo: int) -> None:
-    """The adjoint of im2col, per kernel offset: ``dcols`` (kh·kw, N·ho·wo, C) holds ∂J/∂ of
-    every column entry; dxp[n, p·sh + i, q·sw + j, c] += dcols[i·kw + j, (n, p, q), c]. One
-    vectorised add per offset (with stride 1 each adds runs of wo·C contiguous numbers)."""
+def col2im_add(cols: np.ndarray, dxp: np.ndarray, kh: int, kw: int, sh: int, sw: int,
+               ho: int, wo: int, transposed: bool) -> None:
+    """The adjoint of :func:`im2col`: ``cols`` in either of its layouts, (N·ho·wo, kh·kw·C) or
+    ``transposed`` (kh·kw·C, N·ho·wo), holds ∂J/∂ of every column entry; this adds
+    dxp[n, p·sh + i, q·sw + j, c] += cols[(n, p, q), (i, j, c)] into the C-contiguous ``dxp``.
+
+    Speed path (named): in the first layout, the k_w·C entries of one kernel row i of a window
+    are contiguous both in ``cols`` and in ``dxp``, and windows t = ⌈k_w/s_w⌉ columns apart
+    never overlap: one add per (i, q mod t) covers all examples and pixels, k_h·t adds with
+    runs of k_w·C numbers (instead of k_h·k_w adds with runs of C). The transposed layout
+    (C = 1) adds per kernel offset, in runs along the output rows."""
     n, _, _, c = dxp.shape
-    for k in range(dcols.shape[0]):
-        i, j = divmod(k, kw)
-        dst = offset_view(dxp, i, j, sh, sw, ho, wo)
-        np.add(dst, dcols[k].reshape(n, ho, wo, c), out=dst)
+    if transposed:
+        src = cols.reshape(kh, kw, c, n, ho, wo).transpose(0, 1, 3, 4, 5, 2)
+        for i in range(kh):
+            for j in range(kw):
+                dst = offset_view(dxp, i, j, sh, sw, ho, wo)
+                np.add(dst, src[i, j], out=dst)
+        return
+    if not dxp.flags.c_contiguous:
+        raise ValueError("col2im_add needs a C-contiguous dxp")
+    src = cols.reshape(n, ho, wo, kh, kw * c)
+    t = -(-kw // sw)
+    s_n, s_h, s_w, s_c = dxp.strides
+    for i in range(kh):
+        for r in range(min(t, wo)):
+            nq = len(range(r, wo, t))
+            dst = as_strided(dxp[:, i:, r * sw:], (n, ho, nq, kw * c),
+                             (s_n, sh * s_h, t * sw * s_w, s_c))
+            np.add(dst, src[:, :, r::t, i], out=dst)
 
 
 def wide_shape(rows: int, cols: int, target: int = 512) -> tuple[int, int]:

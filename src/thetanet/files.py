@@ -5,28 +5,39 @@
 - :func:`locked_dir`: an advisory lock on a directory (writers exclusive, readers shared);
 - bounded readers: :func:`save_arrays` / :func:`load_arrays` for ``.npz`` files of plain
   numeric arrays (never pickle: headers checked, sizes bounded, zip bombs refused) and
-  :func:`read_json` for JSON documents of bounded size.
+  :func:`read_json` for JSON documents of bounded size (integers of at most
+  :data:`MAX_INT_DIGITS` digits). Both read regular files only (:func:`read_regular`): a FIFO,
+  a device (``/dev/zero``) or a directory is refused before anything is read from it;
+- :func:`open_output`: a file a *user* named (``--output``): regular or new files are written
+  atomically, anything else (FIFO, terminal, device, a symlink such as ``/dev/stdout``) is
+  written in place and never replaced.
 
-Every reading problem raises :class:`ModelFileError` naming the offending file. The formats built
-on these (models, checkpoints) live in :mod:`thetanet.saving` and :mod:`thetanet.checkpoint`.
+Every reading problem raises :class:`ModelFileError` naming the offending file; writing errors
+name the target, never a temp file. The formats built on these (models, checkpoints) live in
+:mod:`thetanet.saving` and :mod:`thetanet.checkpoint`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
+import stat
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
-#: Largest JSON document read (config.json, checkpoint.json), in bytes.
+#: Largest JSON document read (config.json, checkpoint.json, nc.json), in bytes.
 MAX_JSON_BYTES = 64 * 2**20
+#: Most digits of an integer in a JSON document (thetanet writes at most ~20; Python's own
+#: limit, 4300, would end in a bare ValueError and quadratic parsing before it).
+MAX_INT_DIGITS = 100
 #: Most members accepted in one ``.npz``.
 MAX_NPZ_MEMBERS = 10_000
 #: Largest ``.npy`` header accepted (numpy's own default limit).
@@ -44,6 +55,18 @@ except ImportError:  # pragma: no cover - Windows
 
 class ModelFileError(ValueError):
     """A file is missing, corrupt, tampered with, unsafe or from an unknown format."""
+
+
+class UnsignedFileWarning(UserWarning):
+    """A document of an older format without its own checksum was read: it is validated, but
+    an edit that keeps it well-formed cannot be detected (saving it again signs it)."""
+
+
+def error_naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` again, naming ``path`` (the target) instead of a temp file."""
+    if exc.errno is None:
+        return exc
+    return OSError(exc.errno, exc.strerror, str(path))  # OSError(errno, …) picks the subclass
 
 
 # --------------------------------------------------------------------------------------------
@@ -71,24 +94,98 @@ def _umask() -> int:
 
 
 def atomic_write_with(path: str | os.PathLike[str], write: Any) -> None:
-    """Create a temp file next to ``path``, let ``write(fh)`` fill it, fsync, rename over."""
+    """Create a temp file next to ``path``, let ``write(fh)`` fill it, fsync, rename over.
+
+    For files thetanet owns (inside a model or cache directory): whatever ``path`` is, it is
+    replaced. A file a user named goes through :func:`open_output` instead. An ``OSError``
+    names ``path``, never the temp file.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with _atomic(path) as fh:
+        write(fh)
+
+
+@contextlib.contextmanager
+def _atomic(path: Path) -> Iterator[IO[bytes]]:
+    """A binary handle on a temp file next to ``path``, renamed over it if the body succeeds."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise error_naming(exc, path) from None
     try:
         if hasattr(os, "fchmod"):  # mkstemp makes 0600; give the file the usual umask mode
             os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
-            write(fh)
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise error_naming(exc, path) from None
         raise
     _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def open_output(path: str | os.PathLike[str], binary: bool = False) -> Iterator[IO[Any]]:
+    """A handle on the output file a user named (``--output FILE``), text (UTF-8, ``\\n``
+    kept) unless ``binary``.
+
+    The rule, for every CLI output path: a regular file — or a new one — is written atomically
+    (a temp file beside it, renamed over it when the block ends without error; on an error the
+    old file stays). Anything else is written in place, as a shell redirection would, and is
+    never replaced: a FIFO, a terminal, a device, or a symlink (``/dev/stdout`` included;
+    a symlink to a regular file is truncated and rewritten through the link). A directory or a
+    dangling symlink is an error.
+    """
+    path = Path(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(21, "is a directory, not a file", str(path))
+    if st is None or stat.S_ISREG(st.st_mode):
+        with _atomic(path) as raw:
+            yield from _layer(raw, binary)
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | getattr(os, "O_CLOEXEC", 0))
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise IsADirectoryError(21, "is a directory, not a file", str(path))
+        if stat.S_ISREG(os.fstat(fd).st_mode):  # through a symlink: replace the content
+            os.ftruncate(fd, 0)
+    except OSError as exc:
+        raise error_naming(exc, path) from None
+    with os.fdopen(fd, "wb") as raw:
+        yield from _layer(raw, binary)
+
+
+def _layer(raw: IO[bytes], binary: bool) -> Iterator[IO[Any]]:
+    """Yield ``raw`` itself, or a UTF-8 text layer on it (flushed and detached afterwards, so
+    the owner of ``raw`` alone closes it)."""
+    if binary:
+        yield raw
+        return
+    text = io.TextIOWrapper(raw, encoding="utf-8", newline="")  # type: ignore[arg-type]
+    try:
+        yield text
+        text.flush()
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            text.detach()
+
+
+def write_output(path: str | os.PathLike[str], data: str | bytes) -> None:
+    """Write ``data`` to the user-named ``path`` by the rule of :func:`open_output`."""
+    with open_output(path, binary=isinstance(data, bytes)) as fh:
+        fh.write(data)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -138,6 +235,26 @@ def locked_dir(path: str | os.PathLike[str], shared: bool = False) -> Iterator[P
         yield path
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def lock_is_free(path: str | os.PathLike[str]) -> bool:
+    """Whether nobody holds a :func:`locked_dir` lock on directory ``path`` now — proof that a
+    writer who held it while working there has died. ``False`` where that cannot be known
+    (no ``fcntl``, no ``flock``, not a directory)."""
+    if fcntl is None:  # pragma: no cover
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # held by a live process (or no flock here)
+        return False
+    else:
+        return True
+    finally:
+        os.close(fd)
 
 
 # --------------------------------------------------------------------------------------------
@@ -208,9 +325,14 @@ def load_arrays(path: str | os.PathLike[str],
     plain numeric arrays is accepted (compressed members up to a sane ratio).
     """
     path = Path(path)
+    with open_regular(path, "weights file", 2**62) as (fd, archive_size):
+        return _load_arrays(path, os.fdopen(os.dup(fd), "rb"), archive_size, expected)
+
+
+def _load_arrays(path: Path, fh: IO[bytes], archive_size: int,
+                 expected: Mapping[str, tuple[Any, str]] | None) -> dict[str, np.ndarray]:
     try:
-        archive_size = path.stat().st_size
-        with zipfile.ZipFile(path) as zf:
+        with fh, zipfile.ZipFile(fh) as zf:
             infos = zf.infolist()
             if len(infos) > MAX_NPZ_MEMBERS:
                 raise ModelFileError(f"{path}: {len(infos)} members; at most "
@@ -247,27 +369,94 @@ def load_arrays(path: str | os.PathLike[str],
             return out
     except ModelFileError:
         raise
-    except FileNotFoundError as exc:
-        raise ModelFileError(f"{path}: weights file not found") from exc
-    except IsADirectoryError as exc:
-        raise ModelFileError(f"{path}: is a directory, not an .npz file") from exc
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, KeyError,
             NotImplementedError, RuntimeError, OverflowError, MemoryError) as exc:
         raise ModelFileError(f"{path}: not a readable .npz file ({exc})") from exc
 
 
-def read_json(path: str | os.PathLike[str], what: str = "model config") -> Any:
-    """Parse a JSON file of at most :data:`MAX_JSON_BYTES`; problems raise ModelFileError."""
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+@contextlib.contextmanager
+def open_regular(path: str | os.PathLike[str], what: str, max_bytes: int
+                 ) -> Iterator[tuple[int, int]]:
+    """``(fd, size)`` of the regular file ``path`` (symlinks followed), opened for reading.
+
+    Anything else is refused before it is opened (a FIFO without a writer would block forever,
+    ``/dev/zero`` never ends), and checked again on the opened descriptor; so is a file larger
+    than ``max_bytes``. Problems raise :class:`ModelFileError` naming ``path``.
+    """
     path = Path(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_JSON_BYTES:
-            raise ModelFileError(f"{path}: {size} bytes is too large for a {what}")
-        return json.loads(path.read_bytes().decode("utf-8"))
-    except ModelFileError:
-        raise
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise ModelFileError(f"{path}: is {_kind(st.st_mode)}, not a {what} file")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                     | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError as exc:
+        raise ModelFileError(f"{path}: {what} not found") from exc
+    except NotADirectoryError as exc:
+        raise ModelFileError(f"{path}: {what} not found (a parent is not a directory)") from exc
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot open the {what} ({exc.strerror})") from exc
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):  # swapped between the two checks
+            raise ModelFileError(f"{path}: is {_kind(st.st_mode)}, not a {what} file")
+        if st.st_size > max_bytes:
+            raise ModelFileError(f"{path}: {st.st_size} bytes is too large for a {what} "
+                                 f"(at most {max_bytes})")
+        yield fd, st.st_size
+    finally:
+        os.close(fd)
+
+
+def read_regular(path: str | os.PathLike[str], what: str, max_bytes: int) -> bytes:
+    """The content of the regular file ``path``, at most ``max_bytes`` (see
+    :func:`open_regular`; a file that grows past the bound while read is refused too)."""
+    with open_regular(path, what, max_bytes) as (fd, _):
+        chunks, total = [], 0
+        try:
+            while chunk := os.read(fd, 1 << 20):
+                total += len(chunk)
+                if total > max_bytes:
+                    raise ModelFileError(f"{path}: larger than {max_bytes} bytes, too large "
+                                         f"for a {what}")
+                chunks.append(chunk)
+        except OSError as exc:
+            raise ModelFileError(f"{path}: cannot read the {what} ({exc.strerror})") from exc
+    return b"".join(chunks)
+
+
+class _TooManyDigits(ValueError):
+    pass
+
+
+def _parse_int(text: str) -> int:
+    """``json``'s ``parse_int``: refuse integers longer than :data:`MAX_INT_DIGITS` digits
+    before converting them (``int()`` of a long string is quadratic)."""
+    if len(text) > MAX_INT_DIGITS + 1:
+        raise _TooManyDigits(f"an integer of {len(text.lstrip('-'))} digits (at most "
+                             f"{MAX_INT_DIGITS})")
+    return int(text)
+
+
+def read_json(path: str | os.PathLike[str], what: str = "model config",
+              max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """Parse the JSON regular file ``path`` of at most ``max_bytes``; problems (missing, not a
+    regular file, too large, not UTF-8, not JSON, nested too deeply, integers of more than
+    :data:`MAX_INT_DIGITS` digits) raise :class:`ModelFileError` naming the file."""
+    path = Path(path)
+    data = read_regular(path, what, max_bytes)
+    try:
+        return json.loads(data.decode("utf-8"), parse_int=_parse_int)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError, _TooManyDigits and int()'s own digit limit
         msg = str(exc) if not isinstance(exc, RecursionError) else "nested too deeply"
-        raise ModelFileError(f"{path}: corrupt {what} ({msg})") from exc
-    except IsADirectoryError as exc:
-        raise ModelFileError(f"{path}: is a directory, not a {what}") from exc
+        raise ModelFileError(f"{path}: corrupt {what} ({msg:.200})") from exc

@@ -1,4 +1,4 @@
-r"""Keras 3 ↔ thetanet: convert a Sequential of Dense, Dropout and Activation layers with weights.
+r"""Keras 3 ↔ thetanet: convert a Sequential of dense or convolutional layers with their weights.
 
 So the lecture's Keras code and thetanet can be checked against each other::
 
@@ -11,6 +11,13 @@ Both directions keep the layer structure: Keras ``Dense(units, activation, use_b
 kernel_regularizer=L2(λ))`` ↔ ``Dense(units, activation, use_bias, l2=2λ)`` (Keras adds
 λ‖W‖², thetanet (λ/2)‖W‖²), ``Dropout(rate)`` ↔ ``Dropout(rate)``, ``Activation(a)`` ↔
 ``Activation(a)``. The kernel layout is the same in both, (inputs, units).
+
+Convolutional nets (channels-last, Keras's default ``data_format``) convert too: Keras
+``Conv2D(filters, kernel_size, strides, padding, activation, use_bias, kernel_regularizer)`` ↔
+thetanet ``Conv2D`` (kernel (k_h, k_w, C_in, C_out) in both, "same" padding split the same
+way), ``MaxPooling2D`` ↔ ``MaxPool2D``, ``AveragePooling2D`` ↔ ``AveragePool2D`` (padding not
+averaged in either), ``Flatten`` ↔ ``Flatten`` (both channels-last). Dilated or grouped
+convolutions and channels-first layers raise ``ValueError``.
 
 Activations: Keras's own ``linear``, ``sigmoid``, ``tanh``, ``relu``, ``softplus`` and
 ``softmax`` map to thetanet's identity, logistic, tanh, relu, softplus and softmax. The other
@@ -36,7 +43,8 @@ from typing import Any
 import numpy as np
 
 from thetanet import activations as _activations
-from thetanet.layers import Activation, Dense, Dropout
+from thetanet.layers import (Activation, AveragePool2D, Conv2D, Dense, Dropout, Flatten,
+                             MaxPool2D)
 from thetanet.model import Sequential
 
 __all__ = ["from_keras", "keras_activation", "to_keras"]
@@ -155,11 +163,40 @@ def _keras_l2(regularizer: Any, layer_name: str) -> float:
     return 2.0 * float(cfg.get("l2", 0.0))
 
 
+def _check_channels_last(kl: Any) -> None:
+    if getattr(kl, "data_format", "channels_last") != "channels_last":
+        raise ValueError(f"Keras layer {kl.name}: only channels_last data converts, got "
+                         f"data_format={kl.data_format!r}")
+
+
+def _from_keras_spatial(kl: Any, keras: Any) -> Any:
+    """The thetanet layer for a Keras Conv2D, pooling or Flatten layer (None for others)."""
+    if isinstance(kl, keras.layers.Flatten):
+        _check_channels_last(kl)
+        return Flatten(name=kl.name)
+    pools = {keras.layers.MaxPooling2D: MaxPool2D, keras.layers.AveragePooling2D: AveragePool2D}
+    for kcls, cls in pools.items():
+        if isinstance(kl, kcls):
+            _check_channels_last(kl)
+            return cls(tuple(kl.pool_size), tuple(kl.strides), kl.padding, name=kl.name)
+    if not isinstance(kl, keras.layers.Conv2D):
+        return None
+    _check_channels_last(kl)
+    if tuple(kl.dilation_rate) != (1, 1) or int(kl.groups) != 1:
+        raise ValueError(f"Keras layer {kl.name}: dilated or grouped convolutions do not "
+                         "convert")
+    return Conv2D(int(kl.filters), tuple(kl.kernel_size), tuple(kl.strides), kl.padding,
+                  activation=_thetanet_activation(kl.activation, keras),
+                  use_bias=bool(kl.use_bias), l2=_keras_l2(kl.kernel_regularizer, kl.name),
+                  name=kl.name)
+
+
 def from_keras(keras_model: Any, dtype: Any = None) -> Sequential:
     """A built thetanet ``Sequential`` with the layers and weights of a Keras Sequential.
 
     Args:
-        keras_model: a built ``keras.Sequential`` of Dense, Dropout and Activation layers.
+        keras_model: a built ``keras.Sequential`` of Dense, Dropout, Activation, Conv2D,
+            MaxPooling2D, AveragePooling2D and Flatten layers.
         dtype: the thetanet model's dtype (default: the Keras model's, float32 or float64).
     """
     keras = import_keras()
@@ -168,8 +205,9 @@ def from_keras(keras_model: Any, dtype: Any = None) -> Sequential:
     if not keras_model.built or not keras_model.inputs:
         raise ValueError("the Keras model is not built: give it a keras.Input(shape=(d,))")
     shape = tuple(keras_model.inputs[0].shape)
-    if len(shape) != 2 or shape[1] is None:
-        raise ValueError(f"only inputs of shape (batch, features) convert, got {shape}")
+    if len(shape) < 2 or any(d is None for d in shape[1:]):
+        raise ValueError(f"only inputs of a fixed shape per example convert, e.g. (batch, "
+                         f"features) or (batch, height, width, channels), got {shape}")
     layers: list[Any] = []
     weights: list[np.ndarray] = []
     dtypes = set()
@@ -188,13 +226,19 @@ def from_keras(keras_model: Any, dtype: Any = None) -> Sequential:
             layers.append(Dropout(float(kl.rate), name=kl.name))
         elif isinstance(kl, keras.layers.Activation):
             layers.append(Activation(_thetanet_activation(kl.activation, keras), name=kl.name))
+        elif (layer := _from_keras_spatial(kl, keras)) is not None:
+            layers.append(layer)
+            weights += [np.asarray(w) for w in kl.get_weights()]
+            if layer.params:
+                dtypes.add(np.dtype(kl.variable_dtype))
         else:
             raise ValueError(f"Keras layer {kl.name} ({kind}) does not convert; only Dense, "
-                             "Dropout and Activation layers do")
+                             "Dropout, Activation, Conv2D, MaxPooling2D, AveragePooling2D and "
+                             "Flatten layers do")
     if dtype is None:
         dtype = np.float64 if dtypes == {np.dtype(np.float64)} else np.float32
     model = Sequential(layers, dtype=dtype, name=keras_model.name)
-    model.build(int(shape[1]))
+    model.build(int(shape[1]) if len(shape) == 2 else tuple(int(d) for d in shape[1:]))
     model.set_weights([w.astype(model.dtype) for w in weights])
     return model
 
@@ -202,14 +246,15 @@ def from_keras(keras_model: Any, dtype: Any = None) -> Sequential:
 def to_keras(model: Any) -> Any:
     """A built ``keras.Sequential`` with the layers and weights of a thetanet ``Sequential``.
 
-    Only Dense, Dropout and Activation layers with non-learnable activations convert.
+    Dense, Dropout, Activation, Conv2D, MaxPool2D, AveragePool2D and Flatten layers with
+    non-learnable activations convert.
     """
     keras = import_keras()
     model = getattr(model, "model_", model)  # a fitted thetanet.sklearn estimator
     if not getattr(model, "built", False):
         raise ValueError("the model is not built yet: fit it or call build(input_dim) first")
     dtype = model.dtype.name
-    klayers: list[Any] = [keras.Input(shape=(model.input_dim,), dtype=dtype)]
+    klayers: list[Any] = [keras.Input(shape=tuple(model.input_shape), dtype=dtype)]
     weights: list[tuple[int, list[np.ndarray]]] = []
     for layer in model.layers:
         if isinstance(layer, Dense):
@@ -224,9 +269,24 @@ def to_keras(model: Any) -> Any:
         elif isinstance(layer, Activation):
             klayers.append(keras.layers.Activation(keras_activation(layer.activation),
                                                    dtype=dtype, name=layer.name))
+        elif isinstance(layer, Conv2D):
+            reg = keras.regularizers.L2(layer.l2 / 2) if layer.l2 else None
+            weights.append((len(klayers), [p.copy() for p in layer.params]))
+            klayers.append(keras.layers.Conv2D(
+                layer.filters, layer.kernel_size, layer.strides, layer.padding,
+                activation=keras_activation(layer.activation), use_bias=layer.use_bias,
+                kernel_regularizer=reg, dtype=dtype, name=layer.name))
+        elif isinstance(layer, (MaxPool2D, AveragePool2D)):
+            kcls = keras.layers.MaxPooling2D if isinstance(layer, MaxPool2D) else \
+                keras.layers.AveragePooling2D
+            klayers.append(kcls(layer.pool_size, layer.strides, layer.padding, dtype=dtype,
+                                name=layer.name))
+        elif isinstance(layer, Flatten):
+            klayers.append(keras.layers.Flatten(dtype=dtype, name=layer.name))
         else:
             raise ValueError(f"layer {layer.name} ({type(layer).__name__}) has no Keras "
-                             "counterpart here; only Dense, Dropout and Activation convert")
+                             "counterpart here; only Dense, Dropout, Activation, Conv2D, the "
+                             "pools and Flatten convert")
     kmodel = keras.Sequential(klayers, name=model.name or "thetanet")
     for index, ws in weights:
         kmodel.layers[index - 1].set_weights(ws)

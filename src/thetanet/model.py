@@ -35,7 +35,7 @@ from thetanet.checkpoint import CHECKPOINT_NAME, Checkpoint, read_checkpoint
 from thetanet.files import ModelFileError
 from thetanet.layers import Layer, layer_from_config
 from thetanet.layers.base import Shape, as_shape
-from thetanet.training import DivergenceWarning, Trainer
+from thetanet.training import DivergenceWarning, Trainer, batch_rows
 from thetanet.utils import check_array
 
 __all__ = ["DivergenceWarning", "Sequential", "load_checkpoint", "load_model", "rebuild"]
@@ -267,13 +267,17 @@ class Sequential(Trainer):
         if after_backward is not None and not math.isfinite(loss):
             after_backward = None  # diverged: leave the weights alone
         # backward: δ^(l) = (Θ^(l))ᵀ δ^(l+1) ⊙ g'(z^(l)), from the output down to the first layer
-        grad = out.backward(delta, grad_is_preactivation=plan.fused)
+        # without training the forward skipped the stochastic layers: so does the backward
+        # (a dropout mask left by an earlier training forward must not be applied)
+        grad = delta if not training and out.stochastic else \
+            out.backward(delta, grad_is_preactivation=plan.fused)
         if after_backward is not None:
             after_backward(out)
         for layer in plan.below:
             if grad is None:  # nothing below learns
                 break
-            grad = layer.backward(grad)
+            if training or not layer.stochastic:
+                grad = layer.backward(grad)
             if after_backward is not None:
                 after_backward(layer)
         if plan.penalized:  # J += (λ/2)‖kernel‖² per regularised layer
@@ -285,7 +289,7 @@ class Sequential(Trainer):
         self._require_built()
         x = self._check_x(x)
         n = x.shape[0]
-        step = n if not batch_size else int(batch_size)
+        step = batch_rows(batch_size, n)
         outs = []
         for s in range(0, max(n, 1), max(step, 1)):
             a = x[s:s + step]
@@ -313,7 +317,7 @@ class Sequential(Trainer):
     def _evaluate(self, x: Any, y: np.ndarray, batch_size: int | None) -> dict[str, float]:
         assert self.loss is not None
         n = x.shape[0]
-        step = n if not batch_size else int(batch_size)
+        step = batch_rows(batch_size, n)
         total, preds = 0.0, []
         fused = self._fused()
         *hidden, out = self.layers
@@ -388,11 +392,13 @@ class Sequential(Trainer):
         _saving.save_model(self, path, metadata=metadata)
 
     def summary(self, print_fn: Any = print) -> str:
-        rows = [("Layer", "Output width", "Params")]
+        rows = [("Layer", "Output shape", "Params")]
         for layer in self.layers:
             act = layer.output_activation
             label = f"{layer.name} ({type(layer).__name__}" + (f", {act})" if act else ")")
-            rows.append((label, str(layer.output_dim or "?"), str(layer.count_params())))
+            # per example: the width of flat outputs, H×W×C of feature maps
+            shape = "×".join(map(str, layer.output_shape or ())) or "?"
+            rows.append((label, shape, str(layer.count_params())))
         w = [max(len(r[i]) for r in rows) for i in range(3)]
         lines = [f"{r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]:>{w[2]}}" for r in rows]
         sep = "-" * len(lines[0])

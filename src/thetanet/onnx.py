@@ -4,9 +4,10 @@ r"""ONNX export: a built :class:`thetanet.Sequential` as a standard ONNX graph (
 >>> proto = to_onnx(model, "model.onnx")              # checked with onnx.checker
 >>> probs = run_onnxruntime("model.onnx", x)           # ≈ model.predict(x), float32
 
-The graph has one input ``input`` (float32, shape [batch, input_dim]) and one output
-``output`` (float32, [batch, output_dim]): the model's a^(L), i.e. softmax probabilities for a
-classifier. Every piece is expressed in standard ``ai.onnx`` operators:
+The graph has one input ``input`` (float32, shape [batch, input_dim], or [batch, H, W, C] for
+a convolutional net: channels-last, like the model) and one output ``output`` (float32,
+[batch, output_dim]): the model's a^(L), i.e. softmax probabilities for a classifier. Every
+piece is expressed in standard ``ai.onnx`` operators:
 
 ===================  ===========================================================================
 thetanet             ONNX
@@ -15,6 +16,11 @@ Dense                MatMul(x, kernel) + Add(bias), then its activation
 Dropout              nothing (inference: the identity)
 Activation           its activation
 Maxout               MatMul + Add → Reshape [batch, units, pieces] → ReduceMax over the pieces
+Conv2D               Conv (weights (C_out, C_in, k_h, k_w), pads [p_t, p_l, p_b, p_r]: "same"
+                     with Keras's odd pixel at the bottom / right), then its activation
+MaxPool2D            MaxPool (pads as Conv2D's: padding never wins the max)
+AveragePool2D        AveragePool(count_include_pad=0): padding is not averaged
+Flatten              Flatten(axis=1), in channels-last order (see below)
 identity             nothing
 binary_step          Cast(GreaterOrEqual(z, 0))
 logistic, tanh,      Sigmoid, Tanh, Atan, Relu, Sin, Softmax(axis=-1)
@@ -30,6 +36,13 @@ soft_exponential     per sign of α: (e^(αz) − 1)/α + α, z, or −ln(1 − 
 prelu                PRelu(z, α)
 apl                  Relu(z) + Σ_s a_s·Relu(b_s − z)
 ===================  ===========================================================================
+
+ONNX's Conv and pools work on channels-first (N, C, H, W) tensors, thetanet on channels-last
+(N, H, W, C): a Transpose to NCHW goes before the first of them, and one back to NHWC before
+anything that depends on the layout — Flatten (so that its columns are thetanet's (p·W + q)·C + c
+and the Dense kernels read the same columns), a softmax or a learnable activation (their axis
+and parameters are per channel, the last axis), and the output. Elementwise activations and
+dropout run in either layout.
 
 Learnable activations (PReLU, APL, learnable SoftExponential) are exported with their current
 parameter values. Weights are written as float32 (a float64 model is converted). An activation
@@ -51,7 +64,8 @@ import numpy as np
 
 from thetanet._version import __version__
 from thetanet.files import atomic_write_bytes
-from thetanet.layers import Activation, Dense, Dropout, Layer, Maxout
+from thetanet.layers import (Activation, AveragePool2D, Conv2D, Dense, Dropout, Flatten, Layer,
+                             MaxPool2D, Maxout)
 
 __all__ = ["ACTIVATION_CONVERTERS", "DEFAULT_OPSET", "LAYER_CONVERTERS", "MIN_OPSET",
            "max_abs_diff", "run_onnxruntime", "to_onnx"]
@@ -84,6 +98,9 @@ class GraphBuilder:
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
         self._count = 0
+        #: the current tensor is in ONNX's (N, C, H, W) layout, transposed from thetanet's
+        #: (N, H, W, C) (see the module)
+        self.nchw = False
 
     def _name(self, hint: str) -> str:
         self._count += 1
@@ -109,6 +126,20 @@ class GraphBuilder:
 
     def scalar(self, v: float) -> str:
         return self.const(v, "c")
+
+    def channels_first(self, x: str) -> str:
+        """x in (N, C, H, W) for ONNX's Conv and pools (a Transpose unless it already is)."""
+        if not self.nchw:
+            x = self.op("Transpose", x, perm=[0, 3, 1, 2], hint="to_nchw")
+            self.nchw = True
+        return x
+
+    def channels_last(self, x: str) -> str:
+        """x back in thetanet's (N, H, W, C) layout (a Transpose if it is not)."""
+        if self.nchw:
+            x = self.op("Transpose", x, perm=[0, 2, 3, 1], hint="to_nhwc")
+            self.nchw = False
+        return x
 
 
 # -- activations ---------------------------------------------------------------------------------
@@ -238,6 +269,8 @@ def _activation(g: GraphBuilder, act: Any, z: str) -> str:
     if convert is None:
         raise NotImplementedError(f"no ONNX conversion for activation {act.name!r}; known: "
                                   f"{', '.join(sorted(ACTIVATION_CONVERTERS))}")
+    if not (act.elementwise and not act.params):  # per-channel axis / parameters: NHWC
+        z = g.channels_last(z)
     return convert(g, act, z)
 
 
@@ -273,12 +306,45 @@ def _maxout(g: GraphBuilder, layer: Maxout, x: str) -> str:
     return g.op("ReduceMax", pieces, axes=[2], keepdims=0)
 
 
+def _onnx_pads(layer: Any) -> list[int]:
+    """ONNX's [begin_h, begin_w, end_h, end_w] from the layer's (top, bottom, left, right)."""
+    pt, pb, pl, pr = layer._pads
+    return [pt, pl, pb, pr]
+
+
+def _conv2d(g: GraphBuilder, layer: Conv2D, x: str) -> str:
+    x = g.channels_first(x)
+    # Keras's kernel (k_h, k_w, C_in, C_out) → ONNX's (C_out, C_in, k_h, k_w)
+    inputs = [x, g.const(layer.kernel.transpose(3, 2, 0, 1), f"{layer.name}_kernel")]
+    if layer.use_bias:
+        inputs.append(g.const(layer.bias, f"{layer.name}_bias"))
+    z = g.op("Conv", *inputs, kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
+             pads=_onnx_pads(layer))
+    return _activation(g, layer.activation, z)
+
+
+def _pool(op_type: str, **attrs: Any) -> LayerConverter:
+    def convert(g: GraphBuilder, layer: Any, x: str) -> str:
+        return g.op(op_type, g.channels_first(x), kernel_shape=list(layer.pool_size),
+                    strides=list(layer.strides), pads=_onnx_pads(layer), **attrs)
+
+    return convert
+
+
+def _flatten(g: GraphBuilder, layer: Flatten, x: str) -> str:
+    return g.op("Flatten", g.channels_last(x), axis=1)  # channels-last column order
+
+
 #: layer class → converter(builder, layer, input name) -> output name
 LAYER_CONVERTERS: dict[type[Layer], LayerConverter] = {
     Dense: _dense,
     Dropout: _dropout,
     Activation: _activation_layer,
     Maxout: _maxout,
+    Conv2D: _conv2d,
+    MaxPool2D: _pool("MaxPool"),
+    AveragePool2D: _pool("AveragePool", count_include_pad=0),
+    Flatten: _flatten,
 }
 
 
@@ -320,13 +386,14 @@ def to_onnx(model: Any, path: str | os.PathLike[str] | None = None, *,
                                       f"({layer.name}); known: "
                                       f"{', '.join(c.__name__ for c in LAYER_CONVERTERS)}")
         x = convert(g, layer, x)
+    x = g.channels_last(x)
     g.nodes.append(onnx.helper.make_node("Identity", [x], [OUTPUT_NAME], name="output_node"))
     graph = onnx.helper.make_graph(
         g.nodes, model.name or "thetanet",
         [onnx.helper.make_tensor_value_info(INPUT_NAME, onnx.TensorProto.FLOAT,
-                                            ["batch", model.input_dim])],
+                                            ["batch", *model.input_shape])],
         [onnx.helper.make_tensor_value_info(OUTPUT_NAME, onnx.TensorProto.FLOAT,
-                                            ["batch", model.output_dim])],
+                                            ["batch", *model.layers[-1].output_shape])],
         initializer=g.initializers)
     opsets = [onnx.helper.make_opsetid("", opset)]
     proto = onnx.helper.make_model(graph, opset_imports=opsets, producer_name="thetanet",
@@ -360,10 +427,11 @@ def run_onnxruntime(onnx_model: Any, x: Any) -> np.ndarray:
 
 def max_abs_diff(model: Any, onnx_model: Any, x: Any = None, n: int = 256,
                  seed: int = 0) -> float:
-    """max |onnxruntime(x) − model.predict(x)| over ``x`` (default: n standard-normal rows)."""
+    """max |onnxruntime(x) − model.predict(x)| over ``x`` (default: n standard-normal
+    examples of the model's input shape)."""
     model = _as_sequential(model)
     if x is None:
-        x = np.random.default_rng(seed).standard_normal((n, model.input_dim))
+        x = np.random.default_rng(seed).standard_normal((n, *model.input_shape))
     x = np.asarray(x, dtype=_F32)
     want = np.asarray(model.predict(x), dtype=np.float64)
     got = np.asarray(run_onnxruntime(onnx_model, x), dtype=np.float64)

@@ -92,11 +92,13 @@ def plot_confusion_matrix(cm: Any, labels: Sequence[str], path: str | os.PathLik
 
 
 def plot_learning_curves(history_dict: Mapping[str, Sequence[float]],
-                         path: str | os.PathLike[str], title: str | None = None) -> Path:
+                         path: str | os.PathLike[str], title: str | None = None,
+                         chosen_epoch: int | None = None) -> Path:
     """Plot per-epoch values (``History.history``: ``loss``, ``val_loss``, ``accuracy`` …).
 
     Keys containing "loss" go in a left panel, every other metric in a right panel (one panel
-    when only one kind is present). Returns the path."""
+    when only one kind is present). ``chosen_epoch`` (0-based, e.g. early stopping's best
+    epoch) is marked by a dashed vertical line in every panel. Returns the path."""
     series = {k: np.asarray(v, float) for k, v in history_dict.items() if len(v)}
     if not series:
         raise ValueError("history is empty: nothing to plot")
@@ -112,6 +114,9 @@ def plot_learning_curves(history_dict: Mapping[str, Sequence[float]],
             epochs = np.arange(1, values.size + 1)
             ax.plot(epochs, values, marker="o" if values.size <= 30 else None, markersize=3,
                     label=name)
+        if chosen_epoch is not None:
+            ax.axvline(chosen_epoch + 1, color="0.3", linestyle="--", linewidth=1,
+                       label=f"chosen epoch {chosen_epoch + 1}")
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)

@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import re
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ import numpy as np
 from thetanet._version import __version__
 from thetanet.files import (
     ModelFileError,
+    UnsignedFileWarning,
     atomic_write_text,
     load_arrays,
     locked_dir,
@@ -180,7 +182,10 @@ def check_header(doc: Any, source: Path, fmt: str, version: int, what: str,
                  digest_since: int = 1) -> dict[str, Any]:
     """Validate ``format``/``format_version`` of a parsed JSON document and its checksum.
 
-    The document checksum is required from format ``digest_since`` on, checked when present.
+    The document checksum is required from format ``digest_since`` on, checked when present
+    (so a signed document relabelled as an older format is refused). An older document
+    without one is accepted with an :class:`~thetanet.files.UnsignedFileWarning`: what such a
+    file guarantees is only what its format had — checksummed arrays, a validated structure.
     """
     if not isinstance(doc, dict) or doc.get("format") != fmt:
         raise ModelFileError(f"{source}: not a thetanet {what}")
@@ -195,6 +200,11 @@ def check_header(doc: Any, source: Path, fmt: str, version: int, what: str,
         if doc.get("sha256") != doc_digest(doc):
             raise ModelFileError(f"{source}: checksum mismatch for the {what} document: the "
                                  "file is corrupt or was edited")
+    else:  # an older format, written before documents were signed: see UnsignedFileWarning
+        warnings.warn(UnsignedFileWarning(
+            f"{source}: {what} format {v} has no checksum of its own (only its arrays are "
+            "checksummed): an edit of it cannot be detected; save it again to sign it"),
+            stacklevel=3)
     return doc
 
 
@@ -212,16 +222,21 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
 _SIZE_KEYS = ("units", "pieces", "hinges", "input_dim", "filters", "kernel_size", "input_shape")
 
 
-def _sizes_in(cfg: dict[str, Any]) -> Iterator[Any]:
+def _sizes_in(cfg: dict[str, Any], source: Path) -> Iterator[int]:
     """The size-like entries of a layer config and of its activation's config (the entries of
-    a list, such as a kernel size, one by one)."""
+    a list, such as a kernel size, one by one). Each must be an integer (or absent/null): a
+    size written as a string or a float is refused here, before anything is built from it."""
     for c in (cfg, cfg.get("activation")):
         if isinstance(c, dict):
             for k in _SIZE_KEYS:
                 v = c.get(k)
                 for e in (v if isinstance(v, list) else [v]):
-                    if isinstance(e, (int, float)) and not isinstance(e, bool):
-                        yield e
+                    if e is None and not isinstance(v, list):
+                        continue
+                    if isinstance(e, bool) or not isinstance(e, int):
+                        raise ModelFileError(f"{source}: {k} must be an integer, got "
+                                             f"{e!r:.40}")
+                    yield e
 
 
 def check_model_config(model_cfg: Any, n_elements: int, source: Path) -> None:
@@ -238,9 +253,10 @@ def check_model_config(model_cfg: Any, n_elements: int, source: Path) -> None:
                              and isinstance(c.get("config"), dict) for c in layers):
         raise ModelFileError(f"{source}: malformed layer list")
     limit = max(n_elements, 1)
+    sizes = [v for c in layers for v in _sizes_in(c["config"], source)]
+    sizes += list(_sizes_in({k: model_cfg.get(k) for k in ("input_dim", "input_shape")},
+                            source))
     if n_elements:
-        sizes = [v for c in layers for v in _sizes_in(c["config"])]
-        sizes += list(_sizes_in({k: model_cfg.get(k) for k in ("input_dim", "input_shape")}))
         if any(not abs(v) <= limit for v in sizes):
             raise ModelFileError(f"{source}: layer sizes in the config do not fit the "
                                  f"{n_elements} stored weight values")

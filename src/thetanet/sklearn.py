@@ -19,6 +19,11 @@ with cross-entropy (classifier; also for two classes) or an identity output trai
 mean squared error (regressor, one unit per target). The fitted model is ``model_``; its
 ONNX export is ``thetanet.onnx.to_onnx(est.model_, path)`` (or ``to_onnx(est, path)``).
 
+Inputs are flat feature rows ``X`` (n_samples, n_features), as everywhere in scikit-learn, so
+these estimators build dense networks only: images reach them flattened, without the
+convolutional layers (Conv2D, pooling) that would see their 2-D structure. For images use a
+:class:`thetanet.Sequential` with ``Conv2D`` layers on (n, H, W, C) arrays directly.
+
 Training stops like scikit-learn's MLPs: after ``max_iter`` epochs, or once the training loss
 (or, with ``early_stopping``, the validation score on a held-out ``validation_fraction``)
 has not improved by ``tol`` for ``n_iter_no_change`` consecutive epochs. With early stopping

@@ -68,6 +68,19 @@ class DivergenceWarning(RuntimeWarning):
     """The loss became NaN or inf; training stopped and the best weights so far were restored."""
 
 
+
+def batch_rows(batch_size: Any, n: int) -> int:
+    """Rows per batch for ``batch_size`` (an integer ≥ 1, or ``None``: all ``n`` rows).
+
+    ``1.5``, ``"32"``, ``True`` or ``0`` raise ``ValueError`` — never silently rounded."""
+    if batch_size is None:
+        return max(int(n), 1)
+    if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer)):
+        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    return int(batch_size)
+
 class Trainer:
     """``fit`` and ``train_on_batch`` for a model with the attributes and methods below."""
 
@@ -193,11 +206,7 @@ class Trainer:
         n = x.shape[0]
         if n == 0:
             raise ValueError("x has no rows")
-        if batch_size is None:
-            batch_size = n
-        if isinstance(batch_size, bool) or int(batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-        batch_size = int(batch_size)
+        batch_size = batch_rows(batch_size, n)
         if checkpoint_every is not None and (isinstance(checkpoint_every, bool)
                                              or int(checkpoint_every) < 1):
             raise ValueError(f"checkpoint_every must be a positive integer or None, got "

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from thetanet.cli import CLIError, positive_int
+from thetanet.cli.arguments import check_digits_args, number, whole
 from thetanet.data import digits as data_digits
 from thetanet.data.idx import IdxFormatError
 from thetanet.examples import digits as example
@@ -79,16 +80,13 @@ def run(args: argparse.Namespace) -> int:
         v = getattr(args, name)
         if v is not None and v < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be at least 1, got {v}")
-    if args.lr is not None and not args.lr > 0:
-        raise CLIError(f"--lr must be positive, got {args.lr}")
-    if args.dropout is not None and not 0 <= args.dropout < 1:
-        raise CLIError(f"--dropout must be in [0, 1), got {args.dropout}")
-    if args.l2 is not None and args.l2 < 0:
-        raise CLIError(f"--l2 must be non-negative, got {args.l2}")
-    if args.shift is not None and args.shift < 0:
-        raise CLIError(f"--shift must be non-negative, got {args.shift}")
-    if args.threads < 0:
-        raise CLIError(f"--threads must be 0 (BLAS default) or more, got {args.threads}")
+    number("--lr", args.lr, low=0, low_open=True)
+    number("--dropout", args.dropout, low=0, high=1, high_open=True)
+    number("--l2", args.l2, low=0)
+    whole("--shift", args.shift, 0)
+    whole("--threads", args.threads, 0)
+    whole("--seed", args.seed, 0)
+    check_digits_args(args)  # --save-model / --plots must not name a file
 
     try:
         data = data_digits.load_dataset(args.dataset, args.data_dir, download=args.download,

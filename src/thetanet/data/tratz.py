@@ -2,8 +2,10 @@
 
 Files are ``modifier<TAB>head<TAB>RELATION``, UTF-8, LF line endings, one compound a line.
 Constituents may be multiword (``income tax<TAB>rate<TAB>...``), so only TAB separates
-columns. Every format problem raises :class:`DataFormatError` with a one-line message
-``"<path>:<lineno>: <problem>"``.
+columns; a modifier or head is at most 100 characters (:data:`MAX_WORD_CHARS`) without
+control characters. Every format problem raises :class:`DataFormatError` with a one-line
+message ``"<path>:<lineno>: <problem>"``. The reading rules and the streaming reader used by
+prediction (:func:`iter_compounds`) are in :mod:`thetanet.data.tsv`.
 
 The splits live under ``<data root>/tratz/<split>/{train,val}.tsv`` where the data root is
 :func:`thetanet.data.paths.data_root` (``--data-dir``, else ``$THETANET_DATA``, else the
@@ -14,13 +16,25 @@ checksum-verified.
 from __future__ import annotations
 
 import difflib
+import io
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from thetanet.data.paths import data_root, missing_data_hint
+from thetanet.data.tsv import (
+    MAX_WORD_CHARS,
+    Compounds,
+    DataFormatError,
+    check_field,
+    column_problem,
+    decode_line,
+    iter_compounds,
+    parse_word_lines,
+    physical_lines,
+    shown,
+)
 
 __all__ = [
     "COARSE_LABELS",
@@ -30,7 +44,9 @@ __all__ = [
     "SPLITS",
     "Compounds",
     "DataFormatError",
+    "MAX_WORD_CHARS",
     "download_split",
+    "iter_compounds",
     "labels_for",
     "load_split",
     "read_compound_lines",
@@ -83,37 +99,6 @@ SHA256: dict[str, dict[str, str]] = {
 BASE_URL = "https://raw.githubusercontent.com/vered1986/panic/master/classification/data"
 
 
-class DataFormatError(ValueError):
-    """A malformed data file; the message is one line: ``"<path>:<lineno>: <problem>"``."""
-
-    def __init__(self, source: str | os.PathLike[str], lineno: int, problem: str) -> None:
-        self.source = str(source)
-        self.lineno = lineno
-        self.problem = problem
-        super().__init__(f"{self.source}:{lineno}: {problem}")
-
-
-@dataclass
-class Compounds:
-    """Parallel lists of modifiers, heads and (optionally) relation labels."""
-
-    modifiers: list[str]
-    heads: list[str]
-    labels: list[str] | None = None
-
-    def __post_init__(self) -> None:
-        n = len(self.modifiers)
-        if len(self.heads) != n or (self.labels is not None and len(self.labels) != n):
-            raise ValueError("modifiers, heads and labels must have the same length")
-
-    def __len__(self) -> int:
-        return len(self.modifiers)
-
-    def pairs(self) -> list[tuple[str, str]]:
-        """The compounds as ``(modifier, head)`` tuples."""
-        return list(zip(self.modifiers, self.heads))
-
-
 def labels_for(split: str) -> tuple[str, ...]:
     """The relation inventory of a split (37 fine-grained or 12 coarse relations)."""
     _check_split(split)
@@ -124,40 +109,11 @@ def labels_for(split: str) -> tuple[str, ...]:
 # Reading
 # --------------------------------------------------------------------------------------
 
-_FIELD_NAMES = ("modifier", "head", "relation")
-
-
-def _shown(text: str, limit: int = 60) -> str:
-    """``repr(text)``, cut to about ``limit`` characters: an error message stays one line."""
-    if len(text) <= limit:
-        return repr(text)
-    return f"{text[:limit]!r}... ({len(text)} characters)"
-
-
-def _check_field(source: str, lineno: int, k: int, field: str) -> None:
-    name = _FIELD_NAMES[k] if k < len(_FIELD_NAMES) else f"column {k + 1}"
-    if not field.strip():
-        what = "empty" if not field else "blank"
-        raise DataFormatError(source, lineno, f"{what} {name} (column {k + 1})")
-    if field != field.strip():
-        raise DataFormatError(
-            source, lineno,
-            f"leading/trailing whitespace in {name} (column {k + 1}): {_shown(field)}"
-        )
-
-
-def _column_problem(found: int, line: str, expected: str) -> str:
-    msg = f"expected {expected}, found {found} column{'s' if found != 1 else ''}"
-    if found == 1 and " " in line:
-        msg += " (fields separated by spaces instead of TABs?)"
-    return msg
-
-
 def _check_label(source: str, lineno: int, label: str, known: frozenset[str] | None) -> None:
     if known is not None and label not in known:
         close = difflib.get_close_matches(label, sorted(known), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise DataFormatError(source, lineno, f"unknown relation {_shown(label)}{hint}")
+        raise DataFormatError(source, lineno, f"unknown relation {shown(label)}{hint}")
 
 
 def read_tsv(
@@ -165,7 +121,8 @@ def read_tsv(
     require_label: bool | str | None = True,
     known_labels: Iterable[str] | None = None,
 ) -> Compounds:
-    """Read and strictly validate a compound TSV file.
+    """Read and strictly validate a compound TSV file (the rules of :mod:`thetanet.data.tsv`:
+    words of at most :data:`MAX_WORD_CHARS` characters without control characters, …).
 
     ``require_label="prediction"``: a predictions file, ``modifier, head, relation[, ...]``
     (e.g. with a probability column); columns after the third are ignored.
@@ -179,141 +136,84 @@ def read_tsv(
     path = Path(path)
     source = str(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as fh:
+            return _parse_stream(fh, source, require_label, known_labels)
     except IsADirectoryError:
         raise DataFormatError(source, 0, "is a directory, not a file") from None
-    return _parse_bytes(data, source, require_label, known_labels)
 
 
-def _parse_bytes(
-    data: bytes,
+def _parse_bytes(data: bytes, source: str, require_label: bool | str | None,
+                 known_labels: Iterable[str] | None) -> Compounds:
+    return _parse_stream(io.BytesIO(data), source, require_label, known_labels)
+
+
+def _expected_columns(require_label: bool | str | None) -> tuple[int, int | None, str]:
+    """(least, most or None, description) of the columns a line must have."""
+    if require_label is True:
+        return 3, 3, "3 TAB-separated columns (modifier, head, relation)"
+    if require_label == "prediction":
+        return 3, None, "at least 3 TAB-separated columns (modifier, head, relation)"
+    if require_label is False:
+        return 2, None, "at least 2 TAB-separated columns (modifier, head)"
+    return 2, 3, "2 or 3 TAB-separated columns (modifier, head[, relation])"
+
+
+def _parse_stream(
+    stream: IO[bytes],
     source: str,
     require_label: bool | str | None,
     known_labels: Iterable[str] | None,
 ) -> Compounds:
     known = frozenset(known_labels) if known_labels is not None else None
-    if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark: harmless, drop it
-        data = data[3:]
-    raw_lines = data.split(b"\n")
-    # Trailing empty lines (normally just the final newline) are fine.
-    while raw_lines and raw_lines[-1].strip(b" \t") == b"" and b"\r" not in raw_lines[-1]:
-        raw_lines.pop()
-    if not raw_lines:
-        raise DataFormatError(source, 1, "empty file (no compounds)")
-
+    least, most, expected = _expected_columns(require_label)
+    keep = 3 if require_label in (True, "prediction", None) else 2
     mods: list[str] = []
     heads: list[str] = []
     labels: list[str] = []
     ncols_seen: int | None = None
-    for lineno, raw in enumerate(raw_lines, start=1):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise DataFormatError(
-                source, lineno, f"invalid UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})"
-            ) from None
-        if line.endswith("\r"):
-            raise DataFormatError(
-                source, lineno, "CRLF line ending (convert the file to LF, e.g. with dos2unix)"
-            )
-        if "\r" in line:
-            raise DataFormatError(source, lineno, "stray carriage return (\\r) in line")
+    blank: list[int] = []  # blank lines since the last compound: fine at the end of a file
+    for lineno, raw, newline in physical_lines(stream):
+        line = decode_line(source, lineno, raw, newline, crlf_ok=False)
         if not line.strip():
-            raise DataFormatError(source, lineno, "blank line")
+            blank.append(lineno)
+            continue
+        if blank:
+            raise DataFormatError(source, blank[0], "blank line")
         fields = line.split("\t")
         n = len(fields)
-        if require_label is True:
-            if n != 3:
-                raise DataFormatError(
-                    source,
-                    lineno,
-                    _column_problem(n, line, "3 TAB-separated columns (modifier, head, relation)"),
-                )
-        elif require_label == "prediction":
-            if n < 3:
-                raise DataFormatError(
-                    source,
-                    lineno,
-                    _column_problem(
-                        n, line, "at least 3 TAB-separated columns (modifier, head, relation)"
-                    ),
-                )
-            fields = fields[:3]
-        elif require_label is False:
-            if n < 2:
-                raise DataFormatError(
-                    source,
-                    lineno,
-                    _column_problem(n, line, "at least 2 TAB-separated columns (modifier, head)"),
-                )
-            fields = fields[:2]
-        else:
-            if n not in (2, 3):
-                raise DataFormatError(
-                    source,
-                    lineno,
-                    _column_problem(
-                        n, line, "2 or 3 TAB-separated columns (modifier, head[, relation])"
-                    ),
-                )
+        if n < least or (most is not None and n > most):
+            raise DataFormatError(source, lineno, column_problem(n, line, expected))
+        if require_label is None:
             if ncols_seen is None:
                 ncols_seen = n
             elif n != ncols_seen:
                 raise DataFormatError(
-                    source, lineno, f"found {n} columns but earlier lines have {ncols_seen}"
-                )
+                    source, lineno, f"found {n} columns but earlier lines have {ncols_seen}")
+        fields = fields[:keep]
         for k, field in enumerate(fields):
-            _check_field(source, lineno, k, field)
+            check_field(source, lineno, k, field)
         mods.append(fields[0])
         heads.append(fields[1])
         if len(fields) == 3:
             _check_label(source, lineno, fields[2], known)
             labels.append(fields[2])
+    if not mods:
+        raise DataFormatError(source, 1, "empty file (no compounds)")
     has_labels = require_label in (True, "prediction") or (
-        require_label is None and ncols_seen == 3
-    )
+        require_label is None and ncols_seen == 3)
     return Compounds(mods, heads, labels if has_labels else None)
 
 
-def read_compound_lines(lines: Iterable[str], source: str = "<stdin>") -> Compounds:
+def read_compound_lines(lines: Iterable[str | bytes], source: str = "<stdin>") -> Compounds:
     """Parse ``modifier head`` lines (e.g. typed on stdin) into unlabelled compounds.
 
     A line is either two space-separated words, or ``modifier<TAB>head[<TAB>...]`` (the only
     way to give multiword constituents). Blank lines are skipped and line endings
-    (``\\n`` or ``\\r\\n``) are stripped. Problems raise :class:`DataFormatError`.
+    (``\\n`` or ``\\r\\n``) are stripped; words are checked as in :func:`read_tsv`.
+    Problems raise :class:`DataFormatError`. For a stream, :func:`iter_compounds` with
+    ``dialect="words"`` reads it chunk by chunk.
     """
-    mods: list[str] = []
-    heads: list[str] = []
-    for lineno, line in enumerate(lines, start=1):
-        if isinstance(line, bytes):
-            try:
-                line = line.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataFormatError(source, lineno, f"invalid UTF-8 ({e.reason})") from None
-        line = line.rstrip("\n").rstrip("\r")
-        if not line.strip():
-            continue
-        if "\t" in line:
-            fields = line.split("\t")
-            if len(fields) < 2:  # pragma: no cover - a TAB always gives two fields
-                raise DataFormatError(source, lineno, "expected modifier<TAB>head")
-            for k, field in enumerate(fields[:2]):
-                _check_field(source, lineno, k, field)
-            mod, head = fields[0], fields[1]
-        else:
-            words = line.split()
-            if len(words) != 2:
-                raise DataFormatError(
-                    source,
-                    lineno,
-                    f"expected 'modifier head' (2 words), found {len(words)} word"
-                    f"{'s' if len(words) != 1 else ''}: {_shown(line.strip())} "
-                    "(separate multiword constituents with a TAB)",
-                )
-            mod, head = words
-        mods.append(mod)
-        heads.append(head)
-    return Compounds(mods, heads, None)
+    return parse_word_lines(lines, source)
 
 
 # --------------------------------------------------------------------------------------

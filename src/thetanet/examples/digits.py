@@ -1,7 +1,11 @@
-r"""The digits example: an MLP with a softmax output, trained on handwritten digits.
+r"""The digits example: an MLP or a small convolutional net with a softmax output, trained on
+handwritten digits.
 
-The network (:func:`build_mlp`) has ReLU hidden layers with He-uniform Θ and dropout, and a
-softmax output of K = 10 units, so h_Θ(x) ∈ ℝ^10 holds the class probabilities. It is trained
+The MLP (:func:`build_mlp`) has ReLU hidden layers with He-uniform Θ and dropout; the CNN
+(:func:`build_cnn`, LeNet-like) sees the images as (h, w, 1) feature maps: blocks of a 3×3
+``Conv2D`` (ReLU, "same" padding) and a 2×2 max-pool, then flattened into ReLU ``Dense``
+layers with dropout. Both end in a softmax output of K = 10 units, so h_Θ(x) ∈ ℝ^10 holds the
+class probabilities. They are trained
 with one-hot targets y ∈ {e_1, …, e_10} and the cross-entropy J = −(1/m) Σ_i Σ_k y_k log h_Θ(x)_k
 (fused output error δ^(L) = h_Θ(x) − y) by Adam with a cosine-decayed learning rate, on images
 randomly shifted by a pixel or two (:func:`thetanet.data.digits.random_shift`). The data sets
@@ -20,15 +24,20 @@ import numpy as np
 
 from thetanet.builders import mlp
 from thetanet.data.digits import DigitsData, flat, random_shift
+from thetanet.layers import Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D
 from thetanet.metrics import confusion_matrix
 from thetanet.model import Sequential
 from thetanet.utils import blas_threads, one_hot
 
 __all__ = [
+    "CNN_RECIPES",
+    "MODELS",
     "RECIPES",
     "Recipe",
     "TrainResult",
+    "build_cnn",
     "build_mlp",
+    "build_model",
     "default_recipe",
     "misclassified",
     "parse_hidden",
@@ -37,12 +46,19 @@ __all__ = [
     "with_overrides",
 ]
 
+#: The networks ``thetanet digits --model`` trains.
+MODELS = ("mlp", "cnn")
+
 
 @dataclass(frozen=True)
 class Recipe:
     """How to train: hidden widths s_2, s_3, …, dropout after each hidden layer, Adam with a
     cosine-decayed learning rate η_t = η/2 (1 + cos(π t / epochs)), mini-batches, and random
-    shifts of up to ``shift`` pixels applied to ``shift_fraction`` of the images each epoch."""
+    shifts of up to ``shift`` pixels applied to ``shift_fraction`` of the images each epoch.
+
+    ``model="cnn"`` puts convolution blocks before the hidden layers: per entry of ``filters``
+    a ``Conv2D(filters, kernel_size, "same", relu)`` and a 2×2 max-pool (then ``conv_dropout``),
+    then Flatten; ``hidden`` are the Dense widths after it."""
 
     hidden: tuple[int, ...] = (300, 100)
     dropout: float = 0.2
@@ -52,10 +68,15 @@ class Recipe:
     shift: int = 2
     shift_fraction: float = 0.5
     l2: float = 0.0
+    model: str = "mlp"
+    filters: tuple[int, ...] = ()
+    kernel_size: int = 3
+    conv_dropout: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["hidden"] = list(self.hidden)
+        d["filters"] = list(self.filters)
         return d
 
 
@@ -71,9 +92,27 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-def default_recipe(dataset: str) -> Recipe:
-    """The recipe for a resolved data set name (``mnist`` counts as ``mnist-t10k``)."""
-    return RECIPES.get(dataset, RECIPES["mnist-t10k"])
+#: The CNN's defaults per data set, chosen in benchmarks/results/digits.md.
+CNN_RECIPES: dict[str, Recipe] = {
+    "sklearn-digits": Recipe(model="cnn", filters=(32, 64), kernel_size=3, hidden=(128,),
+                             dropout=0.4, conv_dropout=0.1, epochs=60, batch_size=32,
+                             learning_rate=2e-3, shift=1, shift_fraction=0.5),
+    "mnist-t10k": Recipe(model="cnn", filters=(16, 32), kernel_size=3, hidden=(128,),
+                         dropout=0.4, conv_dropout=0.1, epochs=20, batch_size=64,
+                         learning_rate=2e-3, shift=2, shift_fraction=0.5),
+    "mnist-full": Recipe(model="cnn", filters=(32, 64), kernel_size=3, hidden=(128,),
+                         dropout=0.4, conv_dropout=0.1, epochs=15, batch_size=128,
+                         learning_rate=1e-3, shift=2, shift_fraction=0.5),
+}
+
+
+def default_recipe(dataset: str, model: str = "mlp") -> Recipe:
+    """The ``model``'s recipe for a resolved data set name (``mnist`` counts as
+    ``mnist-t10k``)."""
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
+    recipes = CNN_RECIPES if model == "cnn" else RECIPES
+    return recipes.get(dataset, recipes["mnist-t10k"])
 
 
 def build_mlp(input_dim: int, num_classes: int, recipe: Recipe, seed: int = 0,
@@ -82,6 +121,41 @@ def build_mlp(input_dim: int, num_classes: int, recipe: Recipe, seed: int = 0,
     return mlp([input_dim, *recipe.hidden, num_classes], activation="relu",
                output_activation="softmax", dropout=recipe.dropout, l2=recipe.l2, output_l2=0.0,
                kernel_initializer="he_uniform", seed=seed, dtype=dtype, name="digits_mlp")
+
+
+def build_cnn(image_shape: tuple[int, int], num_classes: int, recipe: Recipe, seed: int = 0,
+              dtype: Any = "float32") -> Sequential:
+    """LeNet-like: per entry f of ``recipe.filters`` a ``Conv2D(f, k, "same", relu)`` and a 2×2
+    max-pool ("same": odd sizes round up), then Flatten, ReLU Dense layers with dropout and a
+    softmax output of K units. He-uniform Θ; ``recipe.l2`` on every hidden Θ."""
+    layers: list[Layer] = []
+    for f in recipe.filters:
+        layers += [Conv2D(f, recipe.kernel_size, padding="same", activation="relu",
+                          kernel_initializer="he_uniform", l2=recipe.l2),
+                   MaxPool2D(2, padding="same")]
+        if recipe.conv_dropout:
+            layers.append(Dropout(recipe.conv_dropout))
+    layers.append(Flatten())
+    for width in recipe.hidden:
+        layers.append(Dense(width, "relu", kernel_initializer="he_uniform", l2=recipe.l2))
+        if recipe.dropout:
+            layers.append(Dropout(recipe.dropout))
+    layers.append(Dense(num_classes, "softmax"))
+    model = Sequential(layers, dtype=dtype, seed=seed, name="digits_cnn")
+    return model.build((*image_shape, 1))
+
+
+def build_model(data: DigitsData, recipe: Recipe, seed: int = 0) -> Sequential:
+    """The recipe's network for ``data``: :func:`build_cnn` or :func:`build_mlp`."""
+    if recipe.model == "cnn":
+        return build_cnn(data.image_shape, data.num_classes, recipe, seed=seed)
+    return build_mlp(data.x_train.shape[1], data.num_classes, recipe, seed=seed)
+
+
+def model_inputs(images: np.ndarray, recipe: Recipe) -> np.ndarray:
+    """Images (m, h, w) as the network's input: (m, h, w, 1) maps for the CNN, rows for the
+    MLP."""
+    return images[..., None] if recipe.model == "cnn" else flat(images)
 
 
 @dataclass
@@ -101,7 +175,7 @@ class TrainResult:
 def train_digits(data: DigitsData, recipe: Recipe | None = None, seed: int = 0,
                  verbose: bool = False, monitor_test: bool = True,
                  threads: int | None = None) -> TrainResult:
-    """Train :func:`build_mlp` on ``data`` with ``recipe`` and evaluate it on the test part.
+    """Train :func:`build_model` on ``data`` with ``recipe`` and evaluate it on the test part.
 
     Targets are one-hot (y ∈ {e_1 … e_K}) with categorical cross-entropy. Every random choice
     (Θ initialisation, shuffling, dropout masks, shifts) derives from ``seed``. With
@@ -113,30 +187,33 @@ def train_digits(data: DigitsData, recipe: Recipe | None = None, seed: int = 0,
     k = data.num_classes
     t0 = time.perf_counter()
     with blas_threads(threads):
-        model = build_mlp(data.x_train.shape[1], k, recipe, seed=seed)
+        model = build_model(data, recipe, seed=seed)
         model.compile({"name": "adam", "learning_rate": recipe.learning_rate},
                       "categorical_crossentropy", metrics=["accuracy"])
         y_train = one_hot(data.y_train, k)
         y_test = one_hot(data.y_test, k)
         images = data.x_train.reshape(-1, h, w)
+        x_train = model_inputs(images, recipe)
+        x_test = model_inputs(data.x_test.reshape(-1, h, w), recipe)
         rng = np.random.default_rng([seed, 1])
         history: dict[str, list[float]] = {}
         for epoch in range(recipe.epochs):
             model.optimizer.learning_rate = (  # type: ignore[union-attr]
                 recipe.learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / recipe.epochs)))
-            x = data.x_train
+            x = x_train
             if recipe.shift:
-                x = flat(random_shift(images, recipe.shift, rng, recipe.shift_fraction))
+                x = model_inputs(random_shift(images, recipe.shift, rng, recipe.shift_fraction),
+                                 recipe)
             hist = model.fit(x, y_train, epochs=1, batch_size=recipe.batch_size,
                              seed=seed * 100_003 + epoch, verbose=0,
-                             validation_data=(data.x_test, y_test) if monitor_test else None)
+                             validation_data=(x_test, y_test) if monitor_test else None)
             for key, values in hist.history.items():
                 name = key.replace("val_", "test_")
                 history.setdefault(name, []).extend(values)
             if verbose:
                 items = " - ".join(f"{n}: {v[-1]:.4f}" for n, v in history.items())
                 print(f"epoch {epoch + 1}/{recipe.epochs} - {items}", file=sys.stderr)
-        pred = model.predict_classes(data.x_test)
+        pred = model.predict_classes(x_test)
     seconds = time.perf_counter() - t0
     cm = confusion_matrix(data.y_test, pred, k)
     support = cm.sum(axis=1)

@@ -304,14 +304,17 @@ class Conv2D(Layer):
                 buf["dx"] = np.empty((buf["cap"], h, w, c), self.dtype)
         dxp = buf["dxp"][:m]
         dxp.fill(0)
-        # Θᵀ per kernel offset: (kh·kw, C_out, C_in); δ Θᵀ gives every offset's column block
-        kt = self.kernel.reshape(kh * kw, c, self.filters).transpose(0, 2, 1)
+        # one GEMM gives ∂J/∂(every column entry), δ Θᵀ, in im2col's layout; col2im adds it up
+        kmat = self.kernel.reshape(k, self.filters)
         flat = buf["flat"]
         for n0, n1 in ops.chunks(m, per):
-            p = (n1 - n0) * ho * wo
-            dcols = flat[:kh * kw * p * c].reshape(kh * kw, p, c)
-            np.matmul(delta[n0 * ho * wo:n1 * ho * wo], kt, out=dcols)
-            ops.col2im_add(dcols, dxp[n0:n1], kw, sh, sw, ho, wo)
+            rows = delta[n0 * ho * wo:n1 * ho * wo]
+            p = rows.shape[0]
+            if self._transposed:  # (K, P) = Θ δᵀ
+                dcols = np.matmul(kmat, rows.T, out=flat[:k * p].reshape(k, p))
+            else:  # (P, K) = δ Θᵀ
+                dcols = np.matmul(rows, kmat.T, out=flat[:p * k].reshape(p, k))
+            ops.col2im_add(dcols, dxp[n0:n1], kh, kw, sh, sw, ho, wo, self._transposed)
         self._cols_kept = False  # dcols overwrote the columns
         if "dx" not in buf:
             return dxp

@@ -4,18 +4,28 @@ An extractor turns parallel lists of modifiers and heads into a float32 matrix, 
 compound: a block computed from the modifier, then a block computed from the head. Every
 representation here is made of per-word rows, so :class:`PerWordExtractor` keeps them in
 memory, and — for the expensive ones (``disk_cache = True``) — on disk in
-``<cache_dir>/<name>-<key>.npz``, where ``key`` hashes the extractor, its settings and the
-identity of the resource files. The file holds the word list and the rows; it is written
-atomically and read with ``allow_pickle=False``; a damaged one is ignored and rebuilt.
+``<cache_dir>/<name>-<key>.npz``, where ``key`` hashes the extractor, its settings, the
+identity of the resource files and the file layout (:data:`CACHE_LAYOUT`). The file holds the
+rows and the words, stored exactly — their UTF-8 bytes concatenated plus offsets, so two
+distinct words never share an entry and the file grows with the total length of the words,
+not with the longest one. It is written atomically and read by the bounded, pickle-free
+:func:`thetanet.files.load_arrays`; a damaged one is ignored and rebuilt. Caches of the
+earlier layout (fixed-width string arrays, in which ``"olive\\0"`` and ``"olive"`` collided)
+have another key: they are never read again (delete them at will).
+
+Only fitting writes the cache. Within :func:`frozen_caches` — prediction — rows are served
+from it, and words it lacks are computed for that call only: the input of a prediction never
+changes the cache, and memory holds one call's words beyond it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -23,10 +33,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from thetanet.data.paths import cache_root
-from thetanet.files import atomic_write_with
+from thetanet.files import ModelFileError, load_arrays, save_arrays
 
-__all__ = ["EXTRACTORS", "CacheDir", "Extractor", "Matrix", "PerWordExtractor",
-           "available_features", "default_cache_dir", "register"]
+__all__ = ["CACHE_LAYOUT", "EXTRACTORS", "CacheDir", "Extractor", "Matrix",
+           "PerWordExtractor", "available_features", "decode_strings", "default_cache_dir",
+           "encode_strings", "frozen_caches", "register"]
+
+#: Layout of the cache files, part of their key. 2: strings as UTF-8 bytes + offsets (1 held
+#: fixed-width NumPy strings, which drop trailing NULs and pad every word to the longest).
+CACHE_LAYOUT = 2
+_UTF8, _OFFSETS = "__utf8", "__offsets"
 
 CacheDir = str | os.PathLike[str] | Literal[False] | None
 Matrix = sp.csr_matrix | np.ndarray
@@ -128,6 +144,7 @@ class PerWordExtractor(Extractor):
         super().__init__(cache_dir, **options)
         self._mem: dict[str, Any] = {}
         self._disk_loaded = False
+        self._frozen = False  # see frozen_caches
 
     # subclass hooks ------------------------------------------------------------------
     def _compute(self, words: list[str]) -> list[Any]:
@@ -138,9 +155,12 @@ class PerWordExtractor(Extractor):
         raise NotImplementedError
 
     def _pack(self, words: list[str], rows: list[Any]) -> dict[str, np.ndarray]:
+        """The rows as arrays (string arrays allowed); the base class stores ``words``
+        itself, exactly, under ``"words"`` (whatever this returns there)."""
         raise NotImplementedError
 
     def _unpack(self, arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """Inverse of :meth:`_pack`; string arrays come back as object arrays of ``str``."""
         raise NotImplementedError
 
     # machinery -----------------------------------------------------------------------
@@ -148,11 +168,13 @@ class PerWordExtractor(Extractor):
         """The cache file for these settings (``None`` when caching is off)."""
         if self.cache_dir is None or not self.disk_cache:
             return None
-        key = _sha({"name": self.name, "v": self.cache_version, **self._cache_settings()})
+        key = _sha({"name": self.name, "v": self.cache_version, "layout": CACHE_LAYOUT,
+                    **self._cache_settings()})
         return self.cache_dir / f"{self.name}-{key[:20]}.npz"
 
     def _rows(self, words: Iterable[str]) -> dict[str, Any]:
-        """Rows for the given words, computing (and caching) only the missing ones."""
+        """Rows for the given words, computing only the missing ones (and caching them,
+        unless frozen: then they are computed for this call only)."""
         need = sorted(set(words))
         missing = [w for w in need if w not in self._mem]
         path = self.cache_path() if missing else None
@@ -162,17 +184,21 @@ class PerWordExtractor(Extractor):
             if arrays is not None:
                 try:
                     self._mem.update(self._unpack(arrays))
-                except (KeyError, ValueError, IndexError) as e:
+                except (KeyError, ValueError, IndexError, TypeError) as e:
                     warnings.warn(f"ignoring malformed feature cache {path}: {e}", stacklevel=2)
                 before = len(missing)
                 missing = [w for w in missing if w not in self._mem]
                 self.stats["hits"] += before - len(missing)
-        if missing:
-            if self.disk_cache:
-                self.stats["misses"] += len(missing)
-            self._mem.update(zip(missing, self._compute(missing)))
-            if path is not None:
-                self._save(path)
+        if not missing:
+            return {w: self._mem[w] for w in need}
+        if self.disk_cache:
+            self.stats["misses"] += len(missing)
+        fresh = dict(zip(missing, self._compute(missing)))
+        if self._frozen:
+            return {w: fresh[w] if w in fresh else self._mem[w] for w in need}
+        self._mem.update(fresh)
+        if path is not None:
+            self._save(path)
         return {w: self._mem[w] for w in need}
 
     def _save(self, path: Path) -> None:
@@ -182,15 +208,72 @@ class PerWordExtractor(Extractor):
             try:
                 for w, row in self._unpack(current).items():
                     self._mem.setdefault(w, row)
-            except (KeyError, ValueError, IndexError):
+            except (KeyError, ValueError, IndexError, TypeError):
                 pass
         words = sorted(self._mem)
-        arrays = self._pack(words, [self._mem[w] for w in words])
+        arrays = {**self._pack(words, [self._mem[w] for w in words]), "words": words}
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_with(path, lambda fh: np.savez(fh, **arrays))
+            save_arrays(path, encode_strings(arrays))
         except OSError as e:
             warnings.warn(f"could not write feature cache {path}: {e}", stacklevel=3)
+
+
+@contextlib.contextmanager
+def frozen_caches(extractors: Iterable[Extractor]) -> Iterator[None]:
+    """Within the block, the per-word caches of ``extractors`` serve rows but keep nothing new
+    (neither in memory nor on disk): words they lack are computed for each call only.
+    Prediction runs so — its memory is bounded by the chunk, and its input (whatever words it
+    holds) never changes the cache that later runs read."""
+    frozen = [e for e in extractors if isinstance(e, PerWordExtractor) and not e._frozen]
+    for e in frozen:
+        e._frozen = True
+    try:
+        yield
+    finally:
+        for e in frozen:
+            e._frozen = False
+
+
+def encode_strings(arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Numeric arrays only: each string array (or list of ``str``) ``k`` becomes
+    ``k__utf8`` (the UTF-8 bytes of its items, concatenated; lone surrogates kept) and
+    ``k__offsets`` (where each item starts, plus the end) — exact for every string, and as
+    large as the strings' total length."""
+    out: dict[str, np.ndarray] = {}
+    for k, a in arrays.items():
+        if isinstance(a, list) or (isinstance(a, np.ndarray) and a.dtype.kind in "UO"):
+            items = [s.encode("utf-8", "surrogatepass") for s in
+                     (a if isinstance(a, list) else a.tolist())]
+            offsets = np.zeros(len(items) + 1, np.int64)
+            offsets[1:] = np.cumsum([len(b) for b in items], dtype=np.int64)
+            out[k + _UTF8] = np.frombuffer(b"".join(items), np.uint8)
+            out[k + _OFFSETS] = offsets
+        else:
+            out[k] = np.asarray(a)
+    return out
+
+
+def decode_strings(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Inverse of :func:`encode_strings`: string arrays back as object arrays of ``str``
+    (``ValueError`` for inconsistent offsets or bytes that are not UTF-8)."""
+    out = {k: v for k, v in arrays.items() if not k.endswith((_UTF8, _OFFSETS))}
+    for k in arrays:
+        if not k.endswith(_UTF8):
+            continue
+        base = k[: -len(_UTF8)]
+        data, offsets = arrays[k], arrays.get(base + _OFFSETS)
+        if (offsets is None or data.ndim != 1 or data.dtype != np.uint8 or offsets.ndim != 1
+                or offsets.dtype.kind not in "iu" or len(offsets) < 1 or offsets[0] != 0
+                or offsets[-1] != len(data) or np.any(np.diff(offsets) < 0)):
+            raise ValueError(f"inconsistent string array {base!r}")
+        raw = data.tobytes()
+        bounds = offsets.tolist()
+        items = [raw[a:b].decode("utf-8", "surrogatepass") for a, b in zip(bounds, bounds[1:])]
+        strings = np.empty(len(items), dtype=object)
+        strings[:] = items
+        out[base] = strings
+    return out
 
 
 def _sha(obj: Any) -> str:
@@ -199,11 +282,10 @@ def _sha(obj: Any) -> str:
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray] | None:
-    if not path.is_file():
+    if not path.exists():
         return None
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except Exception as e:  # damaged/truncated/foreign file: rebuild it
+        return decode_strings(load_arrays(path))
+    except (ModelFileError, ValueError) as e:  # damaged/truncated/foreign file: rebuild it
         warnings.warn(f"ignoring unreadable feature cache {path}: {e}", stacklevel=3)
         return None

@@ -13,8 +13,17 @@ import numpy as np
 import pytest
 
 import thetanet
-from thetanet import (AveragePool2D, Conv2D, Dense, Dropout, EarlyStopping, Flatten, MaxPool2D,
-                      Sequential, load_checkpoint)
+from thetanet import (
+    AveragePool2D,
+    Conv2D,
+    Dense,
+    Dropout,
+    EarlyStopping,
+    Flatten,
+    MaxPool2D,
+    Sequential,
+    load_checkpoint,
+)
 from thetanet.callbacks import Callback
 from thetanet.checkpoint import read_checkpoint
 from thetanet.gradcheck import backprop_gradients, gradcheck, numerical_gradients

@@ -5,8 +5,17 @@ import importlib.util
 import numpy as np
 import pytest
 
-from thetanet import (Activation, AveragePool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D,
-                      Maxout, Sequential, activations)
+from thetanet import (
+    Activation,
+    AveragePool2D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Maxout,
+    Sequential,
+    activations,
+)
 
 TOL = 1e-5
 

@@ -7,8 +7,18 @@ import sys
 import numpy as np
 import pytest
 
-from thetanet import (Activation, AveragePool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D,
-                      Maxout, Sequential, activations)
+from thetanet import (
+    Activation,
+    AveragePool2D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Maxout,
+    MaxPool2D,
+    Sequential,
+    activations,
+)
 from thetanet.cli import main
 from thetanet.layers import Layer
 

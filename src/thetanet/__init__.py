@@ -7,8 +7,16 @@
 
 from thetanet._version import __version__
 from thetanet.callbacks import EarlyStopping, History
-from thetanet.layers import (Activation, AveragePool2D, Conv2D, Dense, Dropout, Flatten,
-                             MaxPool2D, Maxout)
+from thetanet.layers import (
+                             Activation,
+                             AveragePool2D,
+                             Conv2D,
+                             Dense,
+                             Dropout,
+                             Flatten,
+                             Maxout,
+                             MaxPool2D,
+)
 from thetanet.model import Sequential, load_checkpoint, load_model, rebuild
 from thetanet.utils import one_hot
 

@@ -43,8 +43,7 @@ from typing import Any
 import numpy as np
 
 from thetanet import activations as _activations
-from thetanet.layers import (Activation, AveragePool2D, Conv2D, Dense, Dropout, Flatten,
-                             MaxPool2D)
+from thetanet.layers import Activation, AveragePool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D
 from thetanet.model import Sequential
 
 __all__ = ["from_keras", "keras_activation", "to_keras"]

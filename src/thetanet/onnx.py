@@ -64,8 +64,17 @@ import numpy as np
 
 from thetanet._version import __version__
 from thetanet.files import atomic_write_bytes
-from thetanet.layers import (Activation, AveragePool2D, Conv2D, Dense, Dropout, Flatten, Layer,
-                             MaxPool2D, Maxout)
+from thetanet.layers import (
+    Activation,
+    AveragePool2D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    Maxout,
+    MaxPool2D,
+)
 
 __all__ = ["ACTIVATION_CONVERTERS", "DEFAULT_OPSET", "LAYER_CONVERTERS", "MIN_OPSET",
            "max_abs_diff", "run_onnxruntime", "to_onnx"]

@@ -1,4 +1,5 @@
-"""Figures: confusion matrix, learning curves, a grid of digit images (PNG via matplotlib).
+"""Figures: confusion matrix, learning curves, a grid of digit images, the learnt filters of a
+convolutional layer (PNG via matplotlib).
 
 matplotlib is imported lazily, when a figure is drawn, and only through its object-oriented API
 with the Agg canvas (no ``pyplot``, no global backend switch), so plotting works without a
@@ -6,12 +7,15 @@ display. Importing this module raises ``ImportError`` when matplotlib is not ins
 (``pip install 'thetanet[plot]'``); importing thetanet itself never needs it.
 
 ``plot_confusion_matrix`` and ``plot_learning_curves`` are generic (any classes, any logged
-metrics); ``plot_digit_grid`` shows images with their true and predicted labels.
+metrics); ``plot_digit_grid`` shows images with their true and predicted labels;
+``plot_filters`` shows a Conv2D kernel (k_h, k_w, C_in, C_out) as one small image per filter.
+Files are written atomically (a reader never sees half a PNG).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import io
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -20,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_confusion_matrix", "plot_digit_grid", "plot_learning_curves"]
+__all__ = ["plot_confusion_matrix", "plot_digit_grid", "plot_filters", "plot_learning_curves"]
 
 # Fail at import when matplotlib is absent (callers catch this), but import it only when
 # a figure is drawn.
@@ -40,9 +44,13 @@ def _figure(figsize: tuple[float, float]) -> Any:
 
 
 def _save(fig: Any, path: str | os.PathLike[str], dpi: int = 100) -> Path:
+    from thetanet.files import atomic_write_bytes
+
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=dpi)
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, format=p.suffix.lstrip(".").lower() or "png")
+    atomic_write_bytes(p, buf.getvalue())
     return p
 
 
@@ -159,6 +167,45 @@ def plot_digit_grid(images: Any, true: Sequence[int], pred: Sequence[int],
         ax.set_title(f"{t[i]} → {p[i]}", fontsize=9, color="black" if ok else "crimson")
     if n == 0:
         axes[0, 0].text(0.5, 0.5, "no images", ha="center", va="center")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_filters(kernel: Any, path: str | os.PathLike[str], title: str | None = None,
+                 max_inputs: int = 8) -> Path:
+    """A Conv2D kernel Θ (k_h, k_w, C_in, C_out) as a grid: one column per filter (output
+    channel), one row per input channel (at most ``max_inputs``). A diverging colour map
+    centred on 0 (blue negative, red positive, one scale for the whole grid), so the pattern
+    each filter responds to — an edge, a stroke, a blob — is visible. Returns the path."""
+    k = np.asarray(kernel, dtype=float)
+    if k.ndim != 4:
+        raise ValueError(f"a Conv2D kernel has shape (k_h, k_w, C_in, C_out), got {k.shape}")
+    kh, kw, c_in, c_out = k.shape
+    rows = min(c_in, int(max_inputs))
+    cols = min(c_out, 16)
+    grid_rows = rows * math.ceil(c_out / cols)
+    vmax = float(np.abs(k).max()) or 1.0
+    fig = _figure((0.9 * cols + 0.8, 0.9 * grid_rows + (0.5 if title else 0.2)))
+    axes = fig.subplots(grid_rows, cols, squeeze=False)
+    im = None
+    for f in range(math.ceil(c_out / cols) * cols):
+        block, col = divmod(f, cols)
+        for c in range(rows):
+            ax = axes[block * rows + c, col]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if f >= c_out:
+                ax.set_axis_off()
+                continue
+            im = ax.imshow(k[:, :, c, f], cmap="RdBu_r", vmin=-vmax, vmax=vmax,
+                           interpolation="nearest")
+            if c == 0:
+                ax.set_title(str(f), fontsize=8)
+            if col == 0 and rows > 1:
+                ax.set_ylabel(f"in {c}", fontsize=7)
+    if im is not None:
+        fig.colorbar(im, ax=axes, shrink=0.8, label="weight")
     if title:
         fig.suptitle(title)
     return _save(fig, path)

@@ -37,8 +37,15 @@ def register(subparsers: Any) -> None:
                         "is read from <root>/mnist/")
     p.add_argument("--download", action="store_true",
                    help="download missing MNIST files into <root>/mnist/ (verified)")
+    p.add_argument("--model", default="mlp", choices=list(example.MODELS),
+                   help="mlp (default) or cnn: a LeNet-like convolutional net (3×3 conv + "
+                        "max-pool blocks, then dense layers)")
     p.add_argument("--hidden", default=None,
-                   help="hidden layer widths, e.g. 300,100 ('none' for softmax regression)")
+                   help="hidden layer widths, e.g. 300,100 ('none' for softmax regression); "
+                        "with --model cnn the dense layers after the convolutions")
+    p.add_argument("--ensemble", type=positive_int, default=None,
+                   help="train this many networks (other seeds) and average their "
+                        "probabilities (default: the recipe's)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs")
     p.add_argument("--batch-size", type=int, default=None, help="mini-batch size")
     p.add_argument("--lr", type=float, default=None, help="initial Adam learning rate η")
@@ -56,7 +63,8 @@ def register(subparsers: Any) -> None:
                         "cores; 0 = the BLAS default)")
     p.add_argument("--plots", metavar="DIR", default=None,
                    help="write confusion_matrix.png, misclassified.png and "
-                        "learning_curves.png into DIR")
+                        "learning_curves.png (and filters.png, the learnt first-layer "
+                        "filters, with --model cnn) into DIR")
     p.add_argument("--save-model", metavar="DIR", default=None,
                    help="save the trained model (JSON + npz) into DIR")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -99,15 +107,18 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from None
     if args.dataset == "mnist" and not args.json:
         print(f"mnist: using {data.name} ({data.split})", file=sys.stderr)
+    if args.search and args.model != "mlp":
+        raise CLIError("--search picks MLP architectures only; drop --model cnn")
     if args.search:
         from thetanet.cli.nc_search import run_digits_search
 
         return run_digits_search(args, data)
 
-    recipe = example.with_overrides(example.default_recipe(data.name), hidden=hidden,
-                                    epochs=args.epochs, batch_size=args.batch_size,
-                                    learning_rate=args.lr, dropout=args.dropout, l2=args.l2,
-                                    shift=args.shift)
+    recipe = example.with_overrides(example.default_recipe(data.name, args.model),
+                                    hidden=hidden, epochs=args.epochs,
+                                    batch_size=args.batch_size, learning_rate=args.lr,
+                                    dropout=args.dropout, l2=args.l2, shift=args.shift,
+                                    ensemble=args.ensemble)
     threads = args.threads or None
     if args.plots:
         _check_plotting()
@@ -118,9 +129,9 @@ def run(args: argparse.Namespace) -> int:
     if args.plots:
         written = _write_plots(Path(args.plots), data, result)
     if args.save_model:
-        result.model.save(args.save_model, metadata={"dataset": data.name, "split": data.split,
-                                                     "test_accuracy": result.test_accuracy})
-        written.append(str(args.save_model))
+        written += example.save_result(result, args.save_model,
+                                       {"dataset": data.name, "split": data.split,
+                                        "test_accuracy": result.test_accuracy})
 
     if args.json:
         doc = example.result_json(data, result, args.seed)
@@ -132,8 +143,7 @@ def run(args: argparse.Namespace) -> int:
     r = result.recipe
     print(f"{data.name}: {data.x_train.shape[0]} training / {data.x_test.shape[0]} test images "
           f"({data.split})")
-    widths = "-".join(str(w) for w in (data.x_train.shape[1], *r.hidden, data.num_classes))
-    print(f"network {widths} (ReLU, dropout {r.dropout:g}, softmax), {r.epochs} epochs, "
+    print(f"{example.describe_network(data, r)}, {r.epochs} epochs, "
           f"batch {r.batch_size}, Adam η={r.learning_rate:g} (cosine), shifts ±{r.shift}px, "
           f"seed {args.seed}: {result.seconds:.1f} s")
     print(f"test accuracy: {result.test_accuracy:.2%} "
@@ -155,7 +165,12 @@ def _check_plotting() -> None:
 
 
 def _write_plots(directory: Path, data: Any, result: Any) -> list[str]:
-    from thetanet.plots import plot_confusion_matrix, plot_digit_grid, plot_learning_curves
+    from thetanet.plots import (
+        plot_confusion_matrix,
+        plot_digit_grid,
+        plot_filters,
+        plot_learning_curves,
+    )
 
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -177,4 +192,8 @@ def _write_plots(directory: Path, data: Any, result: Any) -> list[str]:
         paths.append(plot_learning_curves(result.history, directory / "learning_curves.png",
                                           title=f"{data.name} (test curves for "
                                                 "illustration only)"))
+    first = result.model.layers[0]
+    if type(first).__name__ == "Conv2D":  # the CNN: what its first layer learnt to look for
+        paths.append(plot_filters(first.kernel, directory / "filters.png",
+                                  title=f"{data.name}: learnt first-layer filters"))
     return [str(p) for p in paths]

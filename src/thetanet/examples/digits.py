@@ -18,6 +18,7 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,7 @@ __all__ = [
     "misclassified",
     "parse_hidden",
     "result_json",
+    "save_result",
     "train_digits",
     "with_overrides",
 ]
@@ -58,7 +60,8 @@ class Recipe:
 
     ``model="cnn"`` puts convolution blocks before the hidden layers: per entry of ``filters``
     a ``Conv2D(filters, kernel_size, "same", relu)`` and a 2×2 max-pool (then ``conv_dropout``),
-    then Flatten; ``hidden`` are the Dense widths after it."""
+    then Flatten; ``hidden`` are the Dense widths after it. ``ensemble`` > 1 trains that many
+    networks (other seeds) and averages their probabilities."""
 
     hidden: tuple[int, ...] = (300, 100)
     dropout: float = 0.2
@@ -72,6 +75,7 @@ class Recipe:
     filters: tuple[int, ...] = ()
     kernel_size: int = 3
     conv_dropout: float = 0.0
+    ensemble: int = 1
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -96,7 +100,7 @@ RECIPES: dict[str, Recipe] = {
 CNN_RECIPES: dict[str, Recipe] = {
     "sklearn-digits": Recipe(model="cnn", filters=(32, 64), kernel_size=3, hidden=(128,),
                              dropout=0.4, conv_dropout=0.1, epochs=60, batch_size=32,
-                             learning_rate=2e-3, shift=1, shift_fraction=0.5),
+                             learning_rate=2e-3, shift=1, shift_fraction=0.5, ensemble=3),
     "mnist-t10k": Recipe(model="cnn", filters=(16, 32), kernel_size=3, hidden=(128,),
                          dropout=0.4, conv_dropout=0.1, epochs=20, batch_size=64,
                          learning_rate=2e-3, shift=2, shift_fraction=0.5),
@@ -170,6 +174,8 @@ class TrainResult:
     predictions: np.ndarray
     history: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    #: every member of an ensemble (``model`` is the first); [model] for a single network
+    members: list[Sequential] = field(default_factory=list)
 
 
 def train_digits(data: DigitsData, recipe: Recipe | None = None, seed: int = 0,
@@ -178,48 +184,99 @@ def train_digits(data: DigitsData, recipe: Recipe | None = None, seed: int = 0,
     """Train :func:`build_model` on ``data`` with ``recipe`` and evaluate it on the test part.
 
     Targets are one-hot (y ∈ {e_1 … e_K}) with categorical cross-entropy. Every random choice
-    (Θ initialisation, shuffling, dropout masks, shifts) derives from ``seed``. With
-    ``monitor_test`` the test loss/accuracy are logged per epoch for the learning curves only
-    (never used to choose anything).
+    (Θ initialisation, shuffling, dropout masks, shifts) derives from ``seed``; with
+    ``recipe.ensemble`` = n > 1, member i trains with seed + 1000·i and the prediction is the
+    argmax of the members' mean h_Θ(x). With ``monitor_test`` the test loss/accuracy are
+    logged per epoch (of the first member) for the learning curves only (never used to choose
+    anything).
     """
     recipe = recipe or default_recipe(data.name)
     h, w = data.image_shape
     k = data.num_classes
     t0 = time.perf_counter()
     with blas_threads(threads):
-        model = build_model(data, recipe, seed=seed)
-        model.compile({"name": "adam", "learning_rate": recipe.learning_rate},
-                      "categorical_crossentropy", metrics=["accuracy"])
-        y_train = one_hot(data.y_train, k)
-        y_test = one_hot(data.y_test, k)
-        images = data.x_train.reshape(-1, h, w)
-        x_train = model_inputs(images, recipe)
         x_test = model_inputs(data.x_test.reshape(-1, h, w), recipe)
-        rng = np.random.default_rng([seed, 1])
+        members: list[Sequential] = []
         history: dict[str, list[float]] = {}
-        for epoch in range(recipe.epochs):
-            model.optimizer.learning_rate = (  # type: ignore[union-attr]
-                recipe.learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / recipe.epochs)))
-            x = x_train
-            if recipe.shift:
-                x = model_inputs(random_shift(images, recipe.shift, rng, recipe.shift_fraction),
-                                 recipe)
-            hist = model.fit(x, y_train, epochs=1, batch_size=recipe.batch_size,
-                             seed=seed * 100_003 + epoch, verbose=0,
-                             validation_data=(x_test, y_test) if monitor_test else None)
-            for key, values in hist.history.items():
-                name = key.replace("val_", "test_")
-                history.setdefault(name, []).extend(values)
-            if verbose:
-                items = " - ".join(f"{n}: {v[-1]:.4f}" for n, v in history.items())
-                print(f"epoch {epoch + 1}/{recipe.epochs} - {items}", file=sys.stderr)
-        pred = model.predict_classes(x_test)
+        probs = np.zeros((data.y_test.size, k))
+        for i in range(recipe.ensemble):
+            tag = f"member {i + 1}/{recipe.ensemble}: " if recipe.ensemble > 1 else ""
+            model = _train_one(data, recipe, seed + 1000 * i, x_test, history if i == 0 else {},
+                               tag if verbose else None, monitor_test and i == 0)
+            members.append(model)
+            probs += model.predict(x_test)
+        pred = probs.argmax(axis=1)
     seconds = time.perf_counter() - t0
     cm = confusion_matrix(data.y_test, pred, k)
     support = cm.sum(axis=1)
     per_class = [float(cm[i, i] / support[i]) if support[i] else 0.0 for i in range(k)]
     acc = float(np.mean(pred == data.y_test))
-    return TrainResult(model, recipe, acc, per_class, cm, pred, history, seconds)
+    return TrainResult(members[0], recipe, acc, per_class, cm, pred, history, seconds, members)
+
+
+def _train_one(data: DigitsData, recipe: Recipe, seed: int, x_test: np.ndarray,
+               history: dict[str, list[float]], verbose: str | None, monitor_test: bool
+               ) -> Sequential:
+    """One network of the recipe, trained with ``seed``; per-epoch logs go into ``history``
+    (and, unless ``verbose`` is None, to stderr after that prefix)."""
+    h, w = data.image_shape
+    k = data.num_classes
+    model = build_model(data, recipe, seed=seed)
+    model.compile({"name": "adam", "learning_rate": recipe.learning_rate},
+                  "categorical_crossentropy", metrics=["accuracy"])
+    y_train = one_hot(data.y_train, k)
+    y_test = one_hot(data.y_test, k)
+    images = data.x_train.reshape(-1, h, w)
+    x_train = model_inputs(images, recipe)
+    rng = np.random.default_rng([seed, 1])
+    for epoch in range(recipe.epochs):
+        model.optimizer.learning_rate = (  # type: ignore[union-attr]
+            recipe.learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / recipe.epochs)))
+        x = x_train
+        if recipe.shift:
+            x = model_inputs(random_shift(images, recipe.shift, rng, recipe.shift_fraction),
+                             recipe)
+        hist = model.fit(x, y_train, epochs=1, batch_size=recipe.batch_size,
+                         seed=seed * 100_003 + epoch, verbose=0,
+                         validation_data=(x_test, y_test) if monitor_test else None)
+        logs = {key.replace("val_", "test_"): values for key, values in hist.history.items()}
+        for key, values in logs.items():
+            history.setdefault(key, []).extend(values)
+        if verbose is not None:
+            items = " - ".join(f"{n}: {v[-1]:.4f}" for n, v in logs.items())
+            print(f"{verbose}epoch {epoch + 1}/{recipe.epochs} - {items}", file=sys.stderr)
+    return model
+
+
+def save_result(result: TrainResult, path: Any, metadata: dict[str, Any]) -> list[str]:
+    """Save the trained network into ``path`` (JSON + npz); an ensemble's members into
+    ``path``/member_i each. Returns the directories written."""
+    if len(result.members) <= 1:
+        result.model.save(path, metadata=metadata)
+        return [str(path)]
+    paths = []
+    for i, member in enumerate(result.members):
+        member.save(Path(path) / f"member_{i}", metadata={**metadata, "member": i})
+        paths.append(str(Path(path) / f"member_{i}"))
+    return paths
+
+
+def describe_network(data: DigitsData, recipe: Recipe) -> str:
+    """One line: the architecture, e.g. "network 64-300-100-10 (ReLU, dropout 0.2, softmax)"
+    or "CNN 8×8×1 → conv3×3 32 → pool → conv3×3 64 → pool → 128 → 10 (ReLU, …)"."""
+    h, w = data.image_shape
+    if recipe.model == "cnn":
+        k = recipe.kernel_size
+        parts = [f"{h}×{w}×1", *(f"conv{k}×{k} {f} → pool" for f in recipe.filters),
+                 *map(str, recipe.hidden), str(data.num_classes)]
+        text = f"CNN {' → '.join(parts)} (ReLU, dropout {recipe.conv_dropout:g} after each " \
+               f"pool and {recipe.dropout:g} after each hidden layer, softmax)"
+    else:
+        widths = "-".join(str(v) for v in (h * w, *recipe.hidden, data.num_classes))
+        text = f"network {widths} (ReLU, dropout {recipe.dropout:g}, softmax)"
+    if recipe.ensemble > 1:
+        text += f", ensemble of {recipe.ensemble}"
+    return text
 
 
 def misclassified(data: DigitsData, predictions: np.ndarray, limit: int = 64

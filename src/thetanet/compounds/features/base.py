@@ -13,14 +13,17 @@ not with the longest one. It is written atomically and read by the bounded, pick
 earlier layout (fixed-width string arrays, in which ``"olive\\0"`` and ``"olive"`` collided)
 have another key: they are never read again (delete them at will).
 
-Only fitting writes the cache. Within :func:`frozen_caches` — prediction — rows are served
-from it, and words it lacks are computed for that call only: the input of a prediction never
-changes the cache, and memory holds one call's words beyond it.
+Only an extractor fitted in this process writes the cache (the words of its fit, and of its
+transforms after it: train and val); one restored from a saved model, or made for a lookup,
+only reads it. Within :func:`frozen_caches` — prediction — rows are served from the cache and
+words it lacks are computed for that call only: the input of a prediction never changes the
+cache, and memory holds one call's words beyond it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -145,6 +148,19 @@ class PerWordExtractor(Extractor):
         self._mem: dict[str, Any] = {}
         self._disk_loaded = False
         self._frozen = False  # see frozen_caches
+        self._writer = False  # fitted here: may write the disk cache
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Each subclass's ``fit`` makes its extractor a cache writer (see the module)."""
+        super().__init_subclass__(**kwargs)
+        fit = cls.__dict__.get("fit")
+        if fit is not None:
+            @functools.wraps(fit)
+            def fitting(self: PerWordExtractor, *args: Any, **kw: Any) -> Any:
+                self._writer = True
+                return fit(self, *args, **kw)
+
+            cls.fit = fitting  # type: ignore[method-assign]
 
     # subclass hooks ------------------------------------------------------------------
     def _compute(self, words: list[str]) -> list[Any]:
@@ -197,7 +213,7 @@ class PerWordExtractor(Extractor):
         if self._frozen:
             return {w: fresh[w] if w in fresh else self._mem[w] for w in need}
         self._mem.update(fresh)
-        if path is not None:
+        if path is not None and self._writer:
             self._save(path)
         return {w: self._mem[w] for w in need}
 

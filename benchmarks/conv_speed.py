@@ -17,6 +17,9 @@ process: a warm-up of 4 batches, then one timed epoch. The frameworks alternate 
 reported. A last thetanet process times one more epoch with every ``np.matmul`` / ``np.dot``
 call and every layer's forward / backward timed, for the GEMM share and the breakdown. Peak RSS
 is ``ru_maxrss`` of each process (imports and data included) and its growth over the epoch.
+For context, ``--compare-threads N`` (default 1; 0 skips) repeats the alternating rounds with N
+threads per framework: on a machine whose cores are shared, how much of the gap is the cost of
+waking BLAS's / OpenMP's second thread for many small products.
 """
 
 from __future__ import annotations
@@ -101,6 +104,7 @@ def _instrument(model: Any, timers: dict[str, float]) -> None:
                 return fn(*args, **kwargs)
             finally:
                 timers[key] = timers.get(key, 0.0) + clock() - t
+                timers[f"{key}#calls"] = timers.get(f"{key}#calls", 0) + 1
         return wrapper
 
     np.matmul = timed(np.matmul, "gemm")  # type: ignore[assignment]
@@ -178,7 +182,8 @@ def spawn(kind: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(runs: dict[str, list[dict[str, Any]]], inst: dict[str, Any], args: argparse.Namespace,
-           started: float, loads: list[str]) -> str:
+           started: float, loads: list[str],
+           other: dict[str, list[dict[str, Any]]] | None = None) -> str:
     med = {k: statistics.median(r["seconds"] for r in v) for k, v in runs.items()}
     ratios = [a["seconds"] / b["seconds"] for a, b in zip(runs["thetanet"], runs["torch"])]
     ratio = statistics.median(ratios)
@@ -222,13 +227,15 @@ def report(runs: dict[str, list[dict[str, Any]]], inst: dict[str, Any], args: ar
         "a little overhead)",
         "",
         f"GEMMs (every `np.matmul` / `np.dot` call): {timers.get('gemm', 0.0):.3f} s = "
-        f"**{100 * timers.get('gemm', 0.0) / epoch:.0f} %** of the epoch.",
+        f"**{100 * timers.get('gemm', 0.0) / epoch:.0f} %** of the epoch; "
+        f"{timers.get('gemm#calls', 0) / -(-args.images // BATCH):.0f} BLAS calls per batch "
+        "(each one a fork/join of BLAS's threads: what costs most on a loaded machine).",
         "",
         "| layer | forward s | backward s | % of epoch |",
         "|---|---|---|---|",
     ]
     inside = 0.0
-    tags = sorted({k.rsplit(".", 1)[0] for k in timers if k != "gemm"},
+    tags = sorted({k.rsplit(".", 1)[0] for k in timers if not k.startswith("gemm")},
                   key=lambda t: int(t.split(":")[0]))
     for tag in tags:
         # a hidden Dense's forward calls forward_linear; the output Dense's fused step calls
@@ -240,7 +247,40 @@ def report(runs: dict[str, list[dict[str, Any]]], inst: dict[str, Any], args: ar
     lines += ["", f"Outside the layers (loss, optimiser steps, batching, the fit loop): "
               f"{max(epoch - inside, 0.0):.3f} s = {100 * max(epoch - inside, 0.0) / epoch:.0f} %.",
               ""]
+    if other:
+        lines += [f"## For context: the same epochs with {args.compare_threads} thread(s) "
+                  "each (fresh processes, alternating; not the target's setting)", "",
+                  "| framework | s/epoch (median) | per round | ÷ PyTorch (paired median) | "
+                  "CPU s (median) |", "|---|---|---|---|---|"]
+        ratio1 = statistics.median(a["seconds"] / b["seconds"]
+                                   for a, b in zip(other["thetanet"], other["torch"]))
+        slower = {}
+        for k in ("thetanet", "torch"):
+            v = other[k]
+            slower[k] = med[k] / statistics.median(r["seconds"] for r in v)
+            lines.append(f"| {k} | {statistics.median(r['seconds'] for r in v):.3f} | "
+                         + ", ".join(f"{r['seconds']:.3f}" for r in v)
+                         + f" | {ratio1 if k == 'thetanet' else 1.0:.2f} | "
+                         f"{statistics.median(r['cpu'] for r in v):.3f} |")
+        lines += ["", f"With {args.threads} threads instead of {args.compare_threads}, thetanet's "
+                  f"epoch took {slower['thetanet']:.2f}× as long and PyTorch's "
+                  f"{slower['torch']:.2f}× (medians): on cores shared with other work, every "
+                  "multi-threaded product waits for its second thread to be scheduled, and "
+                  "thetanet's epoch is many small BLAS calls.", ""]
     return "\n".join(lines)
+
+
+def alternate(args: argparse.Namespace, threads: int) -> dict[str, list[dict[str, Any]]]:
+    """``args.rounds`` rounds of one epoch per framework, each in a fresh process, the order
+    flipped every round."""
+    runs: dict[str, list[dict[str, Any]]] = {"thetanet": [], "torch": []}
+    for r in range(args.rounds):
+        for kind in (("thetanet", "torch") if r % 2 == 0 else ("torch", "thetanet")):
+            res = spawn(kind, args)
+            runs[kind].append(res)
+            print(f"{threads} thread(s), round {r + 1} {kind}: {res['seconds']:.3f} s",
+                  file=sys.stderr)
+    return runs
 
 
 def main() -> None:
@@ -250,6 +290,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=120.0)
+    ap.add_argument("--compare-threads", type=int, default=1,
+                    help="also time both frameworks with this many threads (0 = skip)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     if args.worker:
@@ -257,15 +299,14 @@ def main() -> None:
         return
     started = time.time()
     loads = [" ".join(f"{v:.2f}" for v in os.getloadavg())]
-    runs: dict[str, list[dict[str, Any]]] = {"thetanet": [], "torch": []}
-    for r in range(args.rounds):
-        for kind in (("thetanet", "torch") if r % 2 == 0 else ("torch", "thetanet")):
-            res = spawn(kind, args)
-            runs[kind].append(res)
-            print(f"round {r + 1} {kind}: {res['seconds']:.3f} s", file=sys.stderr)
+    runs = alternate(args, args.threads)
     inst = spawn("thetanet-instrumented", args)
+    other = None
+    if args.compare_threads:
+        other = alternate(argparse.Namespace(**{**vars(args), "threads": args.compare_threads}),
+                          args.compare_threads)
     loads.append(" ".join(f"{v:.2f}" for v in os.getloadavg()))
-    text = report(runs, inst, args, started, loads)
+    text = report(runs, inst, args, started, loads, other)
     sys.path.insert(0, str(HERE.parent / "src"))
     from thetanet.files import atomic_write_text
 

@@ -169,3 +169,70 @@ def test_cli_missing_mnist_is_a_clear_error(tmp_path, capsys):
     assert main(["digits", "--dataset", "mnist-full", "--data-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "MNIST train not found" in err and "--download" in err
+
+
+# -- the CNN (issue 17) ------------------------------------------------------------------------
+TINY_CNN = E.Recipe(model="cnn", filters=(8, 16), kernel_size=3, hidden=(32,), dropout=0.1,
+                    conv_dropout=0.1, epochs=10, batch_size=16, learning_rate=5e-3, shift=1)
+
+
+def test_build_cnn_matches_the_recipe():
+    model = E.build_cnn((28, 28), 10, E.default_recipe("mnist-t10k", "cnn"))
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Conv2D", "MaxPool2D", "Dropout", "Conv2D", "MaxPool2D", "Dropout",
+                     "Flatten", "Dense", "Dropout", "Dense"]
+    assert model.input_shape == (28, 28, 1)
+    assert [layer.output_shape for layer in model.layers[:5]] == [
+        (28, 28, 16), (14, 14, 16), (14, 14, 16), (14, 14, 32), (7, 7, 32)]
+    assert model.layers[-1].activation.name == "softmax" and model.layers[-1].units == 10
+    odd = E.build_cnn((8, 8), 10, E.Recipe(model="cnn", filters=(2, 3, 4), hidden=()))
+    assert odd.layers[-2].output_shape == (4,)  # 8 → 4 → 2 → 1 ("same" pools)
+    assert E.default_recipe("sklearn-digits", "cnn").ensemble == 3
+    with pytest.raises(ValueError, match="unknown model"):
+        E.default_recipe("sklearn-digits", "rnn")
+
+
+def test_cnn_ensemble_is_seeded_and_averages_its_members():
+    data = _tiny(D.load_dataset("sklearn-digits"), 400)
+    recipe = E.with_overrides(TINY_CNN, ensemble=2)
+    a = E.train_digits(data, recipe, seed=3, threads=1, monitor_test=True)
+    b = E.train_digits(data, recipe, seed=3, threads=1, monitor_test=False)
+    assert len(a.members) == 2 and a.model is a.members[0]
+    for wa, wb in zip(a.members[1].get_weights(), b.members[1].get_weights()):
+        assert np.array_equal(wa, wb)
+    assert not np.array_equal(a.members[0].get_weights()[0], a.members[1].get_weights()[0])
+    x = data.x_test.reshape(-1, 8, 8, 1)
+    mean = (a.members[0].predict(x).astype(np.float64) + a.members[1].predict(x)) / 2
+    np.testing.assert_array_equal(a.predictions, mean.argmax(axis=1))
+    assert a.test_accuracy > 0.7
+    assert len(a.history["test_accuracy"]) == 10  # the first member's curves
+
+
+def test_cli_cnn_plots_and_saved_ensemble(tmp_path, capsys):
+    from thetanet import load_model
+
+    assert main(["digits", "--model", "cnn", "--epochs", "2", "--ensemble", "2", "--plots",
+                 str(tmp_path / "p"), "--save-model", str(tmp_path / "m"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["recipe"]["model"] == "cnn" and doc["recipe"]["ensemble"] == 2
+    assert doc["recipe"]["filters"] == [32, 64]
+    for name in ("confusion_matrix.png", "misclassified.png", "learning_curves.png",
+                 "filters.png"):
+        assert (tmp_path / "p" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    members = [load_model(tmp_path / "m" / f"member_{i}") for i in range(2)]
+    data = D.load_dataset("sklearn-digits")
+    x = data.x_test.reshape(-1, 8, 8, 1)
+    pred = (members[0].predict(x).astype(np.float64) + members[1].predict(x)).argmax(axis=1)
+    assert doc["test_accuracy"] == pytest.approx(np.mean(pred == data.y_test))
+    assert main(["digits", "--model", "cnn", "--search"]) == 2
+    assert "MLP architectures only" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: a positive integer
+        main(["digits", "--model", "cnn", "--ensemble", "0"])
+
+
+def test_cli_cnn_mnist_smoke(data_root, capsys):
+    assert main(["digits", "--model", "cnn", "--dataset", "mnist-t10k", "--data-dir",
+                 str(data_root), "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "CNN 28×28×1 → conv3×3 16 → pool → conv3×3 32 → pool → 128 → 10" in out
+    assert float(out.split("test accuracy: ")[1].split("%")[0]) > 90

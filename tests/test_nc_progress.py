@@ -1,6 +1,7 @@
 """``nc train`` progress: live on a terminal, plain lines without one, nothing with --quiet."""
 
 import io
+import json
 import os
 import re
 import select
@@ -166,3 +167,29 @@ def test_help_shows_the_defaults(capsys):
     r = recipe("fine_random")
     assert f"max epochs {r.max_epochs}, patience {r.patience}" in text
     assert max(len(line) for line in text.splitlines()) <= 100
+
+
+def test_plots_say_split_model_metric_and_mark_the_chosen_epoch(data_root, tmp_path,
+                                                                monkeypatch, capsys):
+    pytest.importorskip("matplotlib")
+    from thetanet import plots
+
+    calls = []
+    for name in ("plot_confusion_matrix", "plot_learning_curves"):
+        real = getattr(plots, name)
+
+        def spy(*a, _real=real, _name=name, **kw):
+            calls.append((_name, kw))
+            return _real(*a, **kw)
+        monkeypatch.setattr(plots, name, spy)
+    assert main(_train_args(data_root, tmp_path, "--plots", str(tmp_path / "p"), "--json")) == 0
+    report = json.loads(capsys.readouterr().out)["coarse_lexical"]
+    (_, cm), (_, lc) = calls
+    assert cm["title"].startswith("coarse_lexical, softmax regression") and \
+        "val (selection), not test, weighted-F1" in cm["title"]
+    chosen = report["epochs"][0] - 1
+    assert lc["chosen_epoch"] == chosen
+    assert lc["title"].startswith("coarse_lexical, softmax regression") and \
+        f"chosen epoch {chosen + 1}" in lc["title"] and "val weighted-F1" in lc["title"]
+    assert report["plots"] == [str(tmp_path / "p" / "coarse_lexical" / n)
+                               for n in ("confusion_matrix.png", "learning_curves_seed0.png")]

@@ -11,8 +11,8 @@ transpose (``transposed=True``). The copy runs fastest along the longest contigu
 source: k_w·C elements per row in the first layout, W_out elements per row in the second when
 C = 1. :func:`use_transposed_columns` picks the layout; the GEMMs take either (BLAS transposes
 freely). :func:`wide_shape` (also named) lets the bias add and elementwise activations run on
-long rows. Nothing loops over pixels in Python; col2im loops over the k_h·k_w kernel offsets
-only.
+long rows. Nothing loops over pixels in Python; :func:`col2im_add` loops over at most the
+k_h·k_w kernel offsets (k_h·⌈k_w/s_w⌉ in the first layout, also named).
 """
 
 from __future__ import annotations

@@ -109,6 +109,8 @@ class _MemberProgress(Callback):
         if es is not None and es.best_epoch >= 0:
             self.out.say(f"{self.label}: stopped after epoch {self.done}; best val-F1 "
                          f"{es.best:.4f} at epoch {es.best_epoch + 1} ({took})")
+        elif self.epochs is None:  # beside the selection: cut at its choice, told elsewhere
+            self.out.say(f"{self.label}: done ({took})")
         else:
             self.out.say(f"{self.label}: done, {self.done} epochs ({took})")
 

@@ -95,7 +95,7 @@ class _Follow(Callback):
         final = self.step.final
         if final is not None and epoch >= final:
             self.model.stop_training = True
-        elif epoch == self.step.best - 1:
+        elif epoch == self.step.best:
             self.kept = (epoch, self.model.get_weights())
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:

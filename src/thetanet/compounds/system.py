@@ -186,8 +186,8 @@ class NCClassifier:
         none = _Checkpoints(None, False, None)
         n, most = len(self.settings.seeds), self.settings.max_epochs
 
-        # the selection's features first: a WordNet reader is not safe in two threads (the
-        # refit's then come from the cache those wrote)
+        # the selection's features first: the shared WordNet reader is not thread-safe, so
+        # the refit builds its features while the selection only trains
         ready = self._prepare(train, val, cache_dir, report, "select")
 
         def select(steps: list[Lockstep]) -> None:

@@ -31,8 +31,10 @@ Backward, with δ = grad ⊙ g'(z) (or δ given directly, ``grad_is_preactivatio
   every input pixel collects, from every window that saw it, δ of that window's output times
   the weight that joined them. That is the *full* correlation of δ (dilated by the stride)
   with the kernel flipped in both spatial axes, C_in and C_out swapped, i.e. col2im(δ Θᵀ):
-  δ Θᵀ (one GEMM per kernel offset) gives each window's share, and col2im adds the k_h·k_w
-  shifted pieces into place — no padded im2col of δ is built. Padding is then cut off again.
+  δ Θᵀ (one GEMM, (m·H'·W', C_out) × (C_out, k_h·k_w·C_in), in im2col's layout) gives every
+  window's share, and col2im (:func:`thetanet.conv_ops.col2im_add`, the adjoint of im2col)
+  adds the shifted pieces into place — no padded im2col of δ is built. Padding is then cut off
+  again.
 
 ``padding="same"`` follows Keras/TensorFlow: ⌈H/s⌉ outputs and the padding split with the odd
 pixel at the bottom / right (see :func:`thetanet.conv_ops.output_size`); PyTorch's symmetric

@@ -28,7 +28,6 @@ from thetanet.search import (  # noqa: E402
     search_architecture,
     storage_url,
     suggest,
-    write_plots,
 )
 
 WORKER = Path(__file__).parent / "helpers" / "search_worker.py"
@@ -122,6 +121,8 @@ def test_trials_reproducible_from_parameters(tmp_path):
     more = search_architecture(x, y, xv, yv, storage=str(tmp_path / "a.db"),
                                **{**kw, "n_trials": None, "max_trials": 4})
     assert more.trials_run == [3] and more.summary["trials"] == 4
+    from thetanet.cli.nc_search import write_plots
+
     paths = write_plots(study, tmp_path / "plots")
     assert {p.name for p in paths} >= {"optimization_history.png", "param_importances.png"}
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
@@ -129,6 +130,12 @@ def test_trials_reproducible_from_parameters(tmp_path):
 
 def test_two_workers_share_a_sqlite_study(tmp_path):
     db = tmp_path / "shared.db"
+    # queued trials (as --warm-start or a retry queues them): each popped by one worker only
+    queued = optuna.create_study(storage=storage_url(str(db)), study_name="pair")
+    for units in (5, 6, 7):
+        queued.enqueue_trial({"layers": 1, "activation": "relu", "units_0": units,
+                              "dropout_0": 0.1, "input_dropout": 0.0, "l2": 1e-4,
+                              "optimizer": "adam", "learning_rate": 0.01, "batch_size": 32})
     procs = [worker(db, "pair", "--trials", "3", "--seed", "0") for _ in range(2)]
     results = [finish(p) for p in procs]
     runs = []
@@ -139,6 +146,7 @@ def test_two_workers_share_a_sqlite_study(tmp_path):
     study = load(db, "pair")
     assert sorted(t.number for t in study.trials) == list(range(6)) == sorted(runs[0] | runs[1])
     assert all(t.state == State.COMPLETE for t in study.trials)
+    assert sorted(t.params.get("units_0") for t in study.trials[:3]) == [5, 6, 7]
     # the same --seed in both workers, still six different trials
     assert len({json.dumps(t.params, sort_keys=True) for t in study.trials}) == 6
 

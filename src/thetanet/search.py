@@ -227,21 +227,30 @@ def open_storage(url: str | None = None, *, heartbeat_interval: int = 30,
     from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     url = storage_url(url)
-    # SQLite: wait for the other workers' writes instead of failing with "locked"
-    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    sqlite = url.startswith("sqlite")
+    # SQLite: wait for the other workers' writes instead of failing with "locked"; no
+    # implicit transactions of the driver (see below)
+    engine = {"connect_args": {"timeout": 60, "isolation_level": None}} if sqlite else {}
     for attempt in range(5):  # workers starting together race to create the tables
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retries)
-                return optuna.storages.RDBStorage(
+                store = optuna.storages.RDBStorage(
                     url, engine_kwargs=engine, heartbeat_interval=heartbeat_interval,
                     grace_period=grace_period or 2 * heartbeat_interval,
                     heartbeat_stale_trial_callback=retry)
+            break
         except (IntegrityError, OperationalError, ProgrammingError):
             if attempt == 4:
                 raise
-    raise AssertionError("unreachable")  # pragma: no cover
+    if sqlite:
+        # SQLite has no SELECT … FOR UPDATE: take its write lock when a transaction begins,
+        # so two workers never both pop one queued trial (an enqueued or a retried one)
+        from sqlalchemy import event
+
+        event.listen(store.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+    return store
 
 
 def trial_seeded_sampler(seed: int, startup_trials: int = 10) -> Any:
@@ -393,41 +402,6 @@ def summary(study: Any) -> dict[str, Any]:
         out.update(best_trial=best.number, best_value=best.value, best_params=best.params,
                    best_attrs=best.user_attrs)
     return out
-
-
-def write_plots(study: Any, directory: str | Path) -> list[Path]:
-    """Optuna's optimisation history, parameter importances and intermediate values (the
-    pruning picture) as PNG files in ``directory``; a plot that needs more finished trials
-    than there are is skipped."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from optuna.visualization import matplotlib as ovm
-
-    from thetanet.files import atomic_write_with
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    plots = {"optimization_history": ovm.plot_optimization_history,
-             "param_importances": ovm.plot_param_importances,
-             "intermediate_values": ovm.plot_intermediate_values}
-    for name, plot in plots.items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # optuna marks these experimental
-            try:
-                ax = plot(study)
-            except (ValueError, RuntimeError):  # e.g. importances of fewer than 2 trials
-                continue
-        fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
-        fig.set_size_inches(8, 5)
-        fig.tight_layout()
-        path = directory / f"{name}.png"
-        atomic_write_with(path, lambda fh, fig=fig: fig.savefig(fh, format="png", dpi=100))
-        plt.close(fig)
-        written.append(path)
-    return written
 
 
 # -- the library entry -----------------------------------------------------------------------

@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CLIError(f"cannot write {out}: {exc.strerror or exc}") from None
     print(f"wrote {out} (opset {args.opset}, {len(proto.graph.node)} nodes, input "
-          f"[batch, {model.input_dim}] -> output [batch, {model.output_dim}])")
+          f"[batch, {', '.join(map(str, model.input_shape))}] -> output "
+          f"[batch, {model.output_dim}])")
     if args.verify:
         try:
             diff = _onnx.max_abs_diff(model, out, n=args.verify_rows, seed=0)

@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import json
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -206,10 +207,43 @@ def _existing(storage: str | None, name: str) -> Any:
         raise CLIError(str(exc)) from exc
 
 
+def write_plots(study: Any, directory: str | Path) -> list[Path]:
+    """Optuna's optimisation history, parameter importances and intermediate values (the
+    pruning picture) as PNG files in ``directory``; a plot that needs more finished trials
+    than there are is skipped."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    from thetanet.files import atomic_write_with
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    plots = {"optimization_history": ovm.plot_optimization_history,
+             "param_importances": ovm.plot_param_importances,
+             "intermediate_values": ovm.plot_intermediate_values}
+    for name, plot in plots.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # optuna marks these experimental
+            try:
+                ax = plot(study)
+            except (ValueError, RuntimeError):  # e.g. importances of fewer than 2 trials
+                continue
+        fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+        fig.set_size_inches(8, 5)
+        fig.tight_layout()
+        path = directory / f"{name}.png"
+        atomic_write_with(path, lambda fh, fig=fig: fig.savefig(fh, format="png", dpi=100))
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
 def write_plots_or_fail(study: Any, directory: str) -> list[Path]:
     try:
-        from thetanet.search import write_plots
-
         return write_plots(study, directory)
     except ImportError as exc:
         raise CLIError(f"--plots needs matplotlib: pip install 'thetanet[plot]' ({exc})"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -55,13 +56,21 @@ def cli(*args: str) -> subprocess.Popen:
 
 def run_workers(commands: list[list[str]]) -> float:
     """Launch all, wait for all; wall seconds from the first launch to the last exit."""
+    return run_timed(commands)[0]
+
+
+def run_timed(commands: list[list[str]]) -> tuple[float, float]:
+    """(wall seconds from the first launch to the last exit, CPU seconds the workers got)."""
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     procs = [cli(*c) for c in commands]
     for p in procs:
         _, err = p.communicate()
         if p.returncode != 0:
             raise RuntimeError(f"worker failed ({p.returncode}): {err[-2000:]}")
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
 
 
 def scaling(tmp: Path, data_dir: str | None, n_trials: int) -> dict:
@@ -80,21 +89,27 @@ def scaling(tmp: Path, data_dir: str | None, n_trials: int) -> dict:
         study = optuna.create_study(storage=url, study_name="scaling", direction="maximize")
         for p in fixed:
             study.enqueue_trial(p)
+        # a study-wide count: each worker pulls the next queued trial until all are taken
+        # (a per-worker count would leave one idle while the other runs the longer trials)
         base = ["search", "--split", "fine_lexical", "--space", str(space_file), "--storage",
                 url, "--study", "scaling", "--pruner", "none", "--threads", "1",
-                "--trials", str(n_trials // workers)]
+                "--trials", str(n_trials), "--max-trials", str(n_trials)]
         if data_dir:
             base += ["--data-dir", data_dir]
-        wall = run_workers([base] * workers)
+        load = os.getloadavg()[0]
+        wall, cpu = run_timed([base] * workers)
         trials = optuna.load_study(study_name="scaling", storage=url).trials
-        out[workers] = {"wall_s": round(wall, 1),
-                        "values": {json.dumps(t.params, sort_keys=True): t.value
-                                   for t in trials},
+        out[workers] = {"wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+                        "load_before": round(load, 2), "trials": len(trials),
+                        "values": {json.dumps(p, sort_keys=True): t.value
+                                   for p, t in zip(fixed, trials)},
                         "states": sorted({t.state.name for t in trials})}
     same = out[1]["values"] == out[2]["values"]
     return {"trials": n_trials, "one_s": out[1]["wall_s"], "two_s": out[2]["wall_s"],
             "ratio": round(out[2]["wall_s"] / out[1]["wall_s"], 3), "same_values": same,
-            "states": out[2]["states"]}
+            "states": out[2]["states"], "trials_run": [out[1]["trials"], out[2]["trials"]],
+            "cpu_s": [out[1]["cpu_s"], out[2]["cpu_s"]],
+            "load_before": [out[1]["load_before"], out[2]["load_before"]]}
 
 
 def seed_value(job: tuple[str, dict, int, str | None]) -> float:
@@ -165,8 +180,11 @@ def markdown(env: dict, scale: dict | None, rows: list[dict]) -> str:
                   "≤ 20 epochs, fine_lexical), enqueued in a fresh study and run by one "
                   "worker, then by two workers sharing the study (wall time from launch to "
                   "the last exit, start-up included).", "",
-                  "| workers | wall time (s) |", "|---|---|",
-                  f"| 1 | {scale['one_s']} |", f"| 2 | {scale['two_s']} |", "",
+                  "| workers | wall time (s) | CPU time of the workers (s) | load before |",
+                  "|---|---|---|---|",
+                  f"| 1 | {scale['one_s']} | {scale['cpu_s'][0]} | {scale['load_before'][0]} |",
+                  f"| 2 | {scale['two_s']} | {scale['cpu_s'][1]} | {scale['load_before'][1]} |",
+                  "",
                   f"Ratio two/one: **{scale['ratio']}** (target ≤ 0.6). Every trial got the "
                   f"same value in both runs: {scale['same_values']}.", ""]
     lines += ["## Search per split", "",

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-
 SPLIT = "coarse_lexical"
 MODEL_ARGS = ["--features", "minilm-static", "--max-epochs", "3", "--no-refit", "--quiet"]
 

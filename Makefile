@@ -17,7 +17,7 @@ export THETANET_DATA
 endif
 SPLIT ?= fine_random
 
-.PHONY: run shell test venv deps-nc deps-test wordnet lint clean bench-speed
+.PHONY: run shell test venv deps-nc deps-test wordnet lint clean bench-speed mutation
 
 $(BIN)/python:
 	@echo "==> creating the virtual environment $(VENV) ($(PY) -m venv) and upgrading pip"
@@ -76,6 +76,14 @@ test: deps-test
 bench-speed: deps-test
 	$(BIN)/pip install -q -e '.[bench]'
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(BIN)/python benchmarks/speed.py --profile
+
+# Mutation testing (mutmut) of the engine and the NC scorer: a seeded sample of mutants per
+# module, each run against the tests that call its function; ~10 min on two cores. Writes
+# benchmarks/results/mutation.md (mutants/ holds mutmut's copies: `mutmut show NAME`). Not
+# part of `make test`.
+mutation: deps-test
+	$(BIN)/pip install -q -e '.[mutation]'
+	$(BIN)/python benchmarks/mutation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -24,6 +24,7 @@ import numpy as np
 from thetanet.compounds.settings import NCSettings
 from thetanet.compounds.system import NCClassifier
 from thetanet.search import (
+    SETUP_ATTR,
     EpochReport,
     StopRequest,
     display_url,
@@ -233,7 +234,7 @@ def best_settings(split: str, *, storage: str | None = None, study_name: str | N
     study, trial number, value."""
     name = study_name or study_name_for(split)
     study = load_existing_study(storage, name)
-    setup = study.user_attrs.get("thetanet_setup") or {}
+    setup = study.user_attrs.get(SETUP_ATTR) or {}
     if setup.get("split", split) != split:
         raise ValueError(f"study {name!r} searched split {setup['split']!r}, not {split!r}")
     try:

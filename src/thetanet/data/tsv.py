@@ -130,10 +130,10 @@ def physical_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None, bool]
             yield lineno, raw[:-1], True
         elif len(raw) <= MAX_LINE_BYTES:
             yield lineno, raw, False
-        else:
+        else:  # too long: say so at once (the rest may never end: /dev/zero), skip it after
+            yield lineno, None, False
             while raw and not raw.endswith(b"\n"):
                 raw = stream.readline(1 << 16)
-            yield lineno, None, bool(raw)
 
 
 def decode_line(source: str, lineno: int, raw: bytes | None, newline: bool,

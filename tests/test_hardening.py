@@ -208,16 +208,20 @@ def test_string_arrays_round_trip(strings):
     assert dec["s"].tolist() == strings and dec["x"].tolist() == [0, 1, 2]
 
 
-def test_prediction_leaves_the_cache_alone(tmp_path):
+def test_prediction_leaves_the_cache_alone(tmp_path, monkeypatch):
     """Items 1-2, 7: predicting (a restored model, frozen caches) reads the cache but never
-    writes it, and keeps no row of a predicted word beyond the call."""
-    from thetanet.compounds.features.base import frozen_caches
+    writes it, and keeps a bounded number of predicted words' rows."""
+    from thetanet.compounds.features import base
 
+    monkeypatch.setattr(base, "RECENT_WORDS", 10)
     writer = _Hashed.make(tmp_path).fit(["a", "b"], ["c", "d"])
     files = {p: p.read_bytes() for p in tmp_path.iterdir()}
-    with frozen_caches([writer]):
-        writer._rows(["zz\0", "a"])
-    assert "zz\0" not in writer._mem
+    with base.frozen_caches([writer]):
+        rows = writer._rows(["zz\0", "a", *map(str, range(50))])
+        again = writer._rows(["49", "zz\0"])
+    assert len(rows) == 52 and np.array_equal(again["49"], rows["49"])
+    assert "zz\0" not in writer._mem and len(writer._recent) <= 10
+    assert set(writer._mem) == {"a", "b", "c", "d"}
     reader = _Hashed.make(tmp_path)
     reader.set_state({})  # restored, not fitted here: a reader only
     reader._rows(["new", "words"])

@@ -41,6 +41,21 @@ def test_a_float32_dense_layer_fed_float64_computes_in_float32():
     np.testing.assert_allclose(inference, a_ref, rtol=1e-6)
 
 
+def test_a_dense_layer_takes_an_ndarray_subclass_such_as_a_memmap(tmp_path):
+    """Memory-mapped data goes through the layer's generic branch: the same numbers."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(6, 4))
+    mm = np.memmap(tmp_path / "x.dat", dtype=np.float64, mode="w+", shape=x.shape)
+    mm[...] = x
+    grad = rng.normal(size=(6, 3))
+    ref, got = _dense(3, 4, F64), _dense(3, 4, F64)
+    np.testing.assert_array_equal(got.forward(mm, training=True),
+                                  ref.forward(x, training=True))
+    np.testing.assert_array_equal(got.backward(grad.copy()), ref.backward(grad.copy()))
+    np.testing.assert_allclose(got.d_kernel, ref.d_kernel, rtol=1e-13)
+    np.testing.assert_array_equal(got.d_bias, ref.d_bias)
+
+
 @pytest.mark.parametrize("make", [lambda: Maxout(3, pieces=2), lambda: Dense(3, "relu"),
                                   lambda: Dropout(0.5), lambda: Activation("tanh")],
                          ids=["maxout", "dense", "dropout", "activation"])

@@ -16,8 +16,8 @@ have another key: they are never read again (delete them at will).
 Only an extractor fitted in this process writes the cache (the words of its fit, and of its
 transforms after it: train and val); one restored from a saved model, or made for a lookup,
 only reads it. Within :func:`frozen_caches` — prediction — rows are served from the cache and
-words it lacks are computed for that call only: the input of a prediction never changes the
-cache, and memory holds one call's words beyond it.
+words it lacks are computed without entering it: the input of a prediction never changes the
+cache, and memory holds at most :data:`RECENT_WORDS` such rows (the most recent) beyond it.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ __all__ = ["CACHE_LAYOUT", "EXTRACTORS", "CacheDir", "Extractor", "Matrix",
 #: Layout of the cache files, part of their key. 2: strings as UTF-8 bytes + offsets (1 held
 #: fixed-width NumPy strings, which drop trailing NULs and pad every word to the longest).
 CACHE_LAYOUT = 2
+#: Rows of words outside the cache a frozen extractor keeps between calls (the most recent).
+RECENT_WORDS = 8192
 _UTF8, _OFFSETS = "__utf8", "__offsets"
 
 CacheDir = str | os.PathLike[str] | Literal[False] | None
@@ -148,6 +150,7 @@ class PerWordExtractor(Extractor):
         self._mem: dict[str, Any] = {}
         self._disk_loaded = False
         self._frozen = False  # see frozen_caches
+        self._recent: dict[str, Any] = {}  # frozen: rows of uncached words, at most RECENT_WORDS
         self._writer = False  # fitted here: may write the disk cache
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -205,13 +208,20 @@ class PerWordExtractor(Extractor):
                 before = len(missing)
                 missing = [w for w in missing if w not in self._mem]
                 self.stats["hits"] += before - len(missing)
+        if self._frozen:
+            missing = [w for w in missing if w not in self._recent]
         if not missing:
-            return {w: self._mem[w] for w in need}
+            return {w: self._mem[w] if w in self._mem else self._recent[w] for w in need}
         if self.disk_cache:
             self.stats["misses"] += len(missing)
         fresh = dict(zip(missing, self._compute(missing)))
         if self._frozen:
-            return {w: fresh[w] if w in fresh else self._mem[w] for w in need}
+            out = {w: fresh[w] if w in fresh else self._mem[w] if w in self._mem
+                   else self._recent[w] for w in need}
+            self._recent.update(fresh)  # bounded: the oldest words go first
+            for w in list(self._recent)[: max(0, len(self._recent) - RECENT_WORDS)]:
+                del self._recent[w]
+            return out
         self._mem.update(fresh)
         if path is not None and self._writer:
             self._save(path)
@@ -237,10 +247,10 @@ class PerWordExtractor(Extractor):
 
 @contextlib.contextmanager
 def frozen_caches(extractors: Iterable[Extractor]) -> Iterator[None]:
-    """Within the block, the per-word caches of ``extractors`` serve rows but keep nothing new
-    (neither in memory nor on disk): words they lack are computed for each call only.
-    Prediction runs so — its memory is bounded by the chunk, and its input (whatever words it
-    holds) never changes the cache that later runs read."""
+    """Within the block, the per-word caches of ``extractors`` serve rows but never grow:
+    words they lack are computed, kept only among the :data:`RECENT_WORDS` most recent, and
+    never written. Prediction runs so — its memory is bounded whatever the input, and its
+    input (whatever words it holds) never changes the cache that later runs read."""
     frozen = [e for e in extractors if isinstance(e, PerWordExtractor) and not e._frozen]
     for e in frozen:
         e._frozen = True

@@ -290,14 +290,16 @@ def _loads_as_model_file_error(path: Path, max_rss_mb: int = 300) -> None:
     """Loading ``path`` in a child gives a one-line ModelFileError, and the child's peak
     memory stays under ``max_rss_mb`` (nothing was allocated from the crafted sizes)."""
     r = _guarded(f"""
-        import resource, sys
+        import sys
         from thetanet import load_model
         try:
             load_model({str(path)!r})
         except ValueError as exc:
             ok = type(exc).__name__ == "ModelFileError" and "\\n" not in str(exc)
             print(("OK " if ok else "WRONG ") + type(exc).__name__ + ": " + str(exc)[:300])
-            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+            # VmHWM: this process's own peak (ru_maxrss keeps the forking parent's)
+            hwm = open("/proc/self/status").read().split("VmHWM:")[1].split()[0]
+            rss = int(hwm) // 1024
             print(f"peak {{rss}} MB")
             sys.exit(0 if ok and rss < {max_rss_mb} else 3)
         print("LOADED")

@@ -309,9 +309,11 @@ def _compounds(data_root: Path, n: int, seed: int = 0) -> bytes:
 def _peak_rss_mb(work_dir: Path, model_dir: Path, cache: Path, data: bytes) -> float:
     src = work_dir / "in.tsv"
     src.write_bytes(data)
-    code = ("import resource, sys\nfrom thetanet.cli import main\n"
+    # VmHWM: the process's own peak (ru_maxrss would keep the forking pytest's)
+    code = ("import sys\nfrom thetanet.cli import main\n"
             "rc = main(sys.argv[1:])\n"
-            "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+            "hwm = open('/proc/self/status').read().split('VmHWM:')[1].split()[0]\n"
+            "print('RSS', hwm, file=sys.stderr)\n"
             "sys.exit(rc)\n")
     r = subprocess.run([sys.executable, "-c", code, "nc", "predict", "--model", str(model_dir),
                         "--cache-dir", str(cache), "--input", str(src), "--output",

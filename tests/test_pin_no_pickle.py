@@ -186,13 +186,7 @@ def test_feature_cache_never_unpickles(tmp_path, monkeypatch, kind):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("kind", [
-    "object-array",
-    pytest.param("bare-pickle", marks=pytest.mark.xfail(
-        strict=True, raises=AttributeError,
-        reason="the cache reader hands a non-.npy member on as bytes and the extractor's "
-               "unpacking fails instead of ignoring the file (compounds/features)")),
-])
+@pytest.mark.parametrize("kind", ["object-array", "bare-pickle"])
 def test_feature_cache_with_a_pickle_is_ignored_and_rebuilt(tmp_path, monkeypatch, kind):
     cache, first, build = _cached_features(tmp_path, monkeypatch)
     marker = tmp_path / "ran"

@@ -202,8 +202,8 @@ def check_header(doc: Any, source: Path, fmt: str, version: int, what: str,
                                  "file is corrupt or was edited")
     else:  # an older format, written before documents were signed: see UnsignedFileWarning
         warnings.warn(UnsignedFileWarning(
-            f"{source}: {what} format {v} has no checksum of its own (only its arrays are "
-            "checksummed): an edit of it cannot be detected; save it again to sign it"),
+            f"{source}: {what} format {v} has no checksum of its own (the files it lists are "
+            "still checked): an edit of it cannot be detected; save it again to sign it"),
             stacklevel=3)
     return doc
 

@@ -6,14 +6,14 @@ import argparse
 import json
 import shlex
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
 from thetanet.checkpoint import CheckpointMismatchError
-from thetanet.cli import CLIError, positive_int
+from thetanet.cli import CLIError, nc_predict, positive_int
 from thetanet.cli import arguments as checks
-from thetanet.cli.nc_predict import predict as _stream_predict
 from thetanet.cli.nc_progress import TrainProgress
 from thetanet.cli.nc_search import add_from_study, register_search, settings_from_study
 from thetanet.compounds.embeddings import EmbeddingsMissingError
@@ -189,9 +189,12 @@ def _recipes_epilog() -> str:
         extra = [f"input dropout {s.input_dropout:g}" if s.input_dropout else "",
                  f"logit adjustment {s.logit_adjustment:g}" if s.logit_adjustment else "",
                  f"batch {s.batch_size}"]
-        lines.append(f"  {split:<15} {_describe(s)}, {', '.join(e for e in extra if e)}; "
-                     f"{len(s.seeds)} seed(s)")
-        lines.append(f"      features {','.join(s.features)}")
+        lines.append(textwrap.fill(f"{split:<15} {_describe(s)}, "
+                                   f"{', '.join(e for e in extra if e)}; {len(s.seeds)} seed(s)",
+                                   100, initial_indent="  ", subsequent_indent=" " * 6))
+        lines.append(textwrap.fill(f"features {','.join(s.features)}", 100,
+                                   initial_indent=" " * 6, subsequent_indent=" " * 8,
+                                   break_on_hyphens=False))
     base = recipe(SPLITS[0])
     lines.append(f"  every split: lr {base.learning_rate:g}, max epochs {base.max_epochs}, "
                  f"patience {base.patience}")
@@ -365,8 +368,7 @@ def _plots(directory: Path, split: str, clf: Any, chosen: Any) -> list[Path]:
 def cmd_predict(args: argparse.Namespace) -> int:
     """Streaming prediction: see :mod:`thetanet.cli.nc_predict`."""
     checks.check_predict_args(args)
-    clf = NCClassifier.load(args.model, cache_dir=_cache(args))
-    return _stream_predict(args, clf)
+    return nc_predict.predict(args, nc_predict.load(args.model, _cache(args)))
 
 
 @_guard

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import warnings
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -23,7 +24,7 @@ import numpy as np
 from thetanet.data.tsv import DataFormatError, iter_compounds
 from thetanet.files import open_output
 
-__all__ = ["LOW_CONFIDENCE", "Guesses", "SkipLog", "predict"]
+__all__ = ["LOW_CONFIDENCE", "Guesses", "SkipLog", "load", "predict"]
 
 #: A prediction whose probability is below this is flagged as low-confidence.
 LOW_CONFIDENCE = 0.3
@@ -110,6 +111,19 @@ def _sink(path: str) -> Iterator[IO[str]]:
         return
     with open_output(path) as fh:
         yield fh
+
+
+def load(path: str, cache_dir: Any) -> Any:
+    """The model at ``path``; what loading warns about (an unsigned old format, a model
+    restored after an interrupted save) is printed as one line each."""
+    from thetanet.compounds.system import NCClassifier
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf = NCClassifier.load(path, cache_dir=cache_dir)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    return clf
 
 
 def predict(args: argparse.Namespace, clf: Any) -> int:

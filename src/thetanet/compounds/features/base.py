@@ -26,6 +26,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import numbers
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -45,6 +46,8 @@ __all__ = ["CACHE_LAYOUT", "EXTRACTORS", "CacheDir", "Extractor", "Matrix",
 #: Layout of the cache files, part of their key. 2: strings as UTF-8 bytes + offsets (1 held
 #: fixed-width NumPy strings, which drop trailing NULs and pad every word to the longest).
 CACHE_LAYOUT = 2
+#: Largest |weight| of an extractor's block (beyond, float32 features overflow).
+MAX_WEIGHT = 1e6
 #: Rows of words outside the cache a frozen extractor keeps between calls (the most recent).
 RECENT_WORDS = 8192
 _UTF8, _OFFSETS = "__utf8", "__offsets"
@@ -102,6 +105,10 @@ class Extractor:
                 f"(accepted: {', '.join(sorted(allowed))})"
             )
         self.options: dict[str, Any] = {**allowed, **options}
+        w = self.options["weight"]
+        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not abs(w) <= MAX_WEIGHT:
+            raise ValueError(f"the weight of {self.name!r} must be a number in "
+                             f"[-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}], got {w!r:.40}")
         self.cache_dir = _resolve_cache_dir(cache_dir)
         self.fitted = False
         self.stats = {"hits": 0, "misses": 0}  # words served from / missing in the disk cache

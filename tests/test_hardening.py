@@ -103,6 +103,7 @@ def test_reader_accepts_exactly_the_valid_words(tmp_path_factory, word):
     """Items 1-2 (hypothesis, any unicode incl. NUL): a word is read back unchanged iff it
     is valid (≤ 100 characters, no control character, no surrounding whitespace)."""
     assume("\t" not in word and "\n" not in word and "\r" not in word)
+    assume(not word.startswith("\ufeff"))  # at the file's start that is a BOM (stripped)
     path = tmp_path_factory.mktemp("w") / "in.tsv"
     path.write_bytes(f"{word}\toil\n".encode())
     valid = (len(word) <= 100 and not any(c in CONTROL for c in word)

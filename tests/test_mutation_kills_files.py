@@ -29,9 +29,10 @@ def test_integers_of_max_int_digits_are_read_longer_ones_refused(tmp_path):
     big = "9" * MAX_INT_DIGITS
     path.write_text(f"[{big}, -{big}]")
     assert read_json(path) == [int(big), -int(big)]
-    path.write_text(f"[{big}99]")
-    with pytest.raises(ModelFileError, match="digits"):
-        read_json(path)
+    for longer in (f"[{big}9]", f"[-{big}9]", f"[{big}99]"):  # one digit over, either sign
+        path.write_text(longer)
+        with pytest.raises(ModelFileError, match="digits"):
+            read_json(path)
 
 
 @pytest.mark.parametrize("kind", ["fifo", "directory"])

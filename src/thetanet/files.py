@@ -441,7 +441,7 @@ class _TooManyDigits(ValueError):
 def _parse_int(text: str) -> int:
     """``json``'s ``parse_int``: refuse integers longer than :data:`MAX_INT_DIGITS` digits
     before converting them (``int()`` of a long string is quadratic)."""
-    if len(text) > MAX_INT_DIGITS + 1:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
         raise _TooManyDigits(f"an integer of {len(text.lstrip('-'))} digits (at most "
                              f"{MAX_INT_DIGITS})")
     return int(text)

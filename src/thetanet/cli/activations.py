@@ -8,66 +8,16 @@ twelve table rows on one figure (the table's "Plot" column).
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from thetanet import activations as _act
+from thetanet.activations.table import format_range, format_table, table_rows
 from thetanet.cli import CLIError
 
-COLUMNS = ("name", "equation", "derivative", "monotonic", "≈x near 0", "range")
-
-
-def _num(v: float) -> str:
-    if math.isinf(v):
-        return "∞" if v > 0 else "−∞"
-    if abs(v - math.pi / 2) < 1e-12:
-        return "π/2"
-    if abs(v + math.pi / 2) < 1e-12:
-        return "−π/2"
-    text = f"{v:.6g}"
-    return text.replace("-", "−")
-
-
-def format_range(g: _act.ActivationFunction) -> str:
-    """``range`` as text, with the class's brackets: "[0, ∞)", "(−1, 1)", "{0, 1}", …"""
-    lo, hi = g.range
-    br = g.range_brackets if not g.learnable else "()"
-    left = br[0] if not math.isinf(lo) else "("
-    right = br[1] if not math.isinf(hi) else ")"
-    return f"{left}{_num(lo)}, {_num(hi)}{right}"
-
-
-def table_rows(names: list[str]) -> list[tuple[str, ...]]:
-    """One row of strings per activation (default parameters)."""
-    rows = []
-    for n in names:
-        g = _act.get(n)
-        label = n
-        if n == "soft_exponential":
-            label = f"{n} (α={g.alpha:g})"  # type: ignore[attr-defined]
-        rows.append((label, g.equation, g.derivative, "yes" if g.monotonic else "no",
-                     "yes" if g.identity_near_origin else "no", format_range(g)))
-    return rows
-
-
-def format_table(names: list[str], markdown: bool = False) -> str:
-    rows = table_rows(names)
-    if markdown:
-        lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-    else:
-        widths = [max(len(r[i]) for r in [COLUMNS, *rows]) for i in range(len(COLUMNS))]
-        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-        lines = [fmt.format(*r).rstrip()
-                 for r in [COLUMNS, tuple("-" * w for w in widths), *rows]]
-    notes = [_act.get(n).note for n in names if _act.get(n).note]
-    if notes:
-        lines += ["", *notes]
-    return "\n".join(lines)
-
+__all__ = ["format_range", "format_table", "plot", "table_rows"]
 
 def plot(path: str | Path, names: tuple[str, ...] = _act.LECTURE_TABLE) -> Any:
     """Draw f (solid) and f' (dashed) of each activation, one panel each; save a PNG.

@@ -357,6 +357,7 @@ def test_cli_prints_table_from_code(capsys):
     assert "[−0.217234, 1]" in sinc and sinc.split()[-4:-2] == ["no", "no"]
     relu = next(ln for ln in out.splitlines() if ln.startswith("relu"))
     assert re.search(r"\byes\s+no\s+\[0, ∞\)$", relu)
+    assert max(len(ln) for ln in out.splitlines()) <= 100  # fits a 100-column terminal
     assert main(["activations", "--all", "--markdown"]) == 0
     md = capsys.readouterr().out
     assert md.startswith("| name |") and "| prelu |" in md and "| apl |" in md

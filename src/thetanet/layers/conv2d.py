@@ -56,12 +56,12 @@ import numpy as np
 
 from thetanet import activations as _activations
 from thetanet import conv_ops as ops
-from thetanet import initializers as _initializers
-from thetanet.layers.base import Layer, Shape, l2_penalty, register_layer
+from thetanet.layers.base import Shape, register_layer
+from thetanet.layers.weighted import WeightedLayer, positive_int
 
 
 @register_layer
-class Conv2D(Layer):
+class Conv2D(WeightedLayer):
     """2-D convolution over (m, H, W, C_in) inputs with an optional activation.
 
     Args:
@@ -84,47 +84,19 @@ class Conv2D(Layer):
                  bias_initializer: Any = "zeros", use_bias: bool = True, l2: float = 0.0,
                  input_shape: Any = None, name: str | None = None) -> None:
         super().__init__(name)
-        if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) \
-                or filters < 1:
-            raise ValueError(f"Conv2D filters must be a positive integer, got {filters!r}")
-        if not np.isfinite(l2) or l2 < 0:
-            raise ValueError(f"Conv2D l2 must be a non-negative number, got {l2!r}")
-        self.filters = int(filters)
+        self.filters = positive_int(filters, "Conv2D filters")
         self.kernel_size = ops.pair(kernel_size, "Conv2D kernel_size")
         self.strides = ops.pair(strides, "Conv2D strides")
         self.padding = ops.check_padding(padding)
         self.activation = _activations.get(activation)
-        self.kernel_initializer = _initializers.get(kernel_initializer)
-        self.bias_initializer = _initializers.get(bias_initializer)
-        self.use_bias = bool(use_bias)
-        self.l2 = float(l2)
+        self._init_weights(kernel_initializer, bias_initializer, use_bias, l2, kernel_ndim=4)
         self.declared_input_shape = None if input_shape is None else \
             ops.input_hwc(input_shape, "Conv2D")
-        self.kernel = np.empty((0, 0, 0, 0), np.float32)
-        self.bias = np.empty(0, np.float32)
         self._train: dict[str, Any] = {}  # training buffers, reused across batches
         self._m = 0  # batch size of the last training forward
         self._cols_kept = False  # its im2col matrix is still in the buffer
 
-    @property
-    def param_names(self) -> tuple[str, ...]:  # type: ignore[override]
-        act = tuple(f"activation.{k}" for k in self.activation.params)
-        return (("kernel", "bias") if self.use_bias else ("kernel",)) + act
-
     # -- shapes ------------------------------------------------------------------------------
-    # -- declared capabilities (see Layer) ---------------------------------------------------
-    @property
-    def linear_backward(self) -> bool:  # type: ignore[override]
-        return not self.l2  # λ·kernel is added to ∂J/∂kernel, unscaled
-
-    @property
-    def has_penalty(self) -> bool:
-        return bool(self.l2)
-
-    @property
-    def output_activation(self) -> str:
-        return self.activation.name
-
     def build(self, input_shape: int | Shape, *, dtype: Any, rng: np.random.Generator
               ) -> Shape:
         h, w, c = ops.input_hwc(input_shape, "Conv2D")
@@ -137,26 +109,9 @@ class Conv2D(Layer):
         self._set_shapes((h, w, c), (ho, wo, self.filters), dtype)
         self._pads = (pt, pb, pl, pr)
         self._transposed = ops.use_transposed_columns(c, kw, wo)
-        shape = (kh, kw, c, self.filters)
-        self.kernel = np.ascontiguousarray(self.kernel_initializer(shape, rng, self.dtype),
-                                           self.dtype)
-        self.bias = np.ascontiguousarray(
-            self.bias_initializer((self.filters,), rng, self.dtype), self.dtype)
-        self.d_kernel = np.zeros_like(self.kernel)
-        self.d_bias = np.zeros_like(self.bias)
-        self.activation.build(self.filters, self.dtype, rng)
+        self._create_weights((kh, kw, c, self.filters), self.filters, rng)
         self._train.clear()
         return (ho, wo, self.filters)
-
-    @property
-    def params(self):
-        p = [self.kernel, self.bias] if self.use_bias else [self.kernel]
-        return p + list(self.activation.params.values())
-
-    @property
-    def grads(self):
-        g = [self.d_kernel, self.d_bias] if self.use_bias else [self.d_kernel]
-        return g + list(self.activation.grads.values())
 
     # -- helpers -----------------------------------------------------------------------------
     def _geometry(self) -> tuple[int, ...]:
@@ -339,21 +294,14 @@ class Conv2D(Layer):
         z = self.preactivation(x)
         return z, self._activate(z.reshape(-1, self.filters).copy(), None).reshape(z.shape)
 
-    def penalty(self) -> float:
-        """The L2 term (λ/2)‖kernel‖² added to the loss."""
-        return l2_penalty(self.kernel, self.l2)
-
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             "filters": self.filters,
             "kernel_size": list(self.kernel_size),
             "strides": list(self.strides),
             "padding": self.padding,
             "activation": self.activation.get_config(),
-            "kernel_initializer": _initializers.serialize(self.kernel_initializer),
-            "bias_initializer": _initializers.serialize(self.bias_initializer),
-            "use_bias": self.use_bias,
-            "l2": self.l2,
+            **self._weights_config(),
             "input_shape": None if self.declared_input_shape is None
             else list(self.declared_input_shape),
             "name": self.name,

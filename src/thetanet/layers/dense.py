@@ -30,13 +30,13 @@ from typing import Any
 import numpy as np
 
 from thetanet import activations as _activations
-from thetanet import initializers as _initializers
 from thetanet.blockmatrix import BlockMatrix, is_sparse
-from thetanet.layers.base import Layer, Shape, flat_width, l2_penalty, register_layer
+from thetanet.layers.base import Shape, flat_width, register_layer
+from thetanet.layers.weighted import WeightedLayer, positive_int
 
 
 @register_layer
-class Dense(Layer):
+class Dense(WeightedLayer):
     """Fully connected layer with an optional activation.
 
     Args:
@@ -53,28 +53,14 @@ class Dense(Layer):
                  use_bias: bool = True, l2: float = 0.0, input_dim: int | None = None,
                  name: str | None = None) -> None:
         super().__init__(name)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
-            raise ValueError(f"Dense units must be a positive integer, got {units!r}")
-        if not np.isfinite(l2) or l2 < 0:
-            raise ValueError(f"Dense l2 must be a non-negative number, got {l2!r}")
-        self.units = int(units)
+        self.units = positive_int(units, "Dense units")
         self.activation = _activations.get(activation)
-        self.kernel_initializer = _initializers.get(kernel_initializer)
-        self.bias_initializer = _initializers.get(bias_initializer)
-        self.use_bias = bool(use_bias)
-        self.l2 = float(l2)
+        self._init_weights(kernel_initializer, bias_initializer, use_bias, l2, kernel_ndim=2)
         self.declared_input_dim = input_dim
-        self.kernel = np.empty((0, 0), np.float32)
-        self.bias = np.empty(0, np.float32)
         self._cache: dict[str, Any] = {}
         # rows of d_kernel written by BlockMatrix.t_matmul (its other rows stay zero between calls)
         self._t_state: dict[str, Any] = {}
         self._kernel_rows: np.ndarray | None = None  # see grad_rows
-
-    @property
-    def param_names(self) -> tuple[str, ...]:  # type: ignore[override]
-        act = tuple(f"activation.{k}" for k in self.activation.params)
-        return (("kernel", "bias") if self.use_bias else ("kernel",)) + act
 
     fused_output = True
 
@@ -85,37 +71,8 @@ class Dense(Layer):
             raise ValueError(f"Dense declared input_dim={self.declared_input_dim} but receives "
                              f"inputs of width {width}")
         self._set_shapes((width,), (self.units,), dtype)
-        self.kernel = np.ascontiguousarray(
-            self.kernel_initializer((self.input_dim, self.units), rng, self.dtype), self.dtype)
-        self.bias = np.ascontiguousarray(
-            self.bias_initializer((self.units,), rng, self.dtype), self.dtype)
-        self.d_kernel = np.zeros_like(self.kernel)
-        self.d_bias = np.zeros_like(self.bias)
-        self.activation.build(self.units, self.dtype, rng)
+        self._create_weights((width, self.units), self.units, rng)
         return (self.units,)
-
-    # -- declared capabilities (see Layer) ---------------------------------------------------
-    @property
-    def linear_backward(self) -> bool:  # type: ignore[override]
-        return not self.l2  # λ·kernel is added to ∂J/∂kernel, unscaled
-
-    @property
-    def has_penalty(self) -> bool:
-        return bool(self.l2)
-
-    @property
-    def output_activation(self) -> str:
-        return self.activation.name
-
-    @property
-    def params(self) -> list[np.ndarray]:
-        p = [self.kernel, self.bias] if self.use_bias else [self.kernel]
-        return p + list(self.activation.params.values())
-
-    @property
-    def grads(self) -> list[np.ndarray]:
-        g = [self.d_kernel, self.d_bias] if self.use_bias else [self.d_kernel]
-        return g + list(self.activation.grads.values())
 
     def grad_rows(self) -> list[np.ndarray | None]:
         """With a sparse or block input only the kernel rows of columns that hold a non-zero in
@@ -270,18 +227,11 @@ class Dense(Layer):
         np.copyto(dp[:1], delta)
         np.dot(xp.T, dp, out=out)
 
-    def penalty(self) -> float:
-        """The L2 term (λ/2)‖kernel‖² added to the loss."""
-        return l2_penalty(self.kernel, self.l2)
-
     def get_config(self) -> dict[str, Any]:
         return {
             "units": self.units,
             "activation": self.activation.get_config(),
-            "kernel_initializer": _initializers.serialize(self.kernel_initializer),
-            "bias_initializer": _initializers.serialize(self.bias_initializer),
-            "use_bias": self.use_bias,
-            "l2": self.l2,
+            **self._weights_config(),
             "input_dim": self.declared_input_dim,
             "name": self.name,
         }

@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from thetanet import initializers as _initializers
 from thetanet.blockmatrix import is_sparse
-from thetanet.layers.base import Layer, Shape, flat_width, l2_penalty, register_layer
+from thetanet.layers.base import Shape, flat_width, register_layer
+from thetanet.layers.weighted import WeightedLayer, positive_int
 
 
 @register_layer
-class Maxout(Layer):
+class Maxout(WeightedLayer):
     """Maxout layer: ``units`` outputs, each the max over ``pieces`` affine maps of the input.
 
     Args:
@@ -49,24 +49,10 @@ class Maxout(Layer):
                  use_bias: bool = True, l2: float = 0.0, input_dim: int | None = None,
                  name: str | None = None) -> None:
         super().__init__(name)
-        for nm, v in (("units", units), ("pieces", pieces)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"Maxout {nm} must be a positive integer, got {v!r}")
-        if not np.isfinite(l2) or l2 < 0:
-            raise ValueError(f"Maxout l2 must be a non-negative number, got {l2!r}")
-        self.units = int(units)
-        self.pieces = int(pieces)
-        self.kernel_initializer = _initializers.get(kernel_initializer)
-        self.bias_initializer = _initializers.get(bias_initializer)
-        self.use_bias = bool(use_bias)
-        self.l2 = float(l2)
+        self.units = positive_int(units, "Maxout units")
+        self.pieces = positive_int(pieces, "Maxout pieces")
+        self._init_weights(kernel_initializer, bias_initializer, use_bias, l2, kernel_ndim=2)
         self.declared_input_dim = input_dim
-        self.kernel = np.empty((0, 0), np.float32)
-        self.bias = np.empty(0, np.float32)
-
-    @property
-    def param_names(self) -> tuple[str, ...]:  # type: ignore[override]
-        return ("kernel", "bias") if self.use_bias else ("kernel",)
 
     def build(self, input_shape: int | Shape, *, dtype: Any, rng: np.random.Generator
               ) -> Shape:
@@ -76,29 +62,8 @@ class Maxout(Layer):
                              f"inputs of width {d}")
         self._set_shapes((d,), (self.units,), dtype)
         width = self.units * self.pieces
-        self.kernel = np.ascontiguousarray(
-            self.kernel_initializer((self.input_dim, width), rng, self.dtype), self.dtype)
-        self.bias = np.ascontiguousarray(
-            self.bias_initializer((width,), rng, self.dtype), self.dtype)
-        self.d_kernel = np.zeros_like(self.kernel)
-        self.d_bias = np.zeros_like(self.bias)
+        self._create_weights((d, width), width, rng)
         return (self.units,)
-
-    @property
-    def linear_backward(self) -> bool:  # type: ignore[override]
-        return not self.l2  # λ·kernel is added to ∂J/∂kernel, unscaled
-
-    @property
-    def has_penalty(self) -> bool:
-        return bool(self.l2)
-
-    @property
-    def params(self) -> list[np.ndarray]:
-        return [self.kernel, self.bias] if self.use_bias else [self.kernel]
-
-    @property
-    def grads(self) -> list[np.ndarray]:
-        return [self.d_kernel, self.d_bias] if self.use_bias else [self.d_kernel]
 
     def preactivation(self, x: Any) -> np.ndarray:
         """z = x @ kernel + bias, shape (m, units·pieces) (a new array)."""
@@ -135,18 +100,11 @@ class Maxout(Layer):
             return None
         return delta @ self.kernel.T
 
-    def penalty(self) -> float:
-        """The L2 term (λ/2)‖kernel‖² added to the loss."""
-        return l2_penalty(self.kernel, self.l2)
-
     def get_config(self) -> dict[str, Any]:
         return {
             "units": self.units,
             "pieces": self.pieces,
-            "kernel_initializer": _initializers.serialize(self.kernel_initializer),
-            "bias_initializer": _initializers.serialize(self.bias_initializer),
-            "use_bias": self.use_bias,
-            "l2": self.l2,
+            **self._weights_config(),
             "input_dim": self.declared_input_dim,
             "name": self.name,
         }

@@ -88,6 +88,24 @@ class _Pool2D(Layer):
         ho, wo, _ = self.output_shape
         return [ops.offset_view(xp, i, j, sh, sw, ho, wo) for i in range(ph) for j in range(pw)]
 
+    def _reduce(self, x: Any, training: bool, combine: np.ufunc
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """(padded input, output): ``combine`` (np.maximum, np.add) over the window offsets,
+        one vectorised step per offset."""
+        x = self._check_input(x)
+        xp = self._padded(x, training)
+        views = self._views(xp)
+        ho, wo, c = self.output_shape
+        shape = (x.shape[0], ho, wo, c)
+        out = self._buf("out", shape, x.dtype) if training else np.empty(shape, x.dtype)
+        if len(views) == 1:
+            np.copyto(out, views[0])
+        else:
+            combine(views[0], views[1], out=out)
+            for v in views[2:]:
+                combine(out, v, out=out)
+        return xp, out
+
     def _grad_target(self, m: int, dtype: Any) -> tuple[np.ndarray, list[np.ndarray]]:
         """The (padded) input-gradient buffer, zeroed unless the windows tile the input, and
         its per-offset views."""
@@ -107,7 +125,7 @@ class _Pool2D(Layer):
         np.copyto(dx, dxp[:, pt:pt + h, pl:pl + w])
         return dx
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"pool_size": list(self.pool_size), "strides": list(self.strides),
                 "padding": self.padding, "name": self.name}
 
@@ -124,25 +142,14 @@ class MaxPool2D(_Pool2D):
 
     _pad_value = -np.inf
 
-    def forward(self, x, training=False):
-        x = self._check_input(x)
-        xp = self._padded(x, training)
-        views = self._views(xp)
-        m = x.shape[0]
-        ho, wo, c = self.output_shape
-        out = self._buf("out", (m, ho, wo, c), x.dtype) if training else \
-            np.empty((m, ho, wo, c), x.dtype)
-        if len(views) == 1:
-            np.copyto(out, views[0])
-        else:
-            np.maximum(views[0], views[1], out=out)
-            for v in views[2:]:
-                np.maximum(out, v, out=out)
+    def forward(self, x: Any, training: bool = False) -> np.ndarray:
+        xp, out = self._reduce(x, training, np.maximum)
         if training:
             self.xp, self.out = xp, out
         return out
 
-    def backward(self, grad, *, grad_is_preactivation=False):
+    def backward(self, grad: np.ndarray, *, grad_is_preactivation: bool = False
+                 ) -> np.ndarray | None:
         """δ_in = δ at the first input of each window that equals the window's max, else 0."""
         if not self.needs_input_grad:
             return None
@@ -197,22 +204,11 @@ class AveragePool2D(_Pool2D):
                                out=a)
         return np.multiply(a, self._inv_count.astype(a.dtype, copy=False), out=a)
 
-    def forward(self, x, training=False):
-        x = self._check_input(x)
-        views = self._views(self._padded(x, training))
-        m = x.shape[0]
-        ho, wo, c = self.output_shape
-        out = self._buf("out", (m, ho, wo, c), x.dtype) if training else \
-            np.empty((m, ho, wo, c), x.dtype)
-        if len(views) == 1:
-            np.copyto(out, views[0])
-        else:
-            np.add(views[0], views[1], out=out)
-            for v in views[2:]:
-                np.add(out, v, out=out)
-        return self._scale(out)
+    def forward(self, x: Any, training: bool = False) -> np.ndarray:
+        return self._scale(self._reduce(x, training, np.add)[1])
 
-    def backward(self, grad, *, grad_is_preactivation=False):
+    def backward(self, grad: np.ndarray, *, grad_is_preactivation: bool = False
+                 ) -> np.ndarray | None:
         """δ_in = Σ over the windows containing the input of δ_out/|window|."""
         if not self.needs_input_grad:
             return None

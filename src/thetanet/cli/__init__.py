@@ -3,7 +3,8 @@
 Each subcommand lives in its own module here and exposes ``register(subparsers)``, which adds
 its parser and sets ``func`` (``args -> int``). Modules are discovered, so adding a command is
 adding a file. Commands turn user-facing errors into :class:`CLIError`, which becomes one line
-on stderr and exit status 2, without a traceback.
+on stderr and exit status 2, without a traceback; warnings (an unsigned old model file, a
+model restored after an interrupted save, …) become one line each, ``warning: …``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import Any, TextIO
 
 from thetanet._version import __version__
 
@@ -60,7 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():  # restores the default display afterwards
+            warnings.showwarning = _one_line_warning
+            return int(args.func(args) or 0)
     except CLIError as exc:
         print(f"thetanet {args.command}: error: {exc}", file=sys.stderr)
         return exc.code
@@ -70,6 +75,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str,
+                      lineno: int, file: TextIO | None = None, line: Any = None) -> None:
+    """A warning as a user reads it: one line, no source file or code line."""
+    print(f"warning: {message}", file=sys.stderr if file is None else file)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import warnings
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -114,16 +113,11 @@ def _sink(path: str) -> Iterator[IO[str]]:
 
 
 def load(path: str, cache_dir: Any) -> Any:
-    """The model at ``path``; what loading warns about (an unsigned old format, a model
-    restored after an interrupted save) is printed as one line each."""
+    """The model at ``path`` (what loading warns about reaches stderr as one line each: see
+    :mod:`thetanet.cli`)."""
     from thetanet.compounds.system import NCClassifier
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        clf = NCClassifier.load(path, cache_dir=cache_dir)
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
-    return clf
+    return NCClassifier.load(path, cache_dir=cache_dir)
 
 
 def predict(args: argparse.Namespace, clf: Any) -> int:

@@ -8,6 +8,7 @@ twelve table rows on one figure (the table's "Plot" column).
 from __future__ import annotations
 
 import argparse
+import io
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 from thetanet import activations as _act
 from thetanet.activations.table import format_range, format_table, table_rows
 from thetanet.cli import CLIError
+from thetanet.files import write_output
 
 __all__ = ["format_range", "format_table", "plot", "table_rows"]
 
@@ -60,7 +62,9 @@ def plot(path: str | Path, names: tuple[str, ...] = _act.LECTURE_TABLE) -> Any:
     path = Path(path)
     if not path.parent.is_dir():
         raise CLIError(f"cannot write {path}: directory {path.parent} does not exist")
-    fig.savefig(path, format="png", dpi=80)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    write_output(path, buf.getvalue())  # a user-named file: atomic, or in place for a FIFO
     return fig
 
 

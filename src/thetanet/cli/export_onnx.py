@@ -13,7 +13,7 @@ from typing import Any
 
 from thetanet import onnx as _onnx
 from thetanet.cli import CLIError, positive_int
-from thetanet.files import ModelFileError
+from thetanet.files import ModelFileError, write_output
 from thetanet.model import load_model
 
 
@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     except ModelFileError as exc:
         raise CLIError(str(exc)) from None
     try:
-        proto = _onnx.to_onnx(model, out, opset=args.opset)
+        proto = _onnx.to_onnx(model, opset=args.opset)
+        write_output(out, proto.SerializeToString())  # atomic, or in place for a FIFO
     except (NotImplementedError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     except OSError as exc:

@@ -65,6 +65,12 @@ CONFIGS: dict[str, tuple[dict, bool]] = {
         {"features": MLP_GLOSS, "hidden": [256], "dropout": 0.5, "input_dropout": 0.2,
          "batch_size": 128}, True),
     "chosen recipe": ({}, False),
+    # session 4: the neighbours block (compounds/features/neighbours.py) on the recipe;
+    # "without" rows: the recipe with the block removed (where the recipe has it)
+    "chosen recipe without neighbours": ({"neighbours": None}, False),
+    "chosen recipe + neighbours x5 (shared-word)": (
+        {"neighbours": "weight=5,exclude=shared-word"}, False),
+    "chosen recipe + neighbours x5 (self)": ({"neighbours": "weight=5,exclude=self"}, True),
 }
 
 
@@ -72,9 +78,10 @@ def run(split: str, name: str, overrides: dict, seeds: list[int], data_dir: str 
         cache: Path) -> dict:
     train, val = load_split(split, data_dir)
     labels = list(labels_for(split))
-    base = recipe(split) if name == "chosen recipe" else NCSettings()
+    on_recipe = name.startswith("chosen recipe")
+    base = recipe(split) if on_recipe else NCSettings()
     runs, members, t0 = [], [], time.perf_counter()
-    per_run = len(base.seeds) if name == "chosen recipe" else 1
+    per_run = len(base.seeds) if on_recipe else 1
     for seed in seeds:
         # a run of the chosen recipe is its whole ensemble, seeds shifted per run
         s = NCSettings(**{**base.__dict__, **overrides,

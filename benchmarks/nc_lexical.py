@@ -14,16 +14,18 @@ Two kinds of blocks are tried:
   files of the word's verb/adjective senses; topic domains; whether it has meronyms/holonyms)
   and ``wordnet-general`` (the recipe's WordNet block keeping only features shared by at least
   ``min_words`` distinct training words — no word-identity leaves);
-- label-derived blocks fitted on train only, which the extractor contract (``fit(modifiers,
-  heads)``, no labels) cannot express, so a subclass of the classifier adds them here: the
-  similarity-weighted relation histogram of the k nearest training compounds, similarity
-  max(cos(m, m'), 0) · max(cos(h, h'), 0) — a product kernel the linear model cannot form —
-  softmax-weighted with temperature T; for a training row, neighbours sharing its modifier or
-  its head are left out (every val word is unseen). Also relation prototypes
-  cos(m, μ_m^r) · cos(h, μ_h^r).
+- label-derived blocks fitted on train only: the similarity-weighted relation histogram of
+  the k nearest training compounds, similarity max(cos(m, m'), 0) · max(cos(h, h'), 0) — a
+  product kernel the linear model cannot form — softmax-weighted with temperature T; for a
+  training row, neighbours sharing its modifier or its head are left out (every val word is
+  unseen). Since session 4 that block is the package's ``neighbours`` setting
+  (``thetanet.compounds.features.neighbours``): the ``+ kNN`` configurations and
+  ``--neighbours SPEC …`` (each SPEC a configuration "recipe + neighbours SPEC"; ``off``:
+  the recipe without the block) use it. The ``emb+wn`` space and the relation prototypes
+  cos(m, μ_m^r) · cos(h, μ_h^r) stay here (:class:`LabelBlocks`, a classifier subclass).
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/nc_lexical.py [--splits ...] [--configs ...]
-        [--seeds 0 1 2] [--resplits 4]
+        [--neighbours SPEC ...] [--seeds 0 1 2] [--resplits 4]
 """
 
 from __future__ import annotations
@@ -209,12 +211,16 @@ class WithLabelBlocks(NCClassifier):
 
     def fit(self, train: Compounds, val: Compounds | None = None, **kw: Any) -> NCClassifier:
         self._train_data, self._extra = train, None
+        if self.block_options is None:
+            return super().fit(train, val, **kw)  # the package's transform (neighbours)
         if self.block_options is not None:
             self._extra = LabelBlocks(train, self.encode(train.labels or []), len(self.labels),
                                       **self.block_options)
         return super().fit(train, val, **kw)
 
-    def transform(self, data: Compounds) -> Any:
+    def transform(self, data: Compounds, *, training_rows: bool = False) -> Any:
+        if self._extra is None:
+            return super().transform(data, training_rows=training_rows)
         assert self.features is not None
         parts = self.features.transform_parts(data.modifiers, data.heads)
         if self._extra is not None:
@@ -223,8 +229,9 @@ class WithLabelBlocks(NCClassifier):
 
 
 MORPH = "wordnet-morph:normalize=true"
-#: name -> (features added to the recipe's, label blocks (None: none), replace the WordNet block)
-CONFIGS: dict[str, tuple[list[str], dict | None, str | None]] = {
+#: name -> (features added to the recipe's, label blocks (None: none), replace the WordNet block);
+#: a ``str`` as label blocks is the package's ``neighbours`` setting ("off": None)
+CONFIGS: dict[str, tuple[list[str], dict | str | None, str | None]] = {
     "recipe": ([], None, None),
     "+ derivations (with verb hypernyms) x2": ([f"{MORPH},groups=drv,weight=2"], None, None),
     "+ derivations (no verb hypernyms) x1": (
@@ -238,9 +245,9 @@ CONFIGS: dict[str, tuple[list[str], dict | None, str | None]] = {
         [], None, "wordnet-general:normalize=true,weight=4,min_words=2"),
     "WordNet features of >= 3 training words": (
         [], None, "wordnet-general:normalize=true,weight=4,min_words=3"),
-    "+ kNN pair histogram x1": ([], {"knn": 1.0}, None),
-    "+ kNN pair histogram x3": ([], {"knn": 3.0}, None),
-    "+ kNN pair histogram x5": ([], {"knn": 5.0}, None),
+    "+ kNN pair histogram x1": ([], "weight=1", None),
+    "+ kNN pair histogram x3": ([], "weight=3", None),
+    "+ kNN pair histogram x5": ([], "weight=5", None),
     "+ kNN pair histogram x5 (MiniLM + glosses + WordNet space)": (
         [], {"knn": 5.0, "space": "emb+wn"}, None),
     "+ relation prototypes x3 (MiniLM + glosses + WordNet space)": (
@@ -263,12 +270,31 @@ def resplit(train: Compounds, val: Compounds, r: int, p: float = 0.65
     return part(True), part(False)
 
 
+def resplit_random(train: Compounds, val: Compounds, r: int, p: float = 0.85
+                   ) -> tuple[Compounds, Compounds]:
+    """A random train/val split of train + val (seed ``100 + r``): for the random splits."""
+    mods, heads = train.modifiers + val.modifiers, train.heads + val.heads
+    labs = (train.labels or []) + (val.labels or [])
+    side = np.random.default_rng(100 + r).random(len(mods)) < p
+
+    def part(keep: bool) -> Compounds:
+        ix = np.flatnonzero(side == keep)
+        return Compounds([mods[i] for i in ix], [heads[i] for i in ix], [labs[i] for i in ix])
+
+    return part(True), part(False)
+
+
 def score(split: str, name: str, train: Compounds, val: Compounds, seed: int) -> float:
-    add, blocks, wordnet = CONFIGS[name]
+    add, blocks, wordnet = CONFIGS[name] if name in CONFIGS else (
+        [], name.removeprefix("+ neighbours "), None)
     s = recipe(split)
     feats = [wordnet if (wordnet and f.startswith("wordnet:")) else f for f in s.features]
-    settings = NCSettings(**{**s.__dict__, "features": [*feats, *add], "seeds": [seed]})
-    cls = type("Run", (WithLabelBlocks,), {"block_options": blocks})
+    more = {} if not isinstance(blocks, str) else {
+        "neighbours": None if blocks == "off" else blocks}
+    settings = NCSettings(**{**s.__dict__, "features": [*feats, *add], "seeds": [seed],
+                             **more})
+    cls = type("Run", (WithLabelBlocks,), {
+        "block_options": blocks if isinstance(blocks, dict) else None})
     clf = cls(settings, list(labels_for(split))).fit(train, val)
     assert clf.selection is not None
     return float(clf.selection.headline["weighted_f1"])
@@ -278,22 +304,28 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--splits", nargs="*", default=["fine_lexical", "coarse_lexical"])
     ap.add_argument("--configs", nargs="*", default=list(CONFIGS))
+    ap.add_argument("--neighbours", nargs="*", default=[], metavar="SPEC",
+                    help="more configurations: the recipe with settings.neighbours = SPEC "
+                         "('off': without the block)")
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
-    ap.add_argument("--resplits", type=int, default=0, help="lexically disjoint resplits")
+    ap.add_argument("--resplits", type=int, default=0,
+                    help="resplits of train + val: lexically disjoint on the lexical splits, "
+                         "random (85/15) on the random ones")
     ap.add_argument("--data-dir", default=os.environ.get("THETANET_DATA"))
     args = ap.parse_args()
     print("| split | configuration | val wF1 (mean ± std) | per seed | resplits (mean) | s |")
     print("|---|---|---|---|---|---|")
     for split in args.splits:
         train, val = load_split(split, args.data_dir)
-        for name in args.configs:
+        for name in [*args.configs, *(f"+ neighbours {n}" for n in args.neighbours)]:
             t0 = time.perf_counter()
             f1 = [score(split, name, train, val, seed) for seed in args.seeds]
-            rs = [score(split, name, *resplit(train, val, r), 0) for r in range(args.resplits)]
+            cut = resplit if "lexical" in split else resplit_random
+            rs = [score(split, name, *cut(train, val, r), 0) for r in range(args.resplits)]
             shown = (f"{statistics.mean(rs):.4f} ({', '.join(f'{x:.4f}' for x in rs)})"
                      if rs else "")
-            print(f"| {split} | {name} | {statistics.mean(f1):.4f} ± {statistics.pstdev(f1):.4f} "
-                  f"| {', '.join(f'{x:.4f}' for x in f1)} | {shown} | "
+            mean = (f"{statistics.mean(f1):.4f} ± {statistics.pstdev(f1):.4f}" if f1 else "")
+            print(f"| {split} | {name} | {mean} | {', '.join(f'{x:.4f}' for x in f1)} | {shown} | "
                   f"{time.perf_counter() - t0:.1f} |", flush=True)
     return 0
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from thetanet.compounds.features.neighbours import NeighbourOptions
+
 __all__ = ["DEFAULT_FEATURES", "NCSettings"]
 
 DEFAULT_FEATURES = ("wordnet", "minilm-static")
@@ -28,6 +30,11 @@ class NCSettings:
     #: τ of post-hoc logit adjustment (Menon et al. 2021): predict argmax log p − τ log π,
     #: π the training relation frequencies; τ > 0 favours rarer relations (0: plain argmax)
     logit_adjustment: float = 0.0
+    #: the neighbours block (:mod:`thetanet.compounds.features.neighbours`): ``None`` = off,
+    #: else its options, ``"k=50,temperature=0.05,weight=5,exclude=shared-word"`` (any
+    #: subset; ``""`` = the defaults) — the relation histogram of the nearest training
+    #: compounds, appended to the features
+    neighbours: str | None = None
 
     def validate(self) -> None:
         if any(h < 1 for h in self.hidden):
@@ -40,3 +47,8 @@ class NCSettings:
             raise ValueError("max_epochs and batch_size must be positive")
         if not math.isfinite(self.logit_adjustment):
             raise ValueError(f"logit_adjustment must be finite, got {self.logit_adjustment}")
+        self.neighbour_options()
+
+    def neighbour_options(self) -> NeighbourOptions | None:
+        """The parsed :attr:`neighbours` (``None``: no block); ``ValueError`` when invalid."""
+        return None if self.neighbours is None else NeighbourOptions.parse(self.neighbours)

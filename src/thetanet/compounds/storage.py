@@ -4,6 +4,7 @@
 
     nc-model/
       nc.json        format + version, labels, settings, fitted feature config, report, …,
+                     the fitted neighbours block if any (training words, pairs, relations),
                      the checksum of each member's config.json, and its own (``sha256``)
       member-0/      one thetanet model directory per ensemble member (thetanet.saving)
       member-1/ …
@@ -187,7 +188,7 @@ def check_document(doc: dict[str, Any], source: Path) -> None:
     for key in ("features", "settings"):
         if not isinstance(doc.get(key), dict):
             raise _bad(source, f"{key!r} must be an object")
-    for key in ("report", "metadata"):
+    for key in ("report", "metadata", "neighbours"):
         if not isinstance(doc.get(key, {}), dict):
             raise _bad(source, f"{key!r} must be an object")
     epochs = doc.get("best_epochs", [])
@@ -220,6 +221,9 @@ _SETTING_CHECKS: dict[str, tuple[Any, str]] = {
     "logit_adjustment": (lambda v: _is_number(v) and abs(v) <= MAX_LOGIT_ADJUSTMENT,
                          f"a number in [-{MAX_LOGIT_ADJUSTMENT:g}, "
                          f"{MAX_LOGIT_ADJUSTMENT:g}]"),
+    # parsed and checked by NCSettings.validate (features.neighbours.NeighbourOptions)
+    "neighbours": (lambda v: v is None or (isinstance(v, str) and len(v) <= 1000),
+                   "null or a string of key=value options"),
 }
 
 

@@ -29,9 +29,11 @@ import numpy as np
 from thetanet.blockmatrix import BlockMatrix
 from thetanet.builders import mlp
 from thetanet.callbacks import Callback, EarlyStopping
+from thetanet.compounds.adjustment import AdjustedValF1, adjusted, class_prior
 from thetanet.compounds.concurrent_refit import Lockstep, run_beside
 from thetanet.compounds.features import FeatureSet, build_features
 from thetanet.compounds.features.base import frozen_caches
+from thetanet.compounds.features.neighbours import NeighbourBlock
 from thetanet.compounds.known_words import known_words
 from thetanet.compounds.progress import Progress
 from thetanet.compounds.provenance import (
@@ -47,7 +49,6 @@ from thetanet.compounds.storage import NC_FORMAT, NC_FORMAT_VERSION, read_model_
 from thetanet.data.tratz import Compounds
 from thetanet.data.tsv import CHUNK_LINES
 from thetanet.files import ModelFileError
-from thetanet.metrics import f1_score
 from thetanet.model import Sequential
 
 __all__ = ["DEFAULT_FEATURES", "NC_FORMAT", "NC_FORMAT_VERSION", "NCClassifier", "NCSettings",
@@ -92,6 +93,8 @@ class NCClassifier:
         self.labels = list(labels)
         self.index = {lab: i for i, lab in enumerate(self.labels)}
         self.features: FeatureSet | None = None
+        #: the neighbours block appended to the features (settings.neighbours), fitted with them
+        self.neighbours: NeighbourBlock | None = None
         self.members: list[Sequential] = []
         #: per member, the 0-based epoch whose weights it holds
         self.best_epochs: list[int] = []
@@ -122,11 +125,30 @@ class NCClassifier:
             raise ValueError(f"unknown relation(s): {', '.join(unknown)}")
         return np.array([self.index[x] for x in labels], np.int64)
 
-    def transform(self, data: Compounds) -> Any:
+    def transform(self, data: Compounds, *, training_rows: bool = False) -> Any:
+        """The network's input: the features, then the neighbours block (if any;
+        ``training_rows``: ``data`` are the compounds it was fitted on)."""
         if self.features is None:
             raise ValueError("the classifier is not fitted")
         # dense blocks stay dense (BLAS), sparse ones sparse: see thetanet.blockmatrix
-        return BlockMatrix.from_parts(self.features.transform_parts(data.modifiers, data.heads))
+        parts = self.features.transform_parts(data.modifiers, data.heads)
+        if self.neighbours is not None:
+            parts.append(self.neighbours.transform(data.modifiers, data.heads,
+                                                   training_rows=training_rows))
+        return BlockMatrix.from_parts(parts)
+
+    def _extractors(self) -> list[Any]:
+        """Every extractor the input reads words through (frozen while predicting)."""
+        assert self.features is not None
+        more = self.neighbours.extractors if self.neighbours is not None else []
+        return [*self.features.extractors, *more]
+
+    @property
+    def input_dim(self) -> int:
+        """Columns of :meth:`transform`: the features' and the neighbours block's."""
+        if self.features is None:
+            raise ValueError("the classifier is not fitted")
+        return self.features.dim + (self.neighbours.dim if self.neighbours is not None else 0)
 
     # -- training ----------------------------------------------------------------------------
     def fit(self, train: Compounds, val: Compounds | None = None, *, cache_dir: Any = None,
@@ -204,6 +226,7 @@ class NCClassifier:
         self._selected(train, val, val_x, timing)
         chosen = self._chosen()
         self.features, self.class_prior = twin.features, twin.class_prior
+        self.neighbours = twin.neighbours  # fitted on train + val, as the refit's features
         self.members = twin.members
         self.histories = [{k: v[:e] for k, v in h.items()}  # the epochs a refit trains
                           for h, e in zip(twin.histories, chosen.epochs)]
@@ -260,9 +283,13 @@ class NCClassifier:
         progress.phase(f"{phase}: features {', '.join(s.features)} on {len(train):,} {what} "
                        f"compounds")
         self.features = build_features(s.features, train, cache_dir=cache_dir)
-        x = self.transform(train)
         y = self.encode(train.labels or [])
-        self.class_prior = _prior(y, len(self.labels))
+        options = s.neighbour_options()  # fitted with the labels: train's, or train + val's
+        self.neighbours = None if options is None else NeighbourBlock(
+            options, len(self.labels), cache_dir=cache_dir, share=self.features.extractors
+        ).fit(train.modifiers, train.heads, y)
+        x = self.transform(train, training_rows=True)
+        self.class_prior = class_prior(y, len(self.labels))
         val_xy = None if val is None else (self.transform(val), self.encode(val.labels or []))
         t_feat = time.perf_counter() - t0
         progress.phase(f"{phase}: features ready, {x.shape[1]:,} columns ({t_feat:.1f} s)")
@@ -296,7 +323,7 @@ class NCClassifier:
                 # select on the metric of the predictions made: logit-adjusted if set
                 monitor = []
                 if s.logit_adjustment:
-                    monitor = [_AdjustedValF1(val_xy, self.class_prior, s.logit_adjustment)]
+                    monitor = [AdjustedValF1(val_xy, self.class_prior, s.logit_adjustment)]
                 es = EarlyStopping(monitor[0].key if monitor else "val_f1_weighted",
                                    patience=s.patience, mode="max")
                 shown = progress.member(phase, i, len(s.seeds), s.max_epochs, es)
@@ -320,7 +347,7 @@ class NCClassifier:
         for m in self.members[1:]:
             probs += m.predict(x)
         probs /= len(self.members)
-        return _adjusted(probs, self.class_prior, self.settings.logit_adjustment)
+        return adjusted(probs, self.class_prior, self.settings.logit_adjustment)
 
     def predict_proba(self, data: Compounds) -> np.ndarray:
         """Mean of the members' softmax outputs, shape (n, number of relations), after the
@@ -332,7 +359,7 @@ class NCClassifier:
         if len(data) == 0:
             return np.zeros((0, len(self.labels)), np.float32)
         parts = []
-        with frozen_caches(self.features.extractors):
+        with frozen_caches(self._extractors()):
             for s in range(0, len(data), CHUNK_LINES):
                 chunk = Compounds(data.modifiers[s:s + CHUNK_LINES],
                                   data.heads[s:s + CHUNK_LINES], None)
@@ -384,12 +411,17 @@ class NCClassifier:
         :mod:`thetanet.compounds.storage`)."""
         if self.features is None or not self.members:
             raise ValueError("nothing to save: the classifier is not fitted")
+        settings = asdict(self.settings)
+        if settings["neighbours"] is None:  # readable by thetanet versions without the block
+            del settings["neighbours"]
         content = {
-            "labels": self.labels, "settings": asdict(self.settings),
+            "labels": self.labels, "settings": settings,
             "features": self.features.get_config(), "best_epochs": self.best_epochs,
             "report": self.report, "metadata": metadata or {},
             "class_prior": None if self.class_prior is None else self.class_prior.tolist(),
         }
+        if self.neighbours is not None:
+            content["neighbours"] = self.neighbours.get_state()
         return write_model_dir(path, content, self.members)
 
     @classmethod
@@ -400,12 +432,19 @@ class NCClassifier:
         try:
             clf = cls(NCSettings(**doc["settings"]), doc["labels"])
             clf.features = FeatureSet.from_config(doc["features"], cache_dir=cache_dir)
+            options = clf.settings.neighbour_options()
+            if (options is None) != (doc.get("neighbours") is None):
+                raise ValueError("the settings and the saved neighbours block disagree")
+            if options is not None:
+                clf.neighbours = NeighbourBlock.from_state(
+                    options, len(clf.labels), doc["neighbours"], cache_dir=cache_dir,
+                    share=clf.features.extractors)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError,
                 RecursionError) as exc:
             raise ModelFileError(f"{doc_path}: invalid settings or features "
                                  f"({type(exc).__name__}: {str(exc)[:200]})") from exc
-        if any(m.input_dim != clf.features.dim for m in members):
-            raise ModelFileError(f"{doc_path}: the features have {clf.features.dim} columns, "
+        if any(m.input_dim != clf.input_dim for m in members):
+            raise ModelFileError(f"{doc_path}: the features have {clf.input_dim} columns, "
                                  "the member networks another input size")
         clf.members = members
         prior = doc.get("class_prior")
@@ -448,49 +487,6 @@ class _Checkpoints:
                 "checkpoint_every": self.every}
 
 
-def _adjusted(probs: np.ndarray, prior: np.ndarray | None, tau: float) -> np.ndarray:
-    """Logit adjustment in place: p·π^(−τ), renormalised — the softmax of the adjusted logits
-    log p − τ log π (τ = 0: ``probs`` unchanged)."""
-    if tau:
-        if prior is None:
-            raise ValueError("logit adjustment needs the training relation frequencies")
-        probs *= (prior ** -tau).astype(probs.dtype)
-        probs /= probs.sum(axis=1, keepdims=True)
-    return probs
-
-
-def _prior(y: np.ndarray, n_labels: int) -> np.ndarray:
-    """Add-one smoothed relation frequencies (every π_r > 0, so log π is finite)."""
-    counts = np.bincount(y, minlength=n_labels).astype(np.float64) + 1.0
-    return counts / counts.sum()
-
-
 def _joined(train: Compounds, val: Compounds) -> Compounds:
     return Compounds(train.modifiers + val.modifiers, train.heads + val.heads,
                      (train.labels or []) + (val.labels or []))
-
-
-class _AdjustedValF1(Callback):
-    """Adds ``val_f1_weighted_adjusted``: val weighted-F1 of the logit-adjusted predictions."""
-
-    key = "val_f1_weighted_adjusted"
-
-    def __init__(self, val_xy: tuple[Any, np.ndarray], prior: np.ndarray | None,
-                 tau: float) -> None:
-        super().__init__()
-        self.x, self.y = val_xy
-        self.prior, self.tau = prior, tau
-        self.values: list[float] = []  # per epoch (fit's History has recorded logs already)
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        probs = _adjusted(self.model.predict(self.x), self.prior, self.tau)
-        value = f1_score(self.y, probs.argmax(axis=1), average="weighted")
-        self.values.append(float(value))
-        if logs is not None:
-            logs[self.key] = value
-
-    def get_state(self) -> dict[str, Any]:
-        return {"values": list(self.values)}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        self.values = [float(v) for v in state.get("values", [])]

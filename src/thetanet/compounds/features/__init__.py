@@ -10,6 +10,10 @@ per compound, with separate column blocks for the modifier and the head:
 ``words``          sparse: one-hot modifier identity and head identity
 ``chars``          sparse: character 2–4-grams of each constituent
 
+Beside them, :mod:`.neighbours` holds a *supervised* block, fitted on the training compounds
+and their relations (so not an extractor: ``NCSettings.neighbours`` turns it on): the
+relation histogram of each compound's nearest training compounds.
+
 One module per representation; :mod:`.base` holds the extractor contract, the registry and
 the per-word cache (memory, and on disk for the expensive three: ``cache_root()/features``),
 :mod:`.vocab` the fitted vocabularies the sparse ones share, :mod:`.featureset` the
@@ -38,6 +42,7 @@ from thetanet.compounds.features.minilm_context import (  # noqa: F401  (registe
     MiniLMParaphraseExtractor,
     MiniLMWordExtractor,
 )
+from thetanet.compounds.features.neighbours import NeighbourBlock, NeighbourOptions
 from thetanet.compounds.features.vocab import VocabExtractor
 from thetanet.compounds.features.wordnet import WordNetExtractor
 from thetanet.compounds.features.words import WordsExtractor
@@ -48,6 +53,8 @@ __all__ = [
     "Extractor",
     "FeatureSet",
     "MiniLMStaticExtractor",
+    "NeighbourBlock",
+    "NeighbourOptions",
     "PerWordExtractor",
     "VocabExtractor",
     "WordNetExtractor",

@@ -1,0 +1,328 @@
+r"""The neighbours block: the relation histogram of a compound's nearest training compounds.
+
+A *supervised* block: unlike an :class:`~thetanet.compounds.features.base.Extractor` it is
+fitted on the training compounds (m_j, h_j) *and* their relations r_j, j = 1 … N.
+
+Every word w has a unit vector v(w) in a word space: ``minilm+gloss`` (default)
+v = (u_MiniLM(w) ⊕ u_gloss(w)) / ‖·‖, the unit static MiniLM vector beside the unit
+WordNet-gloss vector (zeros when WordNet does not know w); ``minilm``: v = u_MiniLM(w).
+The similarity of a compound (m, h) to training compound j is the product kernel
+
+    s_j = max(cos(m, m_j), 0) · max(cos(h, h_j), 0)
+
+— high only when *both* constituents are close, which a linear model over [v(m), v(h)]
+cannot form. With K the k training compounds of largest s_j (excluded ones left out, see
+below) and the softmax weights a_j = exp(s_j / T) / Σ_{i ∈ K} exp(s_i / T), the block is
+
+    b_r = weight · Σ_{j ∈ K, r_j = r} a_j        (one column per relation; Σ_r b_r = weight)
+
+the similarity-weighted relation histogram of the k nearest training compounds. Ties at the
+k-th similarity are broken arbitrarily (with T small such neighbours weigh ~e^(−s_max/T)).
+
+For the training rows themselves (``transform(…, training_rows=True)``) the neighbours that
+the compounds to predict cannot have are left out, so that the block means in training what
+it means at prediction: ``exclude="shared-word"`` (lexical splits, where no val word is a
+training word) drops the training compounds with the row's modifier as modifier or its head
+as head; ``exclude="self"`` (random splits) drops the row itself (leave-one-out).
+
+Rows are processed in chunks so that the (rows × N) similarities stay under
+:data:`MAX_CELLS` cells (and the word-to-word cosines under :data:`MAX_WORD_CELLS`): memory
+is bounded for 15k × 15k training rows and for streaming prediction alike. The fitted state
+is the training words, pairs and relations (plain JSON); the word vectors are looked up
+again through the space's extractors (and their per-word caches) when needed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+
+from thetanet.compounds.features.base import MAX_WEIGHT, CacheDir, Extractor, PerWordExtractor
+from thetanet.compounds.features.gloss import WordNetGlossExtractor
+from thetanet.compounds.features.minilm import MiniLMStaticExtractor
+
+__all__ = ["EXCLUDE", "MAX_CELLS", "MAX_WORD_CELLS", "SPACES", "NeighbourBlock",
+           "NeighbourOptions", "WordSpace"]
+
+#: Exclusion rules for the training rows (see the module).
+EXCLUDE = ("shared-word", "self")
+#: Word spaces → the per-word extractors whose unit rows are concatenated.
+SPACES: dict[str, tuple[type[PerWordExtractor], ...]] = {
+    "minilm+gloss": (MiniLMStaticExtractor, WordNetGlossExtractor),
+    "minilm": (MiniLMStaticExtractor,),
+}
+#: Most (rows × training compounds) similarities held at once.
+MAX_CELLS = 1 << 20
+#: Most (query words × training words) cosines held at once, per constituent.
+MAX_WORD_CELLS = 1 << 21
+_MAX_K = 1_000_000
+_MAX_PAIRS = 10_000_000
+
+
+@dataclass(frozen=True)
+class NeighbourOptions:
+    """The block's settings: ``k`` neighbours, softmax temperature T, the block's weight,
+    the exclusion rule for training rows and the word space."""
+
+    k: int = 50
+    temperature: float = 0.05
+    weight: float = 5.0
+    exclude: str = "shared-word"
+    space: str = "minilm+gloss"
+
+    def __post_init__(self) -> None:
+        k, t, w = self.k, self.temperature, self.weight
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= _MAX_K:
+            raise ValueError(f"neighbours: k must be an integer in [1, {_MAX_K}], got {k!r:.40}")
+        if not _real(t) or not 0 < t < math.inf:
+            raise ValueError(f"neighbours: temperature must be a finite number > 0, got "
+                             f"{t!r:.40}")
+        if not _real(w) or not abs(w) <= MAX_WEIGHT:
+            raise ValueError(f"neighbours: weight must be a number in [-{MAX_WEIGHT:g}, "
+                             f"{MAX_WEIGHT:g}], got {w!r:.40}")
+        if self.exclude not in EXCLUDE:
+            raise ValueError(f"neighbours: exclude must be one of {', '.join(EXCLUDE)}, got "
+                             f"{self.exclude!r:.40}")
+        if self.space not in SPACES:
+            raise ValueError(f"neighbours: space must be one of {', '.join(SPACES)}, got "
+                             f"{self.space!r:.40}")
+
+    @classmethod
+    def parse(cls, spec: str) -> NeighbourOptions:
+        """``"k=50,temperature=0.05,weight=5,exclude=shared-word,space=minilm+gloss"``
+        (any subset, in any order; ``""`` = all defaults). Bad specs raise ``ValueError``."""
+        if not isinstance(spec, str):
+            raise ValueError(f"neighbours must be a string of key=value options, got "
+                             f"{type(spec).__name__}")
+        known = [f.name for f in fields(cls)]
+        options: dict[str, Any] = {}
+        for item in filter(None, (s.strip() for s in spec.split(","))):
+            key, eq, value = (p.strip() for p in item.partition("="))
+            if not eq or key not in known:
+                raise ValueError(f"neighbours: bad option {item!r:.60} (expected key=value, "
+                                 f"key one of {', '.join(known)})")
+            if key in options:
+                raise ValueError(f"neighbours: option {key!r} given twice")
+            try:
+                options[key] = json.loads(value) if key not in ("exclude", "space") else value
+            except json.JSONDecodeError:
+                raise ValueError(f"neighbours: {key} must be a number, got {value!r:.40}"
+                                 ) from None
+        if isinstance(options.get("temperature"), int):
+            options["temperature"] = float(options["temperature"])
+        if isinstance(options.get("weight"), int):
+            options["weight"] = float(options["weight"])
+        return cls(**options)
+
+
+def _real(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), np.float32(1e-9))
+
+
+class WordSpace:
+    """Unit word vectors v(w) (see the module) from the per-word rows of extractors.
+
+    An extractor of ``share`` (e.g. the classifier's own feature extractors) whose rows are
+    the ones needed — same class, same cache settings — is used instead of a new one, so a
+    word is computed (and cached) once.
+    """
+
+    def __init__(self, space: str, *, cache_dir: CacheDir = None,
+                 share: Sequence[Extractor] = ()) -> None:
+        self.space = space
+        self.extractors: list[PerWordExtractor] = []
+        for kind in SPACES[space]:
+            own = kind(cache_dir=cache_dir)
+            match = [e for e in share if type(e) is kind
+                     and e._cache_settings() == own._cache_settings()]
+            self.extractors.append(match[0] if match else own)
+
+    def fit(self, words: Sequence[str]) -> WordSpace:
+        """Make the space's own (unshared) extractors fitted here: they cache ``words``."""
+        for e in self.extractors:
+            if not e.fitted:
+                e.fit(list(words), [])
+        return self
+
+    def vectors(self, words: Sequence[str]) -> np.ndarray:
+        """v(w) for each word: float32, shape (len(words), d)."""
+        parts = []
+        for e in self.extractors:
+            rows = e._rows(words)
+            parts.append(_unit(np.stack([rows[w] for w in words]).astype(np.float32))
+                         if len(words) else np.zeros((0, 1), np.float32))
+        return _unit(np.hstack(parts)) if len(words) else np.zeros((0, 1), np.float32)
+
+
+class NeighbourBlock:
+    """The similarity-weighted relation histogram of the k nearest training compounds."""
+
+    def __init__(self, options: NeighbourOptions, n_labels: int, *, cache_dir: CacheDir = None,
+                 share: Sequence[Extractor] = ()) -> None:
+        if n_labels < 1:
+            raise ValueError("the neighbours block needs at least one relation")
+        self.options = options
+        self.n_labels = int(n_labels)
+        self.space = WordSpace(options.space, cache_dir=cache_dir, share=share)
+        self.fitted = False
+        self._mod_words: list[str] = []
+        self._head_words: list[str] = []
+        self._mi = self._hi = self._y = np.zeros(0, np.int64)
+        self._tables: tuple[np.ndarray, np.ndarray] | None = None  # v of the training words
+
+    @property
+    def dim(self) -> int:
+        return self.n_labels
+
+    @property
+    def extractors(self) -> list[PerWordExtractor]:
+        """The extractors the block reads words through (to freeze during prediction)."""
+        return list(self.space.extractors)
+
+    def fit(self, modifiers: Sequence[str], heads: Sequence[str], labels: Any
+            ) -> NeighbourBlock:
+        """Keep the training compounds and their relations (indices in [0, n_labels))."""
+        y = np.asarray(labels, dtype=np.int64)
+        if not len(modifiers) == len(heads) == len(y):
+            raise ValueError(f"{len(modifiers)} modifiers, {len(heads)} heads, {len(y)} labels")
+        if len(y) == 0:
+            raise ValueError("the neighbours block needs training compounds")
+        if y.min() < 0 or y.max() >= self.n_labels:
+            raise ValueError(f"labels must be in [0, {self.n_labels})")
+        self._mod_words, self._mi = _index(modifiers)
+        self._head_words, self._hi = _index(heads)
+        self._y = y
+        self._tables = None
+        self.space.fit(sorted(set(self._mod_words) | set(self._head_words)))
+        self.fitted = True
+        return self
+
+    def _fitted_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self.fitted:
+            raise RuntimeError("the neighbours block is not fitted")
+        if self._tables is None:
+            self._tables = (self.space.vectors(self._mod_words),
+                            self.space.vectors(self._head_words))
+        return self._tables
+
+    def transform(self, modifiers: Sequence[str], heads: Sequence[str], *,
+                  training_rows: bool = False) -> np.ndarray:
+        """The block b for each compound, float32 (n, n_labels). ``training_rows``: these
+        are the training compounds, in fit order — apply the exclusion rule."""
+        tm, th = self._fitted_tables()
+        mods, hs = list(modifiers), list(heads)
+        if len(mods) != len(hs):
+            raise ValueError(f"{len(mods)} modifiers but {len(hs)} heads")
+        n, big = len(mods), len(self._y)
+        if training_rows and (n != big or _index(mods, self._mod_words)[1].tolist()
+                              != self._mi.tolist() or _index(hs, self._head_words)[1].tolist()
+                              != self._hi.tolist()):
+            raise ValueError("training_rows: these are not the compounds the block was fitted on")
+        out = np.zeros((n, self.n_labels), np.float32)
+        # groups of rows whose word-to-word cosines fit; within them, chunks of rows
+        group = max(1, MAX_WORD_CELLS // max(len(tm), len(th), 1))
+        chunk = max(1, MAX_CELLS // big)
+        for g0 in range(0, n, group):
+            g1 = min(n, g0 + group)
+            cm, im = self._cosines(mods[g0:g1], tm)
+            ch, ih = self._cosines(hs[g0:g1], th)
+            for r0 in range(g0, g1, chunk):
+                r1 = min(g1, r0 + chunk)
+                s = cm[im[r0 - g0:r1 - g0]][:, self._mi] * ch[ih[r0 - g0:r1 - g0]][:, self._hi]
+                if training_rows:
+                    self._exclude(s, r0, r1)
+                out[r0:r1] = self._histogram(s)
+        return out
+
+    def _cosines(self, words: list[str], table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """max(cos(w, t), 0) for the distinct ``words`` against the training words, and each
+        word's row in it."""
+        distinct, inverse = np.unique(np.asarray(words, dtype=object), return_inverse=True)
+        cos = self.space.vectors(distinct.tolist()) @ table.T
+        return np.maximum(cos, 0, out=cos), inverse.reshape(-1)
+
+    def _exclude(self, s: np.ndarray, r0: int, r1: int) -> None:
+        """Training rows r0 … r1−1 lose the neighbours they could not have (in place)."""
+        rows = np.arange(r1 - r0)
+        if self.options.exclude == "self":
+            s[rows, rows + r0] = -np.inf
+        else:
+            shared = ((self._mi[r0:r1, None] == self._mi[None, :])
+                      | (self._hi[r0:r1, None] == self._hi[None, :]))
+            s[shared] = -np.inf
+
+    def _histogram(self, s: np.ndarray) -> np.ndarray:
+        """b for each row of similarities ``s`` (−inf: excluded)."""
+        k, t = min(self.options.k, s.shape[1]), self.options.temperature
+        if k < s.shape[1]:
+            idx = np.argpartition(-s, k - 1, axis=1)[:, :k]
+            top = np.take_along_axis(s, idx, axis=1)
+        else:
+            idx, top = np.broadcast_to(np.arange(k), s.shape), s
+        best = top.max(axis=1, keepdims=True)
+        alive = np.isfinite(best)  # a row with every neighbour excluded gets zeros
+        w = np.exp((top - np.where(alive, best, 0)) / np.float32(t)) * alive
+        w /= np.maximum(w.sum(axis=1, keepdims=True), np.float32(1e-30))
+        rows = np.repeat(np.arange(len(s)) * self.n_labels, idx.shape[1])
+        hist = np.bincount(rows + self._y[idx].ravel(), weights=w.ravel(),
+                           minlength=len(s) * self.n_labels)
+        return (self.options.weight * hist).reshape(len(s), self.n_labels).astype(np.float32)
+
+    # -- persistence ---------------------------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        """The fitted block as plain JSON: training words, pairs (indices) and relations."""
+        if not self.fitted:
+            raise RuntimeError("the neighbours block is not fitted")
+        return {"modifier_words": list(self._mod_words), "head_words": list(self._head_words),
+                "modifiers": self._mi.tolist(), "heads": self._hi.tolist(),
+                "labels": self._y.tolist()}
+
+    @classmethod
+    def from_state(cls, options: NeighbourOptions, n_labels: int, state: Mapping[str, Any], *,
+                   cache_dir: CacheDir = None, share: Sequence[Extractor] = ()
+                   ) -> NeighbourBlock:
+        """The block :meth:`get_state` describes (validated: ``ValueError`` names what is
+        wrong). Its extractors only read the per-word caches (they were not fitted here)."""
+        if not isinstance(state, Mapping):
+            raise ValueError("neighbours: the state must be an object")
+        block = cls(options, n_labels, cache_dir=cache_dir, share=share)
+        words = {}
+        for key in ("modifier_words", "head_words"):
+            v = state.get(key)
+            if (not isinstance(v, list) or not 0 < len(v) <= _MAX_PAIRS
+                    or not all(isinstance(w, str) for w in v) or len(set(v)) != len(v)):
+                raise ValueError(f"neighbours: {key!r} must be a list of distinct words")
+            words[key] = v
+        arrays = {}
+        for key, most in (("modifiers", len(words["modifier_words"])),
+                          ("heads", len(words["head_words"])), ("labels", n_labels)):
+            v = state.get(key)
+            if (not isinstance(v, list) or not 0 < len(v) <= _MAX_PAIRS
+                    or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < most
+                               for i in v)):
+                raise ValueError(f"neighbours: {key!r} must be a list of indices in [0, {most})")
+            arrays[key] = np.asarray(v, dtype=np.int64)
+        if not len(arrays["modifiers"]) == len(arrays["heads"]) == len(arrays["labels"]):
+            raise ValueError("neighbours: one modifier, head and label per training compound")
+        block._mod_words, block._head_words = words["modifier_words"], words["head_words"]
+        block._mi, block._hi, block._y = arrays["modifiers"], arrays["heads"], arrays["labels"]
+        block.fitted = True
+        return block
+
+
+def _index(words: Sequence[str], vocab: list[str] | None = None
+           ) -> tuple[list[str], np.ndarray]:
+    """Distinct words (sorted, unless ``vocab`` is given) and each word's index (−1: none)."""
+    vocab = sorted(set(words)) if vocab is None else vocab
+    at = {w: i for i, w in enumerate(vocab)}
+    return vocab, np.fromiter((at.get(w, -1) for w in words), np.int64, len(words))

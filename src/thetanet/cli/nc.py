@@ -111,6 +111,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--logit-adjustment", type=float, default=None, metavar="TAU",
                    help="predict argmax log p − TAU·log(training relation frequency); TAU > 0 "
                         f"favours rarer relations (0: plain argmax; {recipe_default})")
+    t.add_argument("--neighbours", default=None, metavar="SPEC",
+                   help="the neighbours block (relation histogram of the nearest training "
+                        "compounds): k=,temperature=,weight=,exclude=shared-word|self,"
+                        f"space=minilm+gloss|minilm; 'off' removes it ({recipe_default})")
     t.add_argument("--input-dropout", type=float, default=None,
                    help=f"dropout of the input features, their stored entries ({recipe_default})")
     t.add_argument("--l2", type=float, default=None, help=f"L2 penalty ({recipe_default})")
@@ -186,9 +190,10 @@ def _recipes_epilog() -> str:
              "src/thetanet/compounds/recipes.py):"]
     for split in SPLITS:
         s = recipe(split)
-        extra = [f"input dropout {s.input_dropout:g}" if s.input_dropout else "",
-                 f"logit adjustment {s.logit_adjustment:g}" if s.logit_adjustment else "",
-                 f"batch {s.batch_size}"]
+        extra = [f"input dropout {s.input_dropout:.3g}" if s.input_dropout else "",
+                 f"logit adjustment {s.logit_adjustment:.3g}" if s.logit_adjustment else "",
+                 f"batch {s.batch_size}", f"lr {s.learning_rate:.3g}",
+                 f"neighbours {s.neighbours}" if s.neighbours else ""]
         lines.append(textwrap.fill(f"{split:<15} {_describe(s)}, "
                                    f"{', '.join(e for e in extra if e)}; {len(s.seeds)} seed(s)",
                                    100, initial_indent="  ", subsequent_indent=" " * 6))
@@ -196,8 +201,7 @@ def _recipes_epilog() -> str:
                                    initial_indent=" " * 6, subsequent_indent=" " * 8,
                                    break_on_hyphens=False))
     base = recipe(SPLITS[0])
-    lines.append(f"  every split: lr {base.learning_rate:g}, max epochs {base.max_epochs}, "
-                 f"patience {base.patience}")
+    lines.append(f"  every split: max epochs {base.max_epochs}, patience {base.patience}")
     return "\n".join(lines)
 
 
@@ -232,6 +236,8 @@ def _settings_for(split: str, args: argparse.Namespace) -> Any:
     for k, v in overrides.items():
         if v is not None:
             setattr(s, k, v)
+    if args.neighbours is not None:
+        s.neighbours = None if args.neighbours == "off" else args.neighbours
     n = args.ensemble if args.ensemble is not None else len(s.seeds)
     if n < 1:
         raise CLIError("--ensemble must be at least 1")
@@ -311,9 +317,9 @@ VAL_IS = "val (selection), not test"
 def _describe(settings: Any) -> str:
     """The model in a few words: "MLP 256, dropout 0.5" or "softmax regression"."""
     if not settings.hidden:
-        return "softmax regression" + (f", L2 {settings.l2:g}" if settings.l2 else "")
+        return "softmax regression" + (f", L2 {settings.l2:.3g}" if settings.l2 else "")
     return (f"MLP {'-'.join(map(str, settings.hidden))} {settings.activation}"
-            + (f", dropout {settings.dropout:g}" if settings.dropout else ""))
+            + (f", dropout {settings.dropout:.3g}" if settings.dropout else ""))
 
 
 def _print_result(split: str, settings: Any, chosen: Any, out: Path,

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from thetanet.files import atomic_write_text
+
 EXTRACT = """
 import sys, time
 t0 = time.perf_counter()
@@ -66,10 +68,16 @@ def main() -> int:
                 print(rows[-1], flush=True)
     text = "\n".join([
         "# Noun-compound main job: timings", "",
-        f"2 cores; load average at start {load:.2f} (other processes on the machine slow "
-        "these down). Reproduce: `python benchmarks/nc_timing.py`.", "",
+        f"Measured {time.strftime('%Y-%m-%d %H:%M')}: 2 cores; load average at start {load:.2f} "
+        "(other processes on the machine slow these down). Reproduce: "
+        "`python benchmarks/nc_timing.py`.", "",
         "| what | wall-clock |", "|---|---|", *rows, ""])
-    Path(args.out).write_text(text)
+    out_path = Path(args.out)
+    if out_path.exists():  # keep the dated sections below the table (earlier measurements)
+        old = out_path.read_text(encoding="utf-8")
+        if "\n## " in old:
+            text += "\n" + old[old.index("\n## ") + 1:]
+    atomic_write_text(out_path, text)
     print(text)
     return 0
 

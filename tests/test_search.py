@@ -20,6 +20,7 @@ else:
     optuna = pytest.importorskip("optuna")
 
 from thetanet import Dropout, Maxout  # noqa: E402
+from thetanet.compounds.settings import NCSettings  # noqa: E402
 from thetanet.search import (  # noqa: E402
     Architecture,
     SearchSpace,
@@ -223,7 +224,7 @@ def test_nc_settings_from_parameters():
               "use_words": False, "weight_words": 2.0, "layers": 2, "activation": "tanh",
               "dropout": 0.25, "units_0": 300, "units_1": 100, "input_dropout": 0.1,
               "l2_on": True, "l2": 1e-4, "learning_rate": 3e-3, "batch_size": 128,
-              "logit_adjustment": 0.5}
+              "logit_adjustment": 0.5, "use_neighbours": True, "weight_neighbours": 4.0}
     base = NCSettings(seeds=[4])
     s = suggest_settings(optuna.trial.FixedTrial(params), space, base)
     assert s == settings_from_params(params, space, base)
@@ -232,6 +233,7 @@ def test_nc_settings_from_parameters():
                                                                       0.1)
     assert (s.l2, s.learning_rate, s.batch_size, s.logit_adjustment) == (1e-4, 3e-3, 128, 0.5)
     assert (s.max_epochs, s.patience, s.seeds) == (space.max_epochs, space.patience, [4])
+    assert s.neighbours == "weight=4,exclude=shared-word"
     # every extractor drawn off: the first one, so a trial always has features
     words = {**params, "use_wordnet": False, "use_minilm-static": False, "use_words": True}
     assert settings_from_params(words, space, base).features == ["words:weight=2"]
@@ -267,14 +269,48 @@ def test_nc_search_ctrl_c_exits_130(tmp_path, data_root):
     assert len(trials) < 50
 
 
-@pytest.mark.parametrize("split", ["fine_random", "fine_lexical", "coarse_lexical"])
+@pytest.mark.parametrize("split", ["fine_random", "fine_lexical", "coarse_random",
+                                   "coarse_lexical"])
 def test_recipes_are_points_of_the_full_space(split):
-    """--warm-start enqueues today's recipe: its parameters give back the same settings."""
+    """--warm-start enqueues today's recipe: its parameters give back the same settings, from
+    the fresh base a study starts from (the neighbours block included)."""
     from thetanet.compounds.recipes import recipe
     from thetanet.compounds.search import SPACES, params_from_settings, settings_from_params
 
     r = recipe(split)
     space = SPACES["full"]
-    again = settings_from_params(params_from_settings(r, space), space, r)
+    again = settings_from_params(params_from_settings(r, space), space,
+                                 NCSettings(seeds=list(r.seeds)))
     assert again == r
     assert (r.max_epochs, r.patience) == (space.max_epochs, space.patience)
+
+
+def test_the_neighbours_block_is_searched_by_its_weight():
+    """A trial turns the block on or off and draws its weight; a block the space cannot
+    express (other options than the weight) is refused, and the quick space never uses it."""
+    from thetanet.compounds.search import SPACES, params_from_settings, settings_from_params
+
+    space, base = SPACES["full"], NCSettings()
+    on = settings_from_params({"use_neighbours": True, "weight_neighbours": 7.25}, space, base)
+    assert on.neighbours == "weight=7.25,exclude=shared-word"
+    on.validate()
+    off = settings_from_params({"use_neighbours": False, "weight_neighbours": 7.25}, space,
+                               base)
+    assert off.neighbours is None
+    custom = NCSettings(neighbours="weight=5,k=10")
+    with pytest.raises(ValueError, match="not in the search space"):
+        params_from_settings(custom, space)
+    with pytest.raises(ValueError, match="not in the search space"):
+        params_from_settings(NCSettings(features=["chars"], neighbours="weight=5"),
+                             SPACES["quick"])
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    from thetanet.compounds.search import suggest_settings
+
+    drawn = [suggest_settings(study.ask(), SPACES["quick"], base) for _ in range(5)]
+    assert all(d.neighbours is None for d in drawn)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    drawn = [suggest_settings(study.ask(), space, base) for _ in range(20)]
+    weights = [float(d.neighbours.split(",")[0].removeprefix("weight="))
+               for d in drawn if d.neighbours]
+    assert weights and all(1.0 <= w <= 32.0 for w in weights)
+    assert any(d.neighbours is None for d in drawn)

@@ -1,6 +1,7 @@
 r"""Architecture search for the noun-compound classifier: a space over :class:`NCSettings`.
 
-A trial draws settings — which feature extractors and their block weights, hidden layers
+A trial draws settings — which feature extractors and their block weights, the neighbours
+block (on or off, its weight; :mod:`thetanet.compounds.features.neighbours`), hidden layers
 (0 = softmax regression, 1–3) and units, the activation g, dropout on the hidden layers and on
 the input, L2 λ, the Adam learning rate η, the batch size, the logit adjustment τ — and trains
 one :class:`NCClassifier` per seed of the study with early stopping on val weighted-F1. Each
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from thetanet.compounds.features.neighbours import NeighbourOptions
 from thetanet.compounds.settings import NCSettings
 from thetanet.compounds.system import NCClassifier
 from thetanet.search import (
@@ -60,6 +62,9 @@ class NCSpace:
     learning_rate: tuple[float, float] = (1e-4, 1e-2)
     batch_sizes: tuple[int, ...] = (32, 64, 128, 256)
     logit_adjustment: tuple[float, float] = (0.0, 1.0)
+    #: the neighbours block's weight when a trial turns it on ((0, 0): never on); its other
+    #: options keep their defaults (k 50, T 0.05, training rows leave out shared words)
+    neighbours: tuple[float, float] = (1.0, 32.0)
     max_epochs: int = 60
     patience: int = 6
 
@@ -83,7 +88,7 @@ SPACES: dict[str, NCSpace] = {
     "quick": NCSpace(features=("chars",), normalize=(), weights=(1.0, 1.0), layers=(0, 1),
                      units=(16, 64), activations=("relu", "tanh"), dropout=(0.0, 0.5),
                      input_dropout=(0.0, 0.0), learning_rate=(1e-3, 3e-2),
-                     batch_sizes=(128, 256), max_epochs=4,
+                     batch_sizes=(128, 256), neighbours=(0.0, 0.0), max_epochs=4,
                      patience=1),
 }
 
@@ -119,6 +124,12 @@ def suggest_settings(trial: Any, space: NCSpace, base: NCSettings) -> NCSettings
     if space.logit_adjustment[1] > 0:
         params["logit_adjustment"] = trial.suggest_float("logit_adjustment",
                                                          *space.logit_adjustment)
+    if space.neighbours[1] > 0:
+        on = params["use_neighbours"] = trial.suggest_categorical("use_neighbours",
+                                                                  [True, False])
+        if on:
+            params["weight_neighbours"] = trial.suggest_float(
+                "weight_neighbours", *space.neighbours, log=space.neighbours[0] > 0)
     return settings_from_params(params, space, base)
 
 
@@ -147,7 +158,14 @@ def settings_from_params(params: dict[str, Any], space: NCSpace,
                    learning_rate=float(params.get("learning_rate", base.learning_rate)),
                    batch_size=int(params.get("batch_size", base.batch_size)),
                    logit_adjustment=float(params.get("logit_adjustment", 0.0)),
+                   neighbours=_neighbours_spec(params),
                    max_epochs=space.max_epochs, patience=space.patience)
+
+
+def _neighbours_spec(params: dict[str, Any]) -> str | None:
+    if not params.get("use_neighbours", False):
+        return None
+    return f"weight={round(float(params['weight_neighbours']), 3):g},exclude=shared-word"
 
 
 def params_from_settings(settings: NCSettings, space: NCSpace) -> dict[str, Any]:
@@ -174,6 +192,14 @@ def params_from_settings(settings: NCSettings, space: NCSpace) -> dict[str, Any]
                   logit_adjustment=settings.logit_adjustment)
     if settings.l2 > 0:
         params["l2"] = settings.l2
+    if settings.neighbours:
+        opts = NeighbourOptions.parse(settings.neighbours)
+        if space.neighbours[1] <= 0 or opts != NeighbourOptions(weight=opts.weight):
+            raise ValueError(f"the neighbours block {settings.neighbours!r} is not in the "
+                             "search space (it searches the weight of the default block only)")
+        params.update(use_neighbours=True, weight_neighbours=opts.weight)
+    elif space.neighbours[1] > 0:
+        params["use_neighbours"] = False
     return params
 
 

@@ -43,7 +43,8 @@ OUT = Path(__file__).parent / "results" / "search.md"
 #: (trials of similar work — 8 epochs, no early stop, one batch size — so that the longest
 #: trial does not bound the two-worker time: with 8 trials of 1–20 s it did, ratio 0.8–1.07)
 SCALING_SPACE = NCSpace(features=("wordnet", "minilm-static", "wordnet-gloss"), layers=(1, 1),
-                        units=(128, 256), batch_sizes=(128,), max_epochs=8, patience=8)
+                        units=(128, 256), batch_sizes=(128,), neighbours=(0.0, 0.0),
+                        max_epochs=8, patience=8)
 #: the per-split search: the full space with smaller networks, so a trial fits the budget
 BENCH_SPACE = {"layers": [0, 2], "units": [64, 512]}
 NOISE = 0.005  # 3-seed means move this much from float rounding alone (nc.md)
@@ -83,19 +84,24 @@ def scaling(tmp: Path, data_dir: str | None, n_trials: int) -> dict:
         suggest_settings(t, SCALING_SPACE, NCSettings())
         fixed.append(t.params)
         sampler_study.tell(t, 0.0)
+
+    def queued(name: str, params: list[dict]) -> list[str]:
+        """A fresh study holding ``params`` as queued trials; the worker command for it. A
+        study-wide count: each worker pulls the next queued trial until all are taken (a
+        per-worker count would leave one idle while the other runs the longer trials)."""
+        url = storage_url(str(tmp / f"{name}.db"))
+        study = optuna.create_study(storage=url, study_name="scaling", direction="maximize")
+        for p in params:
+            study.enqueue_trial(p)
+        return ["search", "--split", "fine_lexical", "--space", str(space_file), "--storage",
+                url, "--study", "scaling", "--pruner", "none", "--threads", "1", "--trials",
+                str(len(params)), "--max-trials", str(len(params)),
+                *(["--data-dir", data_dir] if data_dir else [])]
+
     out = {}
     for workers in (1, 2):
-        url = storage_url(str(tmp / f"scaling-{workers}.db"))
-        study = optuna.create_study(storage=url, study_name="scaling", direction="maximize")
-        for p in fixed:
-            study.enqueue_trial(p)
-        # a study-wide count: each worker pulls the next queued trial until all are taken
-        # (a per-worker count would leave one idle while the other runs the longer trials)
-        base = ["search", "--split", "fine_lexical", "--space", str(space_file), "--storage",
-                url, "--study", "scaling", "--pruner", "none", "--threads", "1",
-                "--trials", str(n_trials), "--max-trials", str(n_trials)]
-        if data_dir:
-            base += ["--data-dir", data_dir]
+        base = queued(f"scaling-{workers}", fixed)
+        url = base[base.index("--storage") + 1]
         load = os.getloadavg()[0]
         wall, cpu = run_timed([base] * workers)
         trials = optuna.load_study(study_name="scaling", storage=url).trials
@@ -106,16 +112,8 @@ def scaling(tmp: Path, data_dir: str | None, n_trials: int) -> dict:
                         "states": sorted({t.state.name for t in trials})}
     # the machine's own limit: two processes on separate studies, each with half the trials
     # (no shared storage, no coordination: what a perfect scheduler could do at best)
-    halves = []
-    for h, part in enumerate((fixed[: n_trials // 2], fixed[n_trials // 2:])):
-        url = storage_url(str(tmp / f"scaling-half-{h}.db"))
-        study = optuna.create_study(storage=url, study_name="scaling", direction="maximize")
-        for p in part:
-            study.enqueue_trial(p)
-        cmd = ["search", "--split", "fine_lexical", "--space", str(space_file), "--storage",
-               url, "--study", "scaling", "--pruner", "none", "--threads", "1",
-               "--trials", str(len(part)), "--max-trials", str(len(part))]
-        halves.append(cmd + (["--data-dir", data_dir] if data_dir else []))
+    halves = [queued(f"scaling-half-{h}", part)
+              for h, part in enumerate((fixed[: n_trials // 2], fixed[n_trials // 2:]))]
     alone_s, alone_cpu = run_timed(halves)
     same = out[1]["values"] == out[2]["values"]
     return {"trials": n_trials, "one_s": out[1]["wall_s"], "two_s": out[2]["wall_s"],

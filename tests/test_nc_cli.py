@@ -425,3 +425,15 @@ def test_early_stopping_selects_on_the_adjusted_predictions(data_root, tmp_path)
     assert clf.best_epochs[0] == int(np.argmax(adjusted))  # the first best epoch
     # the kept (best-epoch) weights predict, adjusted, exactly the F1 that was monitored
     assert clf.evaluate(val)["weighted_f1"] == pytest.approx(max(adjusted), abs=1e-9)
+
+
+def test_settings_bound_the_logit_adjustment_for_library_users():
+    """|τ| beyond MAX_LOGIT_ADJUSTMENT would train a model that no loader accepts (π^(−τ)
+    overflows float32): NCSettings refuses it, as the command line does."""
+    from thetanet.compounds.settings import MAX_LOGIT_ADJUSTMENT, NCSettings
+
+    NCSettings(logit_adjustment=MAX_LOGIT_ADJUSTMENT).validate()
+    NCSettings(logit_adjustment=-MAX_LOGIT_ADJUSTMENT).validate()
+    for tau in (MAX_LOGIT_ADJUSTMENT * 1.01, -1e6, float("nan")):
+        with pytest.raises(ValueError, match="logit_adjustment must be finite, in"):
+            NCSettings(logit_adjustment=tau).validate()

@@ -7,6 +7,9 @@ from dataclasses import dataclass, field
 
 from thetanet.compounds.features.neighbours import NeighbourOptions
 
+#: |τ| of the logit adjustment accepted (beyond, π^(−τ) overflows float32 probabilities).
+MAX_LOGIT_ADJUSTMENT = 10.0
+
 __all__ = ["DEFAULT_FEATURES", "NCSettings"]
 
 DEFAULT_FEATURES = ("wordnet", "minilm-static")
@@ -45,8 +48,10 @@ class NCSettings:
             raise ValueError("need at least one seed")
         if self.max_epochs < 1 or self.batch_size < 1:
             raise ValueError("max_epochs and batch_size must be positive")
-        if not math.isfinite(self.logit_adjustment):
-            raise ValueError(f"logit_adjustment must be finite, got {self.logit_adjustment}")
+        tau = self.logit_adjustment
+        if not math.isfinite(tau) or abs(tau) > MAX_LOGIT_ADJUSTMENT:
+            raise ValueError(f"logit_adjustment must be finite, in [-{MAX_LOGIT_ADJUSTMENT:g}, "
+                             f"{MAX_LOGIT_ADJUSTMENT:g}], got {tau}")
         self.neighbour_options()
 
     def neighbour_options(self) -> NeighbourOptions | None:

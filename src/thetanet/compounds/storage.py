@@ -42,7 +42,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from thetanet.compounds.settings import NCSettings
+from thetanet.compounds.settings import MAX_LOGIT_ADJUSTMENT, NCSettings
 from thetanet.files import (
     ModelFileError,
     atomic_write_text,
@@ -62,8 +62,6 @@ NC_FORMAT = "thetanet-nc"
 #: adjustment); 1. All three are read (1 and 2 unsigned, see the module).
 NC_FORMAT_VERSION = 3
 DOC_NAME = "nc.json"
-#: |τ| of the logit adjustment accepted (beyond, π^(−τ) overflows float32 probabilities).
-MAX_LOGIT_ADJUSTMENT = 10.0
 _MAX_LABELS = 10_000
 _MAX_MEMBERS = 1_000
 _MEMBER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,100}")

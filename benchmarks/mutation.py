@@ -154,6 +154,28 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
         "elementwise product for matching dtypes (identical values; the padded GEMM is only "
         "faster) and the GEMM for a row of another dtype than the layer (direct layer use), "
         "which then differs by float32 rounding only"),
+    "thetanet.layers.dense.xǁDenseǁforward__mutmut_13": (
+        "self.activation.f(z, out=None)", "a hidden layer's activation goes to a new array "
+        "instead of the reused buffer; the cached and returned a are the same values "
+        "(allocation only)"),
+    "thetanet.layers.dense.xǁDenseǁbackward__mutmut_89": (
+        "np.add.reduce(delta, out=self.d_bias)", "ufunc.reduce sums over axis 0 by default: "
+        "the same call"),
+    "thetanet.layers.dense.xǁDenseǁ_outer__mutmut_26": (
+        "pads[1].shape[1] == delta.shape[1]", "δ's width is the layer's units, fixed once "
+        "built, so the padded-row buffers are reallocated on every call instead of reused; "
+        + _PERF),
+    "thetanet.layers.maxout.xǁMaxoutǁforward__mutmut_1": (
+        "training: bool = True", "the default of an argument every caller passes (the model "
+        "and the gradient checks say training=); a call without it also caches x and the "
+        "winning pieces: the same output"),
+    "thetanet.layers.maxout.xǁMaxoutǁforward__mutmut_24": (
+        "winner[:, :, None], )", "np.take_along_axis's axis defaults to -1 since NumPy 2.3 "
+        "(installed: 2.4), the last axis, which axis=2 names: the same call (on NumPy < 2.3 "
+        "the call would fail)"),
+    "thetanet.files.x_read_json__mutmut_24": (
+        "XXnested too deeplyXX", "changes only the wording of an error message that no "
+        "caller parses"),
     "thetanet.layers.dense.xǁDenseǁforward__mutmut_15": (
         "self.activation.f(z, )", "a hidden layer's activation goes to a new array instead of "
         "the reused buffer; the cached and returned a are the same values (allocation only)"),
@@ -209,6 +231,7 @@ NOT_IDENTICAL: dict[str, str] = {
         "thetanet.checkpoint.x_read_checkpoint__mutmut_29",
         "thetanet.initializers.x_get__mutmut_21",
         "thetanet.layers.dropout.xǁDropoutǁbackward__mutmut_8",
+        "thetanet.files.x_read_json__mutmut_24",
         "thetanet.model.xǁSequentialǁ_check_x__mutmut_1"], "an error message's wording"),
     **dict.fromkeys([
         "thetanet.callbacks.xǁProgressLoggerǁon_epoch_begin__mutmut_27",
@@ -230,6 +253,21 @@ _M = "tests/test_mutation_kills_metrics.py::"
 _T = "tests/test_mutation_kills_training.py::"
 # Survivors of the first run (seed 18, 20 per module) that a test added for them kills.
 KILLED_BY: dict[str, str] = {
+    # session 4 (the layers' shared WeightedLayer base moved code; a new sample)
+    "thetanet.layers.dense.xǁDenseǁ_outer__mutmut_30":
+        _L + "test_online_gradient_of_a_wide_kernel_is_the_batch_gradient[float32]",
+    "thetanet.layers.dense.xǁDenseǁbackward__mutmut_75":
+        _L + "test_a_dense_bias_gradient_from_a_float64_delta",
+    "thetanet.layers.dense.xǁDenseǁpreactivation__mutmut_5":
+        _L + "test_preactivation_is_in_the_layers_dtype_for_any_input[dense]",
+    "thetanet.layers.maxout.xǁMaxoutǁpreactivation__mutmut_5":
+        _L + "test_preactivation_is_in_the_layers_dtype_for_any_input[maxout]",
+    **dict.fromkeys([
+        "thetanet.layers.maxout.xǁMaxoutǁ__init____mutmut_8",
+        "thetanet.layers.maxout.xǁMaxoutǁbuild__mutmut_7",
+        "thetanet.layers.weighted.xǁWeightedLayerǁ_create_weights__mutmut_16",
+        "thetanet.layers.weighted.xǁWeightedLayerǁ_init_weights__mutmut_7"],
+        _L + "test_weighted_layers_keep_their_name_and_dtype_and_name_themselves_in_errors"),
     "thetanet.activations.base.xǁActivationFunctionǁ__repr____mutmut_1":
         _A + "test_repr_shows_the_constructor_arguments",
     "thetanet.activations.learnable.xǁAPLǁbuild__mutmut_33":

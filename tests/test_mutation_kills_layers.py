@@ -71,21 +71,25 @@ def test_backward_passes_gradients_in_the_models_dtype(make):
     assert a.dtype == F32 and dx.dtype == F32
 
 
-def test_online_gradient_of_a_wide_kernel_is_the_batch_gradient():
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_online_gradient_of_a_wide_kernel_is_the_batch_gradient(dtype):
     """Batch size 1 takes its own route to ∂J/∂kernel = xᵀδ for kernels of ≥ 4096 entries;
-    it must equal the gradient of a batch of that row twice (the same mean)."""
+    it must equal the gradient of a batch of that row twice (the same mean), in the model's
+    dtype."""
     rng = np.random.default_rng(2)
+    tol = {"float64": (1e-12, 1e-15), "float32": (2e-5, 1e-7)}[dtype]
     model = Sequential([Dense(64, "tanh", input_dim=80), Dense(2, "softmax")],
-                       dtype="float64", seed=0)
+                       dtype=dtype, seed=0)
     model.compile("sgd", "sparse_categorical_crossentropy")
     model.build(80)
-    for row in rng.normal(size=(3, 80)):  # several rows: the route keeps buffers between calls
+    for row in rng.normal(size=(3, 80)).astype(dtype):  # the route keeps buffers between calls
         x1, y1 = row[None, :], np.array([1])
         model.forward_backward(x1, y1)
         online = [g.copy() for g in model.grads]
         model.forward_backward(np.vstack([x1, x1]), np.array([1, 1]))
         for a, b in zip(online, model.grads):
-            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+            assert a.dtype == np.dtype(dtype)
+            np.testing.assert_allclose(a, b, rtol=tol[0], atol=tol[1])
 
 
 def test_unbuilt_layers_have_no_parameters():
@@ -133,3 +137,41 @@ def test_crossentropy_from_logits_of_very_different_scales():
     a /= a.sum(axis=1, keepdims=True)
     expected = (np.log1p(np.exp(-1000.0)) + np.log1p(np.exp(1.0))) / 2
     assert CategoricalCrossentropy().value(y, a, z) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("make", [lambda: Dense(3, "tanh"), lambda: Maxout(3, pieces=2)],
+                         ids=["dense", "maxout"])
+def test_preactivation_is_in_the_layers_dtype_for_any_input(make):
+    """z = x Θ comes out in the layer's dtype even when x is float64 (direct layer use)."""
+    layer = make()
+    layer.build(4, dtype=F32, rng=np.random.default_rng(0))
+    z = layer.preactivation(np.random.default_rng(1).normal(size=(5, 4)))
+    assert z.dtype == F32
+
+
+def test_a_dense_bias_gradient_from_a_float64_delta():
+    """backward with a float64 gradient (direct layer use) still sums δ over the batch into
+    the float32 bias gradient."""
+    rng = np.random.default_rng(3)
+    layer = _dense(3, 4, F32, activation=None)
+    layer.forward(rng.normal(size=(6, 4)).astype(np.float32), training=True)
+    grad = rng.normal(size=(6, 3))
+    layer.backward(grad)
+    assert layer.d_bias.dtype == F32
+    np.testing.assert_allclose(layer.d_bias, grad.sum(axis=0), rtol=1e-5, atol=1e-6)
+
+
+def test_weighted_layers_keep_their_name_and_dtype_and_name_themselves_in_errors():
+    """The shared kernel/bias base: a layer's name survives, its arrays are in its dtype
+    whatever an initialiser returns, and its refusals say which layer refuses."""
+    mx = Maxout(3, name="mx")
+    assert mx.name == "mx" and mx.get_config()["name"] == "mx"
+    wide = Dense(2, bias_initializer=lambda shape, rng, dtype: np.ones(shape),
+                 kernel_initializer=lambda shape, rng, dtype: np.ones(shape))
+    wide.build(3, dtype=F32, rng=np.random.default_rng(0))
+    assert wide.bias.dtype == F32 and wide.kernel.dtype == F32
+    for make, name in ((Dense, "Dense"), (Maxout, "Maxout")):
+        with pytest.raises(ValueError, match=f"^{name} l2 must be a non-negative number"):
+            make(2, l2=-1.0)
+    with pytest.raises(ValueError, match="^Maxout needs flat inputs"):
+        Maxout(2).build((4, 4), dtype=F32, rng=np.random.default_rng(0))

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from interrupts import InterruptAt
 
 from thetanet import Dense, Dropout, EarlyStopping, Sequential
 from thetanet.callbacks import Callback
@@ -142,18 +143,6 @@ def _model(opt: Any = "adam", dropout: float = 0.3, metrics: tuple = ("accuracy"
     return m
 
 
-class _InterruptAt(Callback):
-    """Deliver a real SIGINT to this process after global batch ``k``."""
-
-    def __init__(self, k: int) -> None:
-        self.k, self.count = k, 0
-
-    def on_batch_end(self, batch, logs=None):
-        self.count += 1
-        if self.count == self.k:
-            signal.raise_signal(signal.SIGINT)
-
-
 FIT = {"epochs": 4, "batch_size": 10, "seed": 5, "verbose": 0}
 
 
@@ -172,14 +161,14 @@ def test_in_process_interrupt_and_resume_is_exact(tmp_path, k, opt, every):
     before = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt, match="checkpoint written"):
         first.fit(x, y, validation_data=val, checkpoint=ck, checkpoint_every=every,
-                  callbacks=[EarlyStopping("val_loss", patience=10), _InterruptAt(k)], **FIT)
+                  callbacks=[EarlyStopping("val_loss", patience=10), InterruptAt(k)], **FIT)
     assert signal.getsignal(signal.SIGINT) is before  # handler restored
     st = read_checkpoint(ck)[2]  # exactly after global batch k (10 batches an epoch)
     assert (st["epoch"], st["offset"]) == ((k - 1) // 10, min((k - 1) % 10 * 10 + 10, 96))
 
     again = _model(opt)
     hist = again.fit(x, y, validation_data=val, checkpoint=ck, resume=True,
-                     callbacks=[EarlyStopping("val_loss", patience=10), _InterruptAt(-1)],
+                     callbacks=[EarlyStopping("val_loss", patience=10), InterruptAt(-1)],
                      **FIT)
     for a, b in zip(again.get_weights(), ref.get_weights()):
         assert a.tobytes() == b.tobytes()
@@ -268,7 +257,7 @@ def test_sigint_without_checkpoint_raises_after_the_batch():
     x, y = _data()
     m = _model()
     with pytest.raises(KeyboardInterrupt, match="interrupted in epoch 1, 30 of 96"):
-        m.fit(x, y, callbacks=[_InterruptAt(3)], **FIT)
+        m.fit(x, y, callbacks=[InterruptAt(3)], **FIT)
     assert m.optimizer.iterations == 3
     assert m.history is not None
 

@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+from interrupts import InterruptAt
 
 import thetanet
 from thetanet import (
@@ -24,7 +25,6 @@ from thetanet import (
     Sequential,
     load_checkpoint,
 )
-from thetanet.callbacks import Callback
 from thetanet.checkpoint import read_checkpoint
 from thetanet.gradcheck import backprop_gradients, gradcheck, numerical_gradients
 
@@ -117,18 +117,6 @@ def test_conv_net_gradcheck_after_a_training_forward():
     assert gradcheck(model, x.astype(np.float64), y, training=True, seed=3) < 1e-6
 
 
-class _InterruptAt(Callback):
-    """Deliver a real SIGINT to this process after global batch ``k``."""
-
-    def __init__(self, k: int) -> None:
-        self.k, self.count = k, 0
-
-    def on_batch_end(self, batch, logs=None):
-        self.count += 1
-        if self.count == self.k:
-            signal.raise_signal(signal.SIGINT)
-
-
 @pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="POSIX signals")
 def test_conv_net_checkpoint_resume_is_bit_identical(tmp_path):
     x, y = tiny_images(40)
@@ -146,14 +134,14 @@ def test_conv_net_checkpoint_resume_is_bit_identical(tmp_path):
     ck = tmp_path / "ck"
     with pytest.raises(KeyboardInterrupt):
         make().fit(x, y, validation_data=val, checkpoint=ck,
-                   callbacks=[EarlyStopping("val_loss", patience=5), _InterruptAt(7)], **fit)
+                   callbacks=[EarlyStopping("val_loss", patience=5), InterruptAt(7)], **fit)
     state = read_checkpoint(ck)[2]
     assert (state["epoch"], state["offset"]) == (1, 16)  # 5 batches an epoch: after batch 7
     stored = load_checkpoint(ck).model
     assert stored.input_shape == (6, 6, 1) and isinstance(stored.layers[0], Conv2D)
     again = make()
     hist = again.fit(x, y, validation_data=val, checkpoint=ck, resume=True,
-                     callbacks=[EarlyStopping("val_loss", patience=5), _InterruptAt(-1)],
+                     callbacks=[EarlyStopping("val_loss", patience=5), InterruptAt(-1)],
                      **fit)
     for a, b in zip(again.get_weights(), ref.get_weights()):
         assert a.tobytes() == b.tobytes()

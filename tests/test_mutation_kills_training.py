@@ -5,11 +5,11 @@ inference-mode forward/backward of a dropout model, and what a loaded checkpoint
 
 from __future__ import annotations
 
-import signal
 import sys
 
 import numpy as np
 import pytest
+from interrupts import InterruptAt
 
 from thetanet import Dense, Dropout, EarlyStopping, Sequential, load_checkpoint
 from thetanet.callbacks import Callback, ProgressLogger
@@ -86,24 +86,14 @@ def test_the_progress_logger_takes_the_callback_protocol_without_logs(capsys):
     assert capsys.readouterr().err == "Epoch 1/1 - loss: 0.5000\n"
 
 
-class _InterruptAt(Callback):
-    def __init__(self, k: int) -> None:
-        self.k, self.count = k, 0
-
-    def on_batch_end(self, batch, logs=None):
-        self.count += 1
-        if self.count == self.k:
-            signal.raise_signal(signal.SIGINT)
-
-
 def test_a_resumed_epoch_bar_continues_where_the_epoch_stopped(bars, tmp_path):
     x, y = _data(12)
     fit = {"epochs": 1, "batch_size": 4, "seed": 3}
     ref = _model().fit(x, y, verbose=0, **fit)
     with pytest.raises(KeyboardInterrupt):
-        _model().fit(x, y, verbose=0, checkpoint=tmp_path, callbacks=[_InterruptAt(2)], **fit)
+        _model().fit(x, y, verbose=0, checkpoint=tmp_path, callbacks=[InterruptAt(2)], **fit)
     hist = _model().fit(x, y, verbose=1, checkpoint=tmp_path, resume=True,
-                        callbacks=[_InterruptAt(-1)], **fit)
+                        callbacks=[InterruptAt(-1)], **fit)
     assert hist.history == ref.history
     assert len(bars) == 1 and bars[0].updates == [8, 4]  # starts at 8 of 12 examples
     assert bars[0].postfix == f"loss {ref.history['loss'][0]:.4f}"  # the whole epoch's mean

@@ -28,9 +28,8 @@ __all__ = ["PUBLISHED_BEST", "SPLIT_RECIPES", "SplitRecipe", "recipe"]
 #: out the neighbours sharing their modifier or head) x5 on the MLP: fine_random +0.008
 #: (5 seeds, 5/5; 4 random resplits, 4/4), coarse_random +0.006 (5 seeds, 4/5; resplits 3/4
 #: and a tie); not on fine_lexical (+0.002). benchmarks/results/nc_notes.md, session 4.
-_MLP = {"features": ["wordnet", "minilm-static:weight=3", "wordnet-gloss:weight=3"],
-        "hidden": [256], "dropout": 0.5, "input_dropout": 0.2, "batch_size": 128, "l2": 0.0,
-        "seeds": [0], "neighbours": "weight=5,exclude=shared-word"}
+#: That hand-made MLP ("_MLP" in the notes): 256 ReLU units, dropout 0.5, input dropout 0.2,
+#: batch 128, Adam 1e-3; WordNet + MiniLM x3 + glosses x3.
 #: The random splits' recipe since session 4: trial 14 of a 45-minute coarse_random search
 #: (benchmarks/results/search_random.md) with the neighbours block x5: wider (459 units), more
 #: input dropout, a faster Adam and a mild logit adjustment. Against _MLP with the block:

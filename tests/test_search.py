@@ -314,3 +314,46 @@ def test_the_neighbours_block_is_searched_by_its_weight():
                for d in drawn if d.neighbours]
     assert weights and all(1.0 <= w <= 32.0 for w in weights)
     assert any(d.neighbours is None for d in drawn)
+
+
+def test_setup_differences_are_named_and_older_studies_continue(tmp_path):
+    """A refused worker hears which fields differ (dotted); a setup stored before a field
+    existed is compared as if it held that field's old meaning (``missing_as``)."""
+    from thetanet.search import open_study
+
+    url = storage_url(str(tmp_path / "s.db"))
+    old = {"split": "x", "space": {"units": [8, 16]}, "seeds": [0]}
+    open_study(url, "s", setup=old)
+    now = {"split": "x", "space": {"units": [8, 16], "block": [0.0, 0.0]}, "seeds": [0]}
+    with pytest.raises(ValueError, match=r"differs in: space\.block\)"):
+        open_study(url, "s", setup=now)
+    open_study(url, "s", setup=now, missing_as={"space": {"block": [0.0, 0.0]}})
+    on = {**now, "space": {"units": [8, 32], "block": [1.0, 4.0]}, "seeds": [1]}
+    with pytest.raises(ValueError, match=r"differs in: seeds, space\.block, space\.units\)"):
+        open_study(url, "s", setup=on, missing_as={"space": {"block": [0.0, 0.0]}})
+    # what is stored stays as it was: the old meaning is only used to compare
+    assert load(tmp_path / "s.db", "s").user_attrs["thetanet_setup"] == old
+
+
+def test_nc_study_from_before_the_neighbours_block_can_be_continued(tmp_path, data_root):
+    """Studies created before the neighbours block have no ``neighbours`` in their space:
+    they continue with a space that keeps the block off, and refuse one that turns it on."""
+    from thetanet.compounds.search import SPACES, search_nc
+    from thetanet.data.tratz import labels_for, load_split
+    from thetanet.search import open_study
+
+    train, val = load_split("coarse_lexical", data_root)
+    quick = SPACES["quick"]
+    space = quick.to_dict()
+    del space["neighbours"]
+    setup = {"split": "coarse_lexical", "space": space, "seeds": [0],
+             "metric": "val weighted-F1", "data": {"train": len(train), "val": len(val)}}
+    db = str(tmp_path / "nc.db")
+    open_study(storage_url(db), "old", setup=setup)
+    kw = dict(storage=db, study_name="old", cache_dir=tmp_path / "cache", pruner="none")
+    run, _ = search_nc("coarse_lexical", train, val, labels_for("coarse_lexical"),
+                       space=quick, n_trials=1, **kw)
+    assert run == [0]
+    with pytest.raises(ValueError, match=r"differs in: space\.neighbours\)"):
+        search_nc("coarse_lexical", train, val, labels_for("coarse_lexical"),
+                  space=replace(quick, neighbours=(1.0, 4.0)), n_trials=1, **kw)

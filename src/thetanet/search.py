@@ -311,9 +311,11 @@ def make_pruner(pruner: Any, max_epochs: int) -> Any:
 
 def open_study(storage: Any, study_name: str, *, seed: int = 0, pruner: Any = "median",
                setup: dict[str, Any] | None = None, max_epochs: int = 30,
-               startup_trials: int = 10) -> Any:
+               startup_trials: int = 10, missing_as: dict[str, Any] | None = None) -> Any:
     """Create the study or join it. ``setup`` (JSON-able: space, seeds, data …) is stored on
-    creation; a worker with a different setup is refused, so one study never mixes two."""
+    creation; a worker with a different setup is refused, so one study never mixes two.
+    ``missing_as``: what a field meant before it existed, for setups stored without it
+    (nested like ``setup``), so that older studies can still be continued."""
     import optuna
 
     setup = None if setup is None else json.loads(json.dumps(setup))  # as stored
@@ -325,11 +327,35 @@ def open_study(storage: Any, study_name: str, *, seed: int = 0, pruner: Any = "m
         stored = study.user_attrs.get(SETUP_ATTR)
         if stored is None:
             study.set_user_attr(SETUP_ATTR, setup)
-        elif stored != setup:
-            diff = sorted(k for k in set(stored) | set(setup) if stored.get(k) != setup.get(k))
+            return study
+        if missing_as:
+            stored = _filled(stored, json.loads(json.dumps(missing_as)))
+        diff = _differences(stored, setup)
+        if diff:
             raise ValueError(f"study {study_name!r} was created with another setup (differs "
                              f"in: {', '.join(diff)}); use the same options or another study")
     return study
+
+
+def _filled(stored: Any, missing_as: dict[str, Any]) -> Any:
+    """``stored`` with the fields of ``missing_as`` it lacks added (recursively)."""
+    if not isinstance(stored, dict):
+        return stored
+    out = dict(stored)
+    for key, value in missing_as.items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(value, dict):
+            out[key] = _filled(out[key], value)
+    return out
+
+
+def _differences(stored: Any, setup: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the fields where two setups differ (``space.units`` …)."""
+    if not (isinstance(stored, dict) and isinstance(setup, dict)):
+        return [] if stored == setup else [prefix.rstrip(".") or "setup"]
+    return [d for k in sorted(set(stored) | set(setup))
+            for d in _differences(stored.get(k), setup.get(k), f"{prefix}{k}.")]
 
 
 class StopRequest:

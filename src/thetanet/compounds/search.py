@@ -203,6 +203,11 @@ def params_from_settings(settings: NCSettings, space: NCSpace) -> dict[str, Any]
     return params
 
 
+#: what setup fields added later meant in studies stored before them: a space without
+#: ``neighbours`` never turned the block on
+SETUP_BEFORE: dict[str, Any] = {"space": {"neighbours": [0.0, 0.0]}}
+
+
 def study_name_for(split: str) -> str:
     return f"nc-{split}"
 
@@ -227,7 +232,7 @@ def search_nc(split: str, train: Any, val: Any, labels: Sequence[str], *,
                          grace_period=grace_period)
     study = open_study(store, study_name or study_name_for(split), seed=seed, pruner=pruner,
                        setup=setup, max_epochs=space.max_epochs * seeds,
-                       startup_trials=startup_trials)
+                       startup_trials=startup_trials, missing_as=SETUP_BEFORE)
     for params in enqueue:
         study.enqueue_trial(params, skip_if_exists=True)
 

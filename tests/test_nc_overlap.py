@@ -182,3 +182,11 @@ def test_known_words_per_representation(tmp_path):
     got = known_words(static, mods, heads)
     assert got[0].tolist() == [False, False]  # cut into word-pieces: made-up words
     assert got[1].tolist() == [True, True] and got[2, 1]  # "facebook" is one piece
+    # the glosses answer through their own WordNet lookup, and asking never grows its cache
+    gloss = build_features(["wordnet-gloss"], (["olive"], ["oil"]), cache_dir=tmp_path)
+    inner = gloss.extractors[0].wordnet
+    before = dict(inner._mem)
+    got = known_words(gloss, mods, heads)
+    assert got[0].tolist() == [False, False] and got[1].tolist() == [True, True]
+    assert got[2, 0] and not inner._frozen
+    assert inner._mem == before

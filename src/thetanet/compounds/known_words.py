@@ -28,6 +28,7 @@ from thetanet.compounds.features import (
     WordNetExtractor,
     WordNetGlossExtractor,
 )
+from thetanet.compounds.features.base import frozen_caches
 from thetanet.compounds.features.minilm_context import MiniLMWordExtractor
 
 __all__ = ["known_words"]
@@ -39,13 +40,16 @@ def known_words(features: FeatureSet, modifiers: Sequence[str],
     the head (column 1) of each compound."""
     words = sorted(set(modifiers) | set(heads))
     known = dict.fromkeys(words, False)
-    for extractor in features.extractors:
-        todo = [w for w in words if not known[w]]
-        if not todo:
-            break
-        test = _tester(extractor)
-        for w in todo:
-            known[w] = test(w)
+    # the glosses' own WordNet lookup answers for them; frozen, asking never grows its cache
+    inner = [e.wordnet for e in features.extractors if isinstance(e, WordNetGlossExtractor)]
+    with frozen_caches(inner):
+        for extractor in features.extractors:
+            todo = [w for w in words if not known[w]]
+            if not todo:
+                break
+            test = _tester(extractor)
+            for w in todo:
+                known[w] = test(w)
     return np.array([[known[m], known[h]] for m, h in zip(modifiers, heads)],
                     dtype=bool).reshape(len(modifiers), 2)
 
@@ -54,8 +58,7 @@ def _tester(e: Extractor) -> Callable[[str], bool]:
     if isinstance(e, WordNetExtractor):
         return _wordnet_knows(e)
     if isinstance(e, WordNetGlossExtractor):
-        return _wordnet_knows(WordNetExtractor(cache_dir=e.cache_dir or False,
-                                               wordnet_dir=e.options["wordnet_dir"]))
+        return _wordnet_knows(e.wordnet)
     if isinstance(e, MiniLMStaticExtractor) and not isinstance(e, MiniLMWordExtractor):
         tok = StaticEmbeddings.load(e.options["model"]).tokenizer
         unk = tok.token_to_id("[UNK]")

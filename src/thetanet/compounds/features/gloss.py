@@ -49,6 +49,11 @@ class WordNetGlossExtractor(MiniLMStaticExtractor):
             raise ValueError(f"wordnet-gloss senses must be a positive integer, got {senses!r}")
         self._wordnet = WordNetExtractor(cache_dir=False, wordnet_dir=self.options["wordnet_dir"])
 
+    @property
+    def wordnet(self) -> WordNetExtractor:
+        """The WordNet lookup the glosses come from (its senses and last-word back-off)."""
+        return self._wordnet
+
     def _cache_settings(self) -> dict[str, Any]:
         return {
             **super()._cache_settings(),

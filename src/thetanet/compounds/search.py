@@ -65,8 +65,8 @@ class NCSpace:
     #: the neighbours block's weight when a trial turns it on ((0, 0): never on); its other
     #: options keep their defaults (k 50, T 0.05, training rows leave out shared words)
     neighbours: tuple[float, float] = (1.0, 32.0)
-    max_epochs: int = 60
-    patience: int = 6
+    max_epochs: int = 30  # as the recipes (recipes.MAX_EPOCHS, recipes.PATIENCE)
+    patience: int = 14
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from thetanet.cli import main
+from thetanet.compounds.recipes import recipe
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
 
@@ -73,8 +74,9 @@ def test_terminal_shows_progress_before_the_result(data_root, tmp_path):
     # a live bar per member run, redrawn in place (\r without \n) with epoch, val-F1, patience
     assert re.search(r"\rselect 1/1: +\d+%\|", before), before
     assert re.search(r"\rrefit 1/1: \d+epoch", before), before
+    patience = recipe("coarse_lexical").patience  # the split _train_args trains
     assert re.search(r"\rselect 1/1:[^\r\n]*val-F1 [\d.]+ \(best [\d.]+ at epoch \d+, "
-                     r"patience \d/6\)", before), before
+                     rf"patience \d+/{patience}\)", before), before
     for step in ("features words", "saving the model"):
         assert step in before
     # progress arrived in several pieces, not all at the end
@@ -162,8 +164,6 @@ def test_help_shows_the_defaults(capsys):
     assert "--sequential-refit" in text
     for split in ("fine_random", "fine_lexical", "coarse_random", "coarse_lexical"):
         assert f"\n  {split} " in text  # its recipe, in the epilog
-    from thetanet.compounds.recipes import recipe
-
     r = recipe("fine_random")
     assert f"max epochs {r.max_epochs}, patience {r.patience}" in text
     assert max(len(line) for line in text.splitlines()) <= 100

@@ -47,19 +47,18 @@ PATIENCE = 14
 #: 0.8111 (0.8093 before), coarse_random 0.8526 (0.8502); 5 seeds, one BLAS thread: fine_random
 #: 0.8140 (0.8104 before). nc_notes.md, session 5.
 MAX_EPOCHS = 30
+_STOPPING = {"patience": PATIENCE, "max_epochs": MAX_EPOCHS}
 _SEARCHED_MLP = {"features": ["wordnet:normalize=true,weight=0.723", "minilm-static:weight=2.914",
                               "wordnet-gloss:weight=2.532"],
                  "hidden": [459], "dropout": 0.5640108053550772,
                  "input_dropout": 0.2724261124432519, "learning_rate": 0.0014053733232956772,
                  "logit_adjustment": 0.19508626982424954, "batch_size": 128, "l2": 0.0,
-                 "seeds": [0], "neighbours": "weight=5,exclude=shared-word", "patience": PATIENCE,
-                 "max_epochs": MAX_EPOCHS}
+                 "seeds": [0], "neighbours": "weight=5,exclude=shared-word", **_STOPPING}
 _SEARCHED_ORIGIN = ("study nc-coarse_random, trial 14 (session 4, seed 7; "
                     "benchmarks/results/search_random.md) + the neighbours block x5")
 _LEXICAL = {"features": ["wordnet:normalize=true,weight=4", "minilm-static:weight=3",
                          "wordnet-gloss:weight=3"],
-            "hidden": [], "l2": 2e-3, "batch_size": 64, "seeds": [0], "patience": PATIENCE,
-            "max_epochs": MAX_EPOCHS}
+            "hidden": [], "l2": 2e-3, "batch_size": 64, "seeds": [0], **_STOPPING}
 
 
 @dataclass(frozen=True)
@@ -93,8 +92,7 @@ SPLIT_RECIPES: dict[str, SplitRecipe] = {
          "hidden": [], "l2": 1.6698675805141744e-4, "learning_rate": 7.948229137114039e-4,
          "batch_size": 64, "input_dropout": 0.12538582299698992,
          "logit_adjustment": 0.39252438100311554, "seeds": [0],
-         "neighbours": "weight=16,exclude=shared-word", "patience": PATIENCE,
-         "max_epochs": MAX_EPOCHS},
+         "neighbours": "weight=16,exclude=shared-word", **_STOPPING},
         published_best=0.478,
         origin="study nc-coarse_lexical, trial 32 (benchmarks/search.py, 2026-11-30, seed 0)"),
 }

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from thetanet.compounds.features.neighbours import NeighbourOptions
+from thetanet.compounds.recipes import MAX_EPOCHS, PATIENCE
 from thetanet.compounds.settings import NCSettings
 from thetanet.compounds.system import NCClassifier
 from thetanet.search import (
@@ -65,8 +66,9 @@ class NCSpace:
     #: the neighbours block's weight when a trial turns it on ((0, 0): never on); its other
     #: options keep their defaults (k 50, T 0.05, training rows leave out shared words)
     neighbours: tuple[float, float] = (1.0, 32.0)
-    max_epochs: int = 30  # as the recipes (recipes.MAX_EPOCHS, recipes.PATIENCE)
-    patience: int = 14
+    # early stopping as the recipes', so that --warm-start evaluates a recipe as nc train does
+    max_epochs: int = MAX_EPOCHS
+    patience: int = PATIENCE
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

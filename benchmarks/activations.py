@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 
 from thetanet import Dense, Dropout, Sequential  # noqa: E402
 from thetanet.callbacks import Callback  # noqa: E402
+from thetanet.files import atomic_write_text  # noqa: E402
 from thetanet.layers import Maxout  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "activations.md"
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         print(report)
     else:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report, encoding="utf-8")
+        atomic_write_text(args.out, report)
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

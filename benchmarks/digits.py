@@ -30,6 +30,7 @@ import numpy as np
 from thetanet.data.idx import mnist_available
 from thetanet.data.paths import data_root
 from thetanet.examples.digits import CNN_RECIPES, RECIPES
+from thetanet.files import atomic_write_text
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "digits.md"
@@ -212,7 +213,7 @@ def main() -> int:
         "",
     ]
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text("\n".join(lines), encoding="utf-8")
+    atomic_write_text(OUT, "\n".join(lines))
     print(f"wrote {OUT}")
     return 0
 

@@ -22,6 +22,7 @@ from thetanet.compounds.scoring import PUBLISHED_BEST, score_labels
 from thetanet.compounds.system import NCClassifier, NCSettings
 from thetanet.data.paths import cache_root
 from thetanet.data.tratz import SPLITS, labels_for, load_split
+from thetanet.files import atomic_write_text
 
 #: The baseline to beat (plain logistic regression on minilm-static + wordnet, val).
 TARGET = {"fine_random": 0.775, "fine_lexical": 0.535, "coarse_random": 0.80,
@@ -126,8 +127,8 @@ def write(results: list[dict], out: Path) -> None:
     notes = out.with_name("nc_notes.md")
     if notes.exists():
         lines += ["", notes.read_text()]
-    out.write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps(results, indent=1))
+    atomic_write_text(out, "\n".join(lines) + "\n")
+    atomic_write_text(out.with_suffix(".json"), json.dumps(results, indent=1))
 
 
 def main() -> int:

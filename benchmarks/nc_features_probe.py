@@ -16,12 +16,12 @@ import os
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
 from thetanet.compounds.features import build_features
 from thetanet.data.tratz import SPLITS, load_split
+from thetanet.files import atomic_write_text
 
 # Reference val accuracy / weighted-F1 (LogisticRegression on minilm-static + wordnet).
 REFERENCE = {
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     for split, (vname, c, acc, f1) in best.items():
         emit(f"- {split}: {vname} (C={c:g}): acc {acc:.3f}, wF1 {f1:.3f}")
     if args.out:
-        Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        atomic_write_text(args.out, "\n".join(lines) + "\n")
     return 0
 
 

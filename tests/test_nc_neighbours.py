@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 import thetanet.compounds.features.neighbours as nb
-from thetanet.compounds.features.neighbours import NeighbourBlock, NeighbourOptions
+from thetanet.compounds.features.neighbours import (
+    NeighbourBlock,
+    NeighbourOptions,
+    WordSpace,
+    WordTable,
+)
+from thetanet.compounds.features.wordnet import WordNetExtractor
 from thetanet.compounds.system import NCClassifier, NCSettings
 from thetanet.data.tratz import Compounds, labels_for, load_split
 from thetanet.files import ModelFileError
@@ -23,15 +29,21 @@ class FakeSpace:
 
     def __init__(self, words, rng, dim=5, positive=False):
         v = rng.normal(size=(len(words), dim))
-        self.table = dict(zip(words, np.abs(v) if positive else v + 0.3))
+        self.vec = dict(zip(words, np.abs(v) if positive else v + 0.3))
         self.extractors = []
 
     def fit(self, words):
         return self
 
     def vectors(self, words):
-        v = np.array([self.table[w] for w in words], np.float32).reshape(len(words), -1)
+        v = np.array([self.vec[w] for w in words], np.float32).reshape(len(words), -1)
         return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    def table(self, words):
+        return WordTable(self.vectors(words))
+
+    def cosines(self, words, table):
+        return self.vectors(words) @ table.dense.T
 
 
 def _problem(rng, n_train=40, n_query=25):
@@ -53,7 +65,7 @@ def _block(words, train, y, rng, positive=True, **options):
 def _reference(block, train, y, rows, training_rows):
     """The module's formula, one row and one neighbour at a time (float64)."""
     o = block.options
-    vec = {w: block.space.vectors([w])[0].astype(np.float64) for w in block.space.table}
+    vec = {w: block.space.vectors([w])[0].astype(np.float64) for w in block.space.vec}
     out = np.zeros((len(rows), N_LABELS))
     for i, (m, h) in enumerate(rows):
         cands = []
@@ -222,3 +234,48 @@ def test_a_damaged_block_is_refused(small, tmp_path, edit, message):
     path.write_text(json.dumps(doc))
     with pytest.raises(ModelFileError, match=message):
         NCClassifier.load(tmp_path / "m", cache_dir=tmp_path)
+
+
+def test_wordnet_space_is_the_mean_of_two_cosines(tmp_path):
+    """minilm+gloss+wordnet: (cos in minilm+gloss + cos of the rank-weighted WordNet
+    features) / 2, against a float64 loop over the extractors' own rows; a word's WordNet
+    norm counts all its features, also those no training word has."""
+    both = WordSpace("minilm+gloss+wordnet", cache_dir=tmp_path)
+    dense = WordSpace("minilm+gloss", cache_dir=tmp_path)
+    train_words = ["oil", "olive", "morning", "meeting", "driver", "bus"]
+    queries = ["butter", "evening", "taxi", "oil", "qzxv"]  # qzxv: unknown to WordNet
+    table = both.fit(train_words).table(train_words)
+    got = both.cosines(queries, table)
+    wn = WordNetExtractor(cache_dir=False)
+    feats = wn._values(wn._rows(train_words + queries))
+    dv = {w: dense.vectors([w])[0].astype(np.float64) for w in train_words + queries}
+    for i, q in enumerate(queries):
+        for j, t in enumerate(train_words):
+            fq, ft = feats[q], feats[t]
+            dot = sum(v * ft.get(k, 0.0) for k, v in fq.items())
+            norms = math.sqrt(sum(v * v for v in fq.values())) * math.sqrt(
+                sum(v * v for v in ft.values()))
+            want = (dv[q] @ dv[t] + (dot / norms if norms else 0.0)) / 2
+            assert abs(got[i, j] - want) < 1e-5, (q, t)
+    assert got[queries.index("oil"), train_words.index("oil")] == pytest.approx(1.0, abs=1e-5)
+    # closer in WordNet than in the dense part alone: taxi and bus are both public transport
+    assert got[2, 5] > dense.cosines(["taxi"], dense.table(["bus"]))[0, 0] / 2
+
+
+def test_wordnet_space_saves_and_loads(small, tmp_path):
+    train, val, other = small
+    spec = "k=10,space=minilm+gloss+wordnet,exclude=shared-word"
+    settings = _settings(seeds=[0], neighbours=spec,
+                         features=["wordnet:weight=2", "minilm-static"])
+    clf = NCClassifier(settings, LABELS).fit(train, val, cache_dir=tmp_path)
+    shared = [e for e in clf.neighbours.extractors if isinstance(e, WordNetExtractor)]
+    assert shared and shared[0] is clf.features.extractors[0]  # one WordNet extractor
+    clf.save(tmp_path / "m")
+    back = NCClassifier.load(tmp_path / "m", cache_dir=tmp_path)
+    np.testing.assert_array_equal(back.predict_proba(other), clf.predict_proba(other))
+    plain = NCClassifier(_settings(seeds=[0], neighbours=spec.replace("+wordnet", ""),
+                                   features=settings.features), LABELS)
+    plain.fit(train, val, cache_dir=tmp_path)
+    # the WordNet half changes the block
+    assert not np.array_equal(plain.neighbours.transform(other.modifiers, other.heads),
+                              clf.neighbours.transform(other.modifiers, other.heads))

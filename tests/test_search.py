@@ -286,9 +286,15 @@ def test_recipes_are_points_of_the_full_space(split):
 
 
 def test_the_neighbours_block_is_searched_by_its_weight():
-    """A trial turns the block on or off and draws its weight; a block the space cannot
-    express (other options than the weight) is refused, and the quick space never uses it."""
-    from thetanet.compounds.search import SPACES, params_from_settings, settings_from_params
+    """A trial turns the block on or off and draws its weight and word space; a block the
+    space cannot express (other options, another word space) is refused, and the quick
+    space never uses it."""
+    from thetanet.compounds.search import (
+        SPACES,
+        NCSpace,
+        params_from_settings,
+        settings_from_params,
+    )
 
     space, base = SPACES["full"], NCSettings()
     on = settings_from_params({"use_neighbours": True, "weight_neighbours": 7.25}, space, base)
@@ -297,9 +303,17 @@ def test_the_neighbours_block_is_searched_by_its_weight():
     off = settings_from_params({"use_neighbours": False, "weight_neighbours": 7.25}, space,
                                base)
     assert off.neighbours is None
+    wn = settings_from_params({"use_neighbours": True, "weight_neighbours": 5.0,
+                               "neighbours_space": "minilm+gloss+wordnet"}, space, base)
+    assert wn.neighbours == "weight=5,exclude=shared-word,space=minilm+gloss+wordnet"
+    assert params_from_settings(wn, space)["neighbours_space"] == "minilm+gloss+wordnet"
     custom = NCSettings(neighbours="weight=5,k=10")
     with pytest.raises(ValueError, match="not in the search space"):
         params_from_settings(custom, space)
+    with pytest.raises(ValueError, match="not in the search space"):
+        params_from_settings(NCSettings(neighbours="weight=5,space=minilm"), space)
+    with pytest.raises(ValueError, match="neighbour_spaces must"):
+        NCSpace.from_dict({"neighbour_spaces": ["glove"]})
     with pytest.raises(ValueError, match="not in the search space"):
         params_from_settings(NCSettings(features=["chars"], neighbours="weight=5"),
                              SPACES["quick"])
@@ -313,6 +327,7 @@ def test_the_neighbours_block_is_searched_by_its_weight():
     weights = [float(d.neighbours.split(",")[0].removeprefix("weight="))
                for d in drawn if d.neighbours]
     assert weights and all(1.0 <= w <= 32.0 for w in weights)
+    assert {d.neighbours.endswith("+wordnet") for d in drawn if d.neighbours} == {True, False}
     assert any(d.neighbours is None for d in drawn)
 
 

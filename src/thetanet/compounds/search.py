@@ -1,10 +1,11 @@
 r"""Architecture search for the noun-compound classifier: a space over :class:`NCSettings`.
 
 A trial draws settings — which feature extractors and their block weights, the neighbours
-block (on or off, its weight; :mod:`thetanet.compounds.features.neighbours`), hidden layers
-(0 = softmax regression, 1–3) and units, the activation g, dropout on the hidden layers and on
-the input, L2 λ, the Adam learning rate η, the batch size, the logit adjustment τ — and trains
-one :class:`NCClassifier` per seed of the study with early stopping on val weighted-F1. Each
+block (on or off, its weight and word space; :mod:`thetanet.compounds.features.neighbours`),
+hidden layers (0 = softmax regression, 1–3) and units, the activation g, dropout on the hidden
+layers and on the input, L2 λ, the Adam learning rate η, the batch size, the logit adjustment
+τ — and trains one :class:`NCClassifier` per seed of the study with early stopping on val
+weighted-F1. Each
 epoch's val F1 goes to ``trial.report`` (the pruner may stop the trial); the objective is the
 mean over the seeds of the selected models' val weighted-F1, exactly what ``thetanet nc train``
 prints for those settings and seed: :func:`settings_from_params` rebuilds them from the trial's
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from thetanet.compounds.features.neighbours import SPACES as NEIGHBOUR_SPACES
 from thetanet.compounds.features.neighbours import NeighbourOptions
 from thetanet.compounds.recipes import MAX_EPOCHS, PATIENCE
 from thetanet.compounds.settings import NCSettings
@@ -66,6 +68,8 @@ class NCSpace:
     #: the neighbours block's weight when a trial turns it on ((0, 0): never on); its other
     #: options keep their defaults (k 50, T 0.05, training rows leave out shared words)
     neighbours: tuple[float, float] = (1.0, 32.0)
+    #: the block's word spaces to choose from (features/neighbours.py SPACES)
+    neighbour_spaces: tuple[str, ...] = ("minilm+gloss", "minilm+gloss+wordnet")
     # early stopping as the recipes', so that --warm-start evaluates a recipe as nc train does
     max_epochs: int = MAX_EPOCHS
     patience: int = PATIENCE
@@ -80,6 +84,10 @@ class NCSpace:
         if unknown:
             raise ValueError(f"unknown search-space field(s): {', '.join(unknown)}; "
                              f"known: {', '.join(sorted(known))}")
+        spaces = doc.get("neighbour_spaces", cls.neighbour_spaces)
+        if not spaces or not all(isinstance(s, str) and s in NEIGHBOUR_SPACES for s in spaces):
+            raise ValueError(f"neighbour_spaces must list word spaces among "
+                             f"{', '.join(NEIGHBOUR_SPACES)}, got {spaces!r:.80}")
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in doc.items()})
 
 
@@ -90,7 +98,8 @@ SPACES: dict[str, NCSpace] = {
     "quick": NCSpace(features=("chars",), normalize=(), weights=(1.0, 1.0), layers=(0, 1),
                      units=(16, 64), activations=("relu", "tanh"), dropout=(0.0, 0.5),
                      input_dropout=(0.0, 0.0), learning_rate=(1e-3, 3e-2),
-                     batch_sizes=(128, 256), neighbours=(0.0, 0.0), max_epochs=4,
+                     batch_sizes=(128, 256), neighbours=(0.0, 0.0),
+                     neighbour_spaces=("minilm+gloss",), max_epochs=4,
                      patience=1),
 }
 
@@ -132,6 +141,9 @@ def suggest_settings(trial: Any, space: NCSpace, base: NCSettings) -> NCSettings
         if on:
             params["weight_neighbours"] = trial.suggest_float(
                 "weight_neighbours", *space.neighbours, log=space.neighbours[0] > 0)
+            if len(space.neighbour_spaces) > 1:
+                params["neighbours_space"] = trial.suggest_categorical(
+                    "neighbours_space", list(space.neighbour_spaces))
     return settings_from_params(params, space, base)
 
 
@@ -160,14 +172,16 @@ def settings_from_params(params: dict[str, Any], space: NCSpace,
                    learning_rate=float(params.get("learning_rate", base.learning_rate)),
                    batch_size=int(params.get("batch_size", base.batch_size)),
                    logit_adjustment=float(params.get("logit_adjustment", 0.0)),
-                   neighbours=_neighbours_spec(params),
+                   neighbours=_neighbours_spec(params, space),
                    max_epochs=space.max_epochs, patience=space.patience)
 
 
-def _neighbours_spec(params: dict[str, Any]) -> str | None:
+def _neighbours_spec(params: dict[str, Any], space: NCSpace) -> str | None:
     if not params.get("use_neighbours", False):
         return None
-    return f"weight={round(float(params['weight_neighbours']), 3):g},exclude=shared-word"
+    spec = f"weight={round(float(params['weight_neighbours']), 3):g},exclude=shared-word"
+    word_space = params.get("neighbours_space", space.neighbour_spaces[0])
+    return spec if word_space == NeighbourOptions.space else f"{spec},space={word_space}"
 
 
 def params_from_settings(settings: NCSettings, space: NCSpace) -> dict[str, Any]:
@@ -196,18 +210,24 @@ def params_from_settings(settings: NCSettings, space: NCSpace) -> dict[str, Any]
         params["l2"] = settings.l2
     if settings.neighbours:
         opts = NeighbourOptions.parse(settings.neighbours)
-        if space.neighbours[1] <= 0 or opts != NeighbourOptions(weight=opts.weight):
+        if (space.neighbours[1] <= 0 or opts.space not in space.neighbour_spaces
+                or opts != NeighbourOptions(weight=opts.weight, space=opts.space)):
             raise ValueError(f"the neighbours block {settings.neighbours!r} is not in the "
-                             "search space (it searches the weight of the default block only)")
+                             "search space (it searches the weight and the word space of "
+                             f"the block, spaces {', '.join(space.neighbour_spaces)})")
         params.update(use_neighbours=True, weight_neighbours=opts.weight)
+        if len(space.neighbour_spaces) > 1:
+            params["neighbours_space"] = opts.space
     elif space.neighbours[1] > 0:
         params["use_neighbours"] = False
     return params
 
 
 #: what setup fields added later meant in studies stored before them: a space without
-#: ``neighbours`` never turned the block on
-SETUP_BEFORE: dict[str, Any] = {"space": {"neighbours": [0.0, 0.0]}}
+#: ``neighbours`` never turned the block on; one without ``neighbour_spaces`` had the
+#: default word space only
+SETUP_BEFORE: dict[str, Any] = {"space": {"neighbours": [0.0, 0.0],
+                                          "neighbour_spaces": ["minilm+gloss"]}}
 
 
 def study_name_for(split: str) -> str:

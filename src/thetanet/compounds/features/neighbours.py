@@ -5,7 +5,12 @@ fitted on the training compounds (m_j, h_j) *and* their relations r_j, j = 1 …
 
 Every word w has a unit vector v(w) in a word space: ``minilm+gloss`` (default)
 v = (u_MiniLM(w) ⊕ u_gloss(w)) / ‖·‖, the unit static MiniLM vector beside the unit
-WordNet-gloss vector (zeros when WordNet does not know w); ``minilm``: v = u_MiniLM(w).
+WordNet-gloss vector (zeros when WordNet does not know w); ``minilm``: v = u_MiniLM(w);
+``minilm+gloss+wordnet``: the cosine is the mean of the ``minilm+gloss`` cosine and the
+cosine of the words' rank-weighted WordNet features (their senses' synsets, hypernyms and
+lexicographer files, as the ``wordnet`` extractor has them), sparse over the features of
+the training words — two words are close when their embeddings *or* their places in
+WordNet are.
 The similarity of a compound (m, h) to training compound j is the product kernel
 
     s_j = max(cos(m, m_j), 0) · max(cos(h, h_j), 0)
@@ -42,21 +47,26 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from thetanet.compounds.features.base import MAX_WEIGHT, CacheDir, Extractor, PerWordExtractor
 from thetanet.compounds.features.gloss import WordNetGlossExtractor
 from thetanet.compounds.features.minilm import MiniLMStaticExtractor
+from thetanet.compounds.features.wordnet import WordNetExtractor
 
-__all__ = ["EXCLUDE", "MAX_CELLS", "MAX_WORD_CELLS", "SPACES", "NeighbourBlock",
-           "NeighbourOptions", "WordSpace"]
+__all__ = ["EXCLUDE", "MAX_CELLS", "MAX_WORD_CELLS", "SPACES", "WITH_WORDNET", "NeighbourBlock",
+           "NeighbourOptions", "WordSpace", "WordTable"]
 
 #: Exclusion rules for the training rows (see the module).
 EXCLUDE = ("shared-word", "self")
-#: Word spaces → the per-word extractors whose unit rows are concatenated.
+#: Word spaces → the per-word extractors whose unit rows are concatenated (the dense part).
 SPACES: dict[str, tuple[type[PerWordExtractor], ...]] = {
     "minilm+gloss": (MiniLMStaticExtractor, WordNetGlossExtractor),
     "minilm": (MiniLMStaticExtractor,),
+    "minilm+gloss+wordnet": (MiniLMStaticExtractor, WordNetGlossExtractor),
 }
+#: Spaces whose cosine is the mean of the dense part's and the WordNet features' cosines.
+WITH_WORDNET = frozenset({"minilm+gloss+wordnet"})
 #: Most (rows × training compounds) similarities held at once.
 MAX_CELLS = 1 << 20
 #: Most (query words × training words) cosines held at once, per constituent.
@@ -129,6 +139,19 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), np.float32(1e-9))
 
 
+@dataclass(frozen=True)
+class WordTable:
+    """The training words of one position in a space: their unit dense vectors and, for a
+    space :data:`WITH_WORDNET`, their unit WordNet rows over ``vocab`` (their features)."""
+
+    dense: np.ndarray
+    wordnet: sp.csr_matrix | None = None
+    vocab: Mapping[str, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.dense)
+
+
 class WordSpace:
     """Unit word vectors v(w) (see the module) from the per-word rows of extractors.
 
@@ -141,11 +164,16 @@ class WordSpace:
                  share: Sequence[Extractor] = ()) -> None:
         self.space = space
         self.extractors: list[PerWordExtractor] = []
-        for kind in SPACES[space]:
+        kinds = SPACES[space] + ((WordNetExtractor,) if space in WITH_WORDNET else ())
+        for kind in kinds:
             own = kind(cache_dir=cache_dir)
             match = [e for e in share if type(e) is kind
                      and e._cache_settings() == own._cache_settings()]
             self.extractors.append(match[0] if match else own)
+        # the WordNet rows' values under the default options (rank weighting), whatever the
+        # options of a shared extractor (its raw rows, the sense ranks, are the same)
+        self._wordnet = WordNetExtractor() if space in WITH_WORDNET else None
+        self._dense = self.extractors[:len(SPACES[space])]
 
     def fit(self, words: Sequence[str]) -> WordSpace:
         """Make the space's own (unshared) extractors fitted here: they cache ``words``."""
@@ -155,13 +183,50 @@ class WordSpace:
         return self
 
     def vectors(self, words: Sequence[str]) -> np.ndarray:
-        """v(w) for each word: float32, shape (len(words), d)."""
+        """v(w) of the dense part for each word: float32, shape (len(words), d)."""
         parts = []
-        for e in self.extractors:
+        for e in self._dense:
             rows = e._rows(words)
             parts.append(_unit(np.stack([rows[w] for w in words]).astype(np.float32))
                          if len(words) else np.zeros((0, 1), np.float32))
         return _unit(np.hstack(parts)) if len(words) else np.zeros((0, 1), np.float32)
+
+    def table(self, words: Sequence[str]) -> WordTable:
+        """The vectors of (training) ``words``, to compare other words with."""
+        if self._wordnet is None:
+            return WordTable(self.vectors(words))
+        feats = self._wordnet_values(words)
+        vocab = {f: i for i, f in enumerate(sorted({f for w in words for f in feats[w]}))}
+        return WordTable(self.vectors(words), self._wordnet_rows(words, feats, vocab), vocab)
+
+    def cosines(self, words: Sequence[str], table: WordTable) -> np.ndarray:
+        """cos(w, t) for each of ``words`` (rows) and each word t of ``table``: float32."""
+        cos = self.vectors(words) @ table.dense.T
+        if table.wordnet is not None and table.vocab is not None:
+            rows = self._wordnet_rows(words, self._wordnet_values(words), table.vocab)
+            cos += (rows @ table.wordnet.T).toarray()
+            cos *= np.float32(0.5)
+        return cos
+
+    def _wordnet_values(self, words: Sequence[str]) -> Mapping[str, Mapping[str, float]]:
+        assert self._wordnet is not None
+        return self._wordnet._values(self.extractors[-1]._rows(words))
+
+    @staticmethod
+    def _wordnet_rows(words: Sequence[str], feats: Mapping[str, Mapping[str, float]],
+                      vocab: Mapping[str, int]) -> sp.csr_matrix:
+        """Unit rows over ``vocab``; a word's norm counts all its features (a true cosine
+        with any word whose features are all in ``vocab``, as the training words' are)."""
+        indptr, cols, vals = [0], [], []
+        for w in words:
+            f = feats[w]
+            norm = math.sqrt(sum(v * v for v in f.values())) or 1.0
+            kept = [(vocab[k], v / norm) for k, v in f.items() if k in vocab]
+            cols += [c for c, _ in kept]
+            vals += [v for _, v in kept]
+            indptr.append(len(cols))
+        return sp.csr_matrix((np.asarray(vals, np.float32), np.asarray(cols, np.int64),
+                              np.asarray(indptr, np.int64)), shape=(len(words), len(vocab)))
 
 
 class NeighbourBlock:
@@ -178,7 +243,7 @@ class NeighbourBlock:
         self._mod_words: list[str] = []
         self._head_words: list[str] = []
         self._mi = self._hi = self._y = np.zeros(0, np.int64)
-        self._tables: tuple[np.ndarray, np.ndarray] | None = None  # v of the training words
+        self._tables: tuple[WordTable, WordTable] | None = None  # the training words
 
     @property
     def dim(self) -> int:
@@ -207,12 +272,12 @@ class NeighbourBlock:
         self.fitted = True
         return self
 
-    def _fitted_tables(self) -> tuple[np.ndarray, np.ndarray]:
+    def _fitted_tables(self) -> tuple[WordTable, WordTable]:
         if not self.fitted:
             raise RuntimeError("the neighbours block is not fitted")
         if self._tables is None:
-            self._tables = (self.space.vectors(self._mod_words),
-                            self.space.vectors(self._head_words))
+            self._tables = (self.space.table(self._mod_words),
+                            self.space.table(self._head_words))
         return self._tables
 
     def transform(self, modifiers: Sequence[str], heads: Sequence[str], *,
@@ -244,11 +309,11 @@ class NeighbourBlock:
                 out[r0:r1] = self._histogram(s)
         return out
 
-    def _cosines(self, words: list[str], table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _cosines(self, words: list[str], table: WordTable) -> tuple[np.ndarray, np.ndarray]:
         """max(cos(w, t), 0) for the distinct ``words`` against the training words, and each
         word's row in it."""
         distinct, inverse = np.unique(np.asarray(words, dtype=object), return_inverse=True)
-        cos = self.space.vectors(distinct.tolist()) @ table.T
+        cos = self.space.cosines(distinct.tolist(), table)
         return np.maximum(cos, 0, out=cos), inverse.reshape(-1)
 
     def _exclude(self, s: np.ndarray, r0: int, r1: int) -> None:

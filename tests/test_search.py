@@ -224,7 +224,8 @@ def test_nc_settings_from_parameters():
               "use_words": False, "weight_words": 2.0, "layers": 2, "activation": "tanh",
               "dropout": 0.25, "units_0": 300, "units_1": 100, "input_dropout": 0.1,
               "l2_on": True, "l2": 1e-4, "learning_rate": 3e-3, "batch_size": 128,
-              "logit_adjustment": 0.5, "use_neighbours": True, "weight_neighbours": 4.0}
+              "logit_adjustment": 0.5, "use_neighbours": True, "weight_neighbours": 4.0,
+              "neighbours_space": "minilm+gloss"}
     base = NCSettings(seeds=[4])
     s = suggest_settings(optuna.trial.FixedTrial(params), space, base)
     assert s == settings_from_params(params, space, base)

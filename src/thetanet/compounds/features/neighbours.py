@@ -172,7 +172,7 @@ class WordSpace:
             self.extractors.append(match[0] if match else own)
         # the WordNet rows' values under the default options (rank weighting), whatever the
         # options of a shared extractor (its raw rows, the sense ranks, are the same)
-        self._wordnet = WordNetExtractor() if space in WITH_WORDNET else None
+        self._wordnet = WordNetExtractor(cache_dir=False) if space in WITH_WORDNET else None
         self._dense = self.extractors[:len(SPACES[space])]
 
     def fit(self, words: Sequence[str]) -> WordSpace:
@@ -209,7 +209,8 @@ class WordSpace:
         return cos
 
     def _wordnet_values(self, words: Sequence[str]) -> Mapping[str, Mapping[str, float]]:
-        assert self._wordnet is not None
+        if self._wordnet is None:
+            raise RuntimeError(f"the word space {self.space!r} has no WordNet features")
         return self._wordnet._values(self.extractors[-1]._rows(words))
 
     @staticmethod

@@ -5,11 +5,10 @@ block (on or off, its weight and word space; :mod:`thetanet.compounds.features.n
 hidden layers (0 = softmax regression, 1–3) and units, the activation g, dropout on the hidden
 layers and on the input, L2 λ, the Adam learning rate η, the batch size, the logit adjustment
 τ — and trains one :class:`NCClassifier` per seed of the study with early stopping on val
-weighted-F1. Each
-epoch's val F1 goes to ``trial.report`` (the pruner may stop the trial); the objective is the
-mean over the seeds of the selected models' val weighted-F1, exactly what ``thetanet nc train``
-prints for those settings and seed: :func:`settings_from_params` rebuilds them from the trial's
-parameters, and the trial keeps them as its ``settings`` attribute too.
+weighted-F1. Each epoch's val F1 goes to ``trial.report`` (the pruner may stop the trial); the
+objective is the mean over the seeds of the selected models' val weighted-F1, exactly what
+``thetanet nc train`` prints for those settings and seed: :func:`settings_from_params` rebuilds
+them from the trial's parameters, and the trial keeps them as its ``settings`` attribute too.
 
 The study lives in any Optuna storage (see :mod:`thetanet.search`); its default name is
 ``nc-SPLIT``. The test split is never touched.

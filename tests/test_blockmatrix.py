@@ -84,6 +84,18 @@ def test_t_matmul_reports_touched_rows(rng):
         assert set(np.flatnonzero(out.any(axis=1)).tolist()) <= set(touched.tolist())
 
 
+@pytest.mark.parametrize("dtype", [np.int32, np.int64])
+def test_used_columns_equals_unique_and_searchsorted(rng, dtype):
+    from thetanet.blockmatrix import used_columns
+
+    for n_cols, size in ((1, 0), (1, 5), (50, 3), (50, 400), (20000, 3000)):
+        indices = rng.integers(0, n_cols, size).astype(dtype)
+        rows, positions = used_columns(indices, n_cols)
+        expected = np.unique(indices)
+        assert np.array_equal(rows, expected)
+        assert np.array_equal(positions, np.searchsorted(expected, indices))
+
+
 def _wide(rng, n=60):
     s = sp.csr_matrix(rng.normal(size=(n, 300)) * (rng.random((n, 300)) < 0.01))
     return BlockMatrix.from_parts([s, rng.normal(size=(n, 20)), s[:, :50]])

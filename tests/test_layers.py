@@ -141,6 +141,24 @@ def test_dropout_of_sparse_and_block_inputs(rng):
     assert np.all(np.isfinite(hist.history["loss"]))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dropout_of_a_dense_block_equals_its_reference(dtype):
+    # the block path multiplies by the kept mask, then by 1/keep: the same values as
+    # b·where(kept, 1/keep, 0) from the same draws (the recipes' numbers depend on it)
+    from thetanet.blockmatrix import BlockMatrix
+
+    b = np.random.default_rng(3).normal(size=(64, 37)).astype(dtype)
+    layer = Dropout(0.2724)
+    layer.build(37, dtype=dtype, rng=np.random.default_rng(0))
+    layer.rng = np.random.default_rng(11)
+    (out,) = layer.forward(BlockMatrix([b]), training=True).blocks
+    keep = 1 - 0.2724
+    kept = np.random.default_rng(11).random(b.shape) < keep
+    ref = b * np.where(kept, 1.0 / keep, 0.0).astype(dtype)
+    assert out.dtype == dtype
+    assert np.array_equal(out, ref) and np.array_equal(out != 0, kept)
+
+
 @pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5, "0.5"])
 def test_dropout_rejects_bad_rate(bad):
     with pytest.raises(ValueError, match="rate"):

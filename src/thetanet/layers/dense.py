@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from thetanet import activations as _activations
-from thetanet.blockmatrix import BlockMatrix, is_sparse
+from thetanet.blockmatrix import BlockMatrix, is_sparse, used_columns
 from thetanet.layers.base import Shape, flat_width, register_layer
 from thetanet.layers.weighted import WeightedLayer, positive_int
 
@@ -191,7 +191,7 @@ class Dense(WeightedLayer):
                 self._kernel_rows = self._t_state["touched"]
         elif is_sparse(x):
             dk[...] = x.T @ delta
-            self._kernel_rows = np.unique(x.indices)
+            self._kernel_rows = used_columns(x.indices, x.shape[1])[0]
         else:
             np.matmul(x.T, delta, out=dk)
         if self.l2:

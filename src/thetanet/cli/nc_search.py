@@ -40,7 +40,9 @@ def register_search(nsub: argparse._SubParsersAction, splits: tuple[str, ...]) -
     s.add_argument("--seed", type=int, default=0,
                    help="seed of the sampler and first training seed (default 0)")
     s.add_argument("--seeds", type=positive_int, default=1,
-                   help="training seeds per trial; the objective is their mean (default 1)")
+                   help="training seeds per trial; the objective is their mean (default 1; "
+                        "on a lexical split use 3: one seed's spread there exceeds most "
+                        "differences between trials)")
     s.add_argument("--space", default="full",
                    help="'full' (default), 'quick' (one cheap extractor, small nets: a demo) "
                         "or a JSON file of NCSpace fields overriding 'full'")

@@ -88,12 +88,13 @@ def test_t_matmul_reports_touched_rows(rng):
 def test_used_columns_equals_unique_and_searchsorted(rng, dtype):
     from thetanet.blockmatrix import used_columns
 
-    for n_cols, size in ((1, 0), (1, 5), (50, 3), (50, 400), (20000, 3000)):
+    for n_cols, size in ((1, 0), (1, 5), (50, 3), (50, 400), (20000, 3000), (10**6, 40)):
         indices = rng.integers(0, n_cols, size).astype(dtype)
         rows, positions = used_columns(indices, n_cols)
         expected = np.unique(indices)
         assert np.array_equal(rows, expected)
         assert np.array_equal(positions, np.searchsorted(expected, indices))
+        assert rows.dtype == np.int64
 
 
 def _wide(rng, n=60):

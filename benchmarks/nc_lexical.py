@@ -23,8 +23,8 @@ Three kinds of blocks are tried:
   ``--neighbours SPEC …`` (each SPEC a configuration "recipe + neighbours SPEC"; ``off``:
   the recipe without the block) use it. The ``emb+wn`` space and the relation prototypes
   cos(m, μ_m^r) · cos(h, μ_h^r) stay here (:class:`LabelBlocks`, a classifier subclass);
-- label-free pair features (session 7): ``pair-bilinear``, outer products of the two words'
-  top kernel-PCA coordinates (:class:`BilinearPairs`).
+- label-free pair features (session 7): the package's ``pair-bilinear`` extractor, outer
+  products of the two words' top kernel-PCA coordinates.
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/nc_lexical.py [--splits ...] [--configs ...]
         [--neighbours SPEC ...] [--seeds 0 1 2] [--resplits 4]
@@ -46,8 +46,6 @@ import scipy.sparse as sp
 
 from thetanet.blockmatrix import BlockMatrix
 from thetanet.compounds.features import build_features, register
-from thetanet.compounds.features.base import Extractor
-from thetanet.compounds.features.neighbours import WordSpace as PackageWordSpace
 from thetanet.compounds.features.vocab import VocabBlocks
 from thetanet.compounds.features.wordnet import WordNetExtractor
 from thetanet.compounds.recipes import recipe
@@ -131,50 +129,6 @@ class WordNetGeneral(WordNetExtractor):
         self._vocab = VocabBlocks(*(sorted(f for f, c in n.items() if c >= k) for n in counts))
         self.fitted = True
         return self
-
-
-@register
-class BilinearPairs(Extractor):
-    """Experimental (session 7): the outer product of the modifier's and the head's top-``d``
-    whitened kernel-PCA coordinates in one of the neighbours block's word spaces (kernel:
-    the space's cosine; PCA over the distinct training modifiers, resp. heads), scaled by
-    1/d — d² features of a low-rank bilinear form m'ᵀ W_r h' the softmax regression can fit.
-    Label-free. Up to 0.579 on fine_lexical val, flat on lexically disjoint resplits
-    (nc_notes.md, session 7): not in the package."""
-
-    name = "pair-bilinear"
-    sparse = False
-    defaults: ClassVar[dict[str, Any]] = {"d": 8, "space": "minilm+gloss+wordnet"}
-
-    def fit(self, modifiers: Any, heads: Any) -> BilinearPairs:
-        self._space = PackageWordSpace(self.options["space"]).fit(sorted({*modifiers, *heads}))
-        d = int(self.options["d"])
-        self._sides = []
-        for words in (sorted(set(modifiers)), sorted(set(heads))):
-            table = self._space.table(words)
-            k = self._space.cosines(words, table).astype(np.float64)
-            col = k.mean(axis=0)
-            lam, vec = np.linalg.eigh(k - col[None, :] - col[:, None] + col.mean())
-            lam, vec = lam[::-1][:d], vec[:, ::-1][:, :d]
-            # training words' coordinates get unit variance: z = k_c · V / λ · √n
-            self._sides.append((table, col, vec / lam * np.sqrt(len(words))))
-        self.fitted = True
-        return self
-
-    def _coordinates(self, side: int, words: Any) -> np.ndarray:
-        table, col, proj = self._sides[side]
-        k = self._space.cosines(list(words), table).astype(np.float64)
-        return (k - k.mean(axis=1, keepdims=True) - col[None, :] + col.mean()) @ proj
-
-    def transform(self, modifiers: Any, heads: Any) -> np.ndarray:
-        self._check_fitted()
-        m, h = self._coordinates(0, modifiers), self._coordinates(1, heads)
-        out = (m[:, :, None] * h[:, None, :]).reshape(len(modifiers), -1)
-        return (out / np.sqrt(out.shape[1])).astype(np.float32)
-
-    @property
-    def dim(self) -> int:
-        return int(self.options["d"]) ** 2
 
 
 def _unit(v: Any) -> Any:

@@ -141,7 +141,8 @@ class NCClassifier:
         """Every extractor the input reads words through (frozen while predicting)."""
         assert self.features is not None
         more = self.neighbours.extractors if self.neighbours is not None else []
-        return [*self.features.extractors, *more]
+        inner = [w for e in self.features.extractors for w in e.word_extractors]
+        return [*self.features.extractors, *inner, *more]
 
     @property
     def input_dim(self) -> int:

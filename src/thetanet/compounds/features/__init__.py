@@ -9,6 +9,8 @@ per compound, with separate column blocks for the modifier and the head:
 ``wordnet-gloss``  dense: the same embeddings averaged over each constituent's WordNet glosses
 ``words``          sparse: one-hot modifier identity and head identity
 ``chars``          sparse: character 2–4-grams of each constituent
+``pair-bilinear``  dense: products of the modifier's and the head's top kernel-PCA
+                   coordinates in a word space of the neighbours block (:mod:`.bilinear`)
 
 Beside them, :mod:`.neighbours` holds a *supervised* block, fitted on the training compounds
 and their relations (so not an extractor: ``NCSettings.neighbours`` turns it on): the
@@ -29,6 +31,7 @@ from thetanet.compounds.features.base import (
     default_cache_dir,
     register,
 )
+from thetanet.compounds.features.bilinear import BilinearPairsExtractor
 from thetanet.compounds.features.chars import CharsExtractor
 from thetanet.compounds.features.featureset import (
     FeatureSet,
@@ -49,6 +52,7 @@ from thetanet.compounds.features.words import WordsExtractor
 
 __all__ = [
     "EXTRACTORS",
+    "BilinearPairsExtractor",
     "CharsExtractor",
     "Extractor",
     "FeatureSet",

@@ -127,6 +127,12 @@ class Extractor:
     def transform(self, modifiers: Sequence[str], heads: Sequence[str]) -> Matrix:
         raise NotImplementedError
 
+    @property
+    def word_extractors(self) -> list[PerWordExtractor]:
+        """Per-word extractors this one reads words through besides itself (their caches
+        are frozen with it while predicting)."""
+        return []
+
     def get_state(self) -> dict[str, Any]:
         return {}
 

@@ -279,3 +279,40 @@ def test_wordnet_space_saves_and_loads(small, tmp_path):
     # the WordNet half changes the block
     assert not np.array_equal(plain.neighbours.transform(other.modifiers, other.heads),
                               clf.neighbours.transform(other.modifiers, other.heads))
+
+
+def test_two_blocks_side_by_side_save_and_load(small, tmp_path):
+    """``"spec; spec"``: each block as it would be alone, their columns in order; saved and
+    loaded, the same predictions; one block keeps the single-block state format."""
+    train, val, other = small
+    one, two = "k=10,space=minilm,exclude=self", "k=5,weight=2,space=minilm+gloss,exclude=self"
+    clf = NCClassifier(_settings(seeds=[0], neighbours=f"{one}; {two}"), LABELS)
+    clf.fit(train, val, cache_dir=tmp_path)
+    assert clf.input_dim == clf.features.dim + 2 * len(LABELS)
+    for spec, cols in ((one, slice(0, len(LABELS))), (two, slice(len(LABELS), None))):
+        alone = NCClassifier(_settings(seeds=[0], neighbours=spec), LABELS)
+        alone.fit(train, val, cache_dir=tmp_path)
+        np.testing.assert_array_equal(
+            clf.neighbours.transform(other.modifiers, other.heads)[:, cols],
+            alone.neighbours.transform(other.modifiers, other.heads))
+        assert "blocks" not in alone.neighbours.get_state()
+    assert len(clf.neighbours.get_state()["blocks"]) == 2
+    clf.save(tmp_path / "m")
+    back = NCClassifier.load(tmp_path / "m", cache_dir=tmp_path)
+    np.testing.assert_array_equal(back.predict_proba(other), clf.predict_proba(other))
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("k=3;", "empty block"), (";k=3", "empty block"), ("k=3; k=x", "must be a number"),
+    (";".join(["k=3"] * 9), "at most 8 blocks"),
+])
+def test_bad_block_lists_are_clear_value_errors(spec, message):
+    with pytest.raises(ValueError, match=message):
+        NCSettings(neighbours=spec).validate()
+
+
+def test_one_block_options_and_several():
+    assert [o.k for o in NCSettings(neighbours="k=3; k=4").neighbour_blocks()] == [3, 4]
+    assert NCSettings().neighbour_blocks() == []
+    with pytest.raises(ValueError, match="2 blocks, not one"):
+        NCSettings(neighbours="k=3; k=4").neighbour_options()

@@ -36,7 +36,7 @@ class NCSettings:
     #: the neighbours block (:mod:`thetanet.compounds.features.neighbours`): ``None`` = off,
     #: else its options, ``"k=50,temperature=0.05,weight=5,exclude=shared-word"`` (any
     #: subset; ``""`` = the defaults) — the relation histogram of the nearest training
-    #: compounds, appended to the features
+    #: compounds, appended to the features; several blocks separated by ``;``
     neighbours: str | None = None
 
     def validate(self) -> None:
@@ -52,8 +52,17 @@ class NCSettings:
         if not math.isfinite(tau) or abs(tau) > MAX_LOGIT_ADJUSTMENT:
             raise ValueError(f"logit_adjustment must be finite, in [-{MAX_LOGIT_ADJUSTMENT:g}, "
                              f"{MAX_LOGIT_ADJUSTMENT:g}], got {tau}")
-        self.neighbour_options()
+        self.neighbour_blocks()
+
+    def neighbour_blocks(self) -> list[NeighbourOptions]:
+        """The parsed :attr:`neighbours`, one options per block (none: no block);
+        ``ValueError`` when invalid."""
+        return [] if self.neighbours is None else NeighbourOptions.parse_many(self.neighbours)
 
     def neighbour_options(self) -> NeighbourOptions | None:
-        """The parsed :attr:`neighbours` (``None``: no block); ``ValueError`` when invalid."""
-        return None if self.neighbours is None else NeighbourOptions.parse(self.neighbours)
+        """The options of the one block (``None``: no block); ``ValueError`` when invalid
+        or when there are several (see :meth:`neighbour_blocks`)."""
+        blocks = self.neighbour_blocks()
+        if len(blocks) > 1:
+            raise ValueError(f"neighbours: {len(blocks)} blocks, not one")
+        return blocks[0] if blocks else None

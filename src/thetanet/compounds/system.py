@@ -33,7 +33,7 @@ from thetanet.compounds.adjustment import AdjustedValF1, adjusted, class_prior
 from thetanet.compounds.concurrent_refit import Lockstep, run_beside
 from thetanet.compounds.features import FeatureSet, build_features
 from thetanet.compounds.features.base import frozen_caches
-from thetanet.compounds.features.neighbours import NeighbourBlock
+from thetanet.compounds.features.neighbours import NeighbourBlocks
 from thetanet.compounds.known_words import known_words
 from thetanet.compounds.progress import Progress
 from thetanet.compounds.provenance import (
@@ -94,7 +94,7 @@ class NCClassifier:
         self.index = {lab: i for i, lab in enumerate(self.labels)}
         self.features: FeatureSet | None = None
         #: the neighbours block appended to the features (settings.neighbours), fitted with them
-        self.neighbours: NeighbourBlock | None = None
+        self.neighbours: NeighbourBlocks | None = None
         self.members: list[Sequential] = []
         #: per member, the 0-based epoch whose weights it holds
         self.best_epochs: list[int] = []
@@ -285,8 +285,8 @@ class NCClassifier:
                        f"compounds")
         self.features = build_features(s.features, train, cache_dir=cache_dir)
         y = self.encode(train.labels or [])
-        options = s.neighbour_options()  # fitted with the labels: train's, or train + val's
-        self.neighbours = None if options is None else NeighbourBlock(
+        options = s.neighbour_blocks()  # fitted with the labels: train's, or train + val's
+        self.neighbours = None if not options else NeighbourBlocks.create(
             options, len(self.labels), cache_dir=cache_dir, share=self.features.extractors
         ).fit(train.modifiers, train.heads, y)
         x = self.transform(train, training_rows=True)
@@ -433,11 +433,11 @@ class NCClassifier:
         try:
             clf = cls(NCSettings(**doc["settings"]), doc["labels"])
             clf.features = FeatureSet.from_config(doc["features"], cache_dir=cache_dir)
-            options = clf.settings.neighbour_options()
-            if (options is None) != (doc.get("neighbours") is None):
+            options = clf.settings.neighbour_blocks()
+            if (not options) != (doc.get("neighbours") is None):
                 raise ValueError("the settings and the saved neighbours block disagree")
-            if options is not None:
-                clf.neighbours = NeighbourBlock.from_state(
+            if options:
+                clf.neighbours = NeighbourBlocks.from_state(
                     options, len(clf.labels), doc["neighbours"], cache_dir=cache_dir,
                     share=clf.features.extractors)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError,

@@ -55,7 +55,7 @@ from thetanet.compounds.features.minilm import MiniLMStaticExtractor
 from thetanet.compounds.features.wordnet import WordNetExtractor
 
 __all__ = ["EXCLUDE", "MAX_CELLS", "MAX_WORD_CELLS", "SPACES", "WITH_WORDNET", "NeighbourBlock",
-           "NeighbourOptions", "WordSpace", "WordTable"]
+           "NeighbourBlocks", "NeighbourOptions", "WordSpace", "WordTable"]
 
 #: Exclusion rules for the training rows (see the module).
 EXCLUDE = ("shared-word", "self")
@@ -73,6 +73,7 @@ MAX_CELLS = 1 << 20
 MAX_WORD_CELLS = 1 << 21
 _MAX_K = 1_000_000
 _MAX_PAIRS = 10_000_000
+_MAX_BLOCKS = 8
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,20 @@ class NeighbourOptions:
         if isinstance(options.get("weight"), int):
             options["weight"] = float(options["weight"])
         return cls(**options)
+
+    @classmethod
+    def parse_many(cls, spec: str) -> list[NeighbourOptions]:
+        """Several blocks, their specs separated by ``;`` (e.g. the same histogram in two
+        word spaces); one spec (``""`` included) is one block."""
+        if not isinstance(spec, str):
+            return [cls.parse(spec)]  # the same clear error
+        parts = [p.strip() for p in spec.split(";")]
+        if len(parts) > 1 and not all(parts):
+            raise ValueError("neighbours: an empty block between ';' (each block needs at "
+                             "least one option when there are several)")
+        if len(parts) > _MAX_BLOCKS:
+            raise ValueError(f"neighbours: at most {_MAX_BLOCKS} blocks, got {len(parts)}")
+        return [cls.parse(p) for p in parts]
 
 
 def _real(v: Any) -> bool:
@@ -384,6 +399,62 @@ class NeighbourBlock:
         block._mi, block._hi, block._y = arrays["modifiers"], arrays["heads"], arrays["labels"]
         block.fitted = True
         return block
+
+
+class NeighbourBlocks:
+    """One or more neighbour blocks side by side (settings ``"spec; spec"``): their columns
+    in order. The state of a single block is that block's (the format before several)."""
+
+    def __init__(self, blocks: Sequence[NeighbourBlock]) -> None:
+        if not blocks:
+            raise ValueError("NeighbourBlocks needs at least one block")
+        self.blocks = list(blocks)
+
+    @classmethod
+    def create(cls, options: Sequence[NeighbourOptions], n_labels: int, *,
+               cache_dir: CacheDir = None, share: Sequence[Extractor] = ()
+               ) -> NeighbourBlocks:
+        return cls([NeighbourBlock(o, n_labels, cache_dir=cache_dir, share=share)
+                    for o in options])
+
+    @property
+    def dim(self) -> int:
+        return sum(b.dim for b in self.blocks)
+
+    @property
+    def extractors(self) -> list[PerWordExtractor]:
+        return [e for b in self.blocks for e in b.extractors]
+
+    def fit(self, modifiers: Sequence[str], heads: Sequence[str], labels: Any
+            ) -> NeighbourBlocks:
+        for b in self.blocks:
+            b.fit(modifiers, heads, labels)
+        return self
+
+    def transform(self, modifiers: Sequence[str], heads: Sequence[str], *,
+                  training_rows: bool = False) -> np.ndarray:
+        parts = [b.transform(modifiers, heads, training_rows=training_rows)
+                 for b in self.blocks]
+        return parts[0] if len(parts) == 1 else np.hstack(parts)
+
+    def get_state(self) -> dict[str, Any]:
+        if len(self.blocks) == 1:
+            return self.blocks[0].get_state()
+        return {"blocks": [b.get_state() for b in self.blocks]}
+
+    @classmethod
+    def from_state(cls, options: Sequence[NeighbourOptions], n_labels: int,
+                   state: Mapping[str, Any], *, cache_dir: CacheDir = None,
+                   share: Sequence[Extractor] = ()) -> NeighbourBlocks:
+        """The blocks :meth:`get_state` describes, one state per options (validated)."""
+        if len(options) == 1:
+            states: Any = [state]
+        else:
+            states = state.get("blocks") if isinstance(state, Mapping) else None
+            if not isinstance(states, list) or len(states) != len(options):
+                raise ValueError(f"neighbours: the state must hold {len(options)} blocks")
+        return cls([NeighbourBlock.from_state(o, n_labels, st, cache_dir=cache_dir, share=share)
+                    for o, st in zip(options, states)])
 
 
 def _index(words: Sequence[str], vocab: list[str] | None = None

@@ -215,7 +215,15 @@ def test_digits_search_cli(tmp_path, capsys):
 
 
 def test_nc_settings_from_parameters():
-    from thetanet.compounds.search import SPACES, NCSpace, settings_from_params, suggest_settings
+    from dataclasses import replace
+
+    from thetanet.compounds.search import (
+        SPACES,
+        NCSpace,
+        params_from_settings,
+        settings_from_params,
+        suggest_settings,
+    )
     from thetanet.compounds.settings import NCSettings
 
     space = NCSpace(features=("wordnet", "minilm-static", "words"))
@@ -225,7 +233,7 @@ def test_nc_settings_from_parameters():
               "dropout": 0.25, "units_0": 300, "units_1": 100, "input_dropout": 0.1,
               "l2_on": True, "l2": 1e-4, "learning_rate": 3e-3, "batch_size": 128,
               "logit_adjustment": 0.5, "use_neighbours": True, "weight_neighbours": 4.0,
-              "neighbours_space": "minilm+gloss"}
+              "neighbours_space": "minilm+gloss", "use_neighbours_2": False}
     base = NCSettings(seeds=[4])
     s = suggest_settings(optuna.trial.FixedTrial(params), space, base)
     assert s == settings_from_params(params, space, base)
@@ -235,6 +243,18 @@ def test_nc_settings_from_parameters():
     assert (s.l2, s.learning_rate, s.batch_size, s.logit_adjustment) == (1e-4, 3e-3, 128, 0.5)
     assert (s.max_epochs, s.patience, s.seeds) == (space.max_epochs, space.patience, [4])
     assert s.neighbours == "weight=4,exclude=shared-word"
+    # a second block, drawn only when the first is on: its own weight and word space
+    two = {**params, "use_neighbours_2": True, "weight_neighbours_2": 3.0,
+           "neighbours_2_space": "minilm+gloss+wordnet"}
+    s2 = suggest_settings(optuna.trial.FixedTrial(two), space, base)
+    assert s2.neighbours == ("weight=4,exclude=shared-word; "
+                             "weight=3,exclude=shared-word,space=minilm+gloss+wordnet")
+    assert params_from_settings(s2, space)["weight_neighbours_2"] == 3.0
+    assert settings_from_params(params_from_settings(s2, space), space, base) == s2
+    assert "use_neighbours_2" not in params_from_settings(
+        replace(s2, neighbours=None), space)  # the first off: nothing drawn after it
+    with pytest.raises(ValueError, match="at most 2"):
+        params_from_settings(replace(s2, neighbours="k=50; weight=1; weight=2"), space)
     # every extractor drawn off: the first one, so a trial always has features
     words = {**params, "use_wordnet": False, "use_minilm-static": False, "use_words": True}
     assert settings_from_params(words, space, base).features == ["words:weight=2"]

@@ -42,7 +42,8 @@ from thetanet.search import (
 )
 
 #: the extractors a search picks from by default (see compounds.features)
-SEARCH_FEATURES = ("wordnet", "minilm-static", "wordnet-gloss", "words", "chars")
+SEARCH_FEATURES = ("wordnet", "minilm-static", "wordnet-gloss", "words", "chars",
+                   "pair-bilinear")
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,9 @@ class NCSpace:
     neighbours: tuple[float, float] = (1.0, 32.0)
     #: the block's word spaces to choose from (features/neighbours.py SPACES)
     neighbour_spaces: tuple[str, ...] = ("minilm+gloss", "minilm+gloss+wordnet")
+    #: how many neighbours blocks a trial may stack (each further one drawn when the one
+    #: before is on: its own weight and word space)
+    neighbour_blocks: int = 2
     # early stopping as the recipes', so that --warm-start evaluates a recipe as nc train does
     max_epochs: int = MAX_EPOCHS
     patience: int = PATIENCE
@@ -98,7 +102,7 @@ SPACES: dict[str, NCSpace] = {
                      units=(16, 64), activations=("relu", "tanh"), dropout=(0.0, 0.5),
                      input_dropout=(0.0, 0.0), learning_rate=(1e-3, 3e-2),
                      batch_sizes=(128, 256), neighbours=(0.0, 0.0),
-                     neighbour_spaces=("minilm+gloss",), max_epochs=4,
+                     neighbour_spaces=("minilm+gloss",), neighbour_blocks=1, max_epochs=4,
                      patience=1),
 }
 
@@ -134,16 +138,22 @@ def suggest_settings(trial: Any, space: NCSpace, base: NCSettings) -> NCSettings
     if space.logit_adjustment[1] > 0:
         params["logit_adjustment"] = trial.suggest_float("logit_adjustment",
                                                          *space.logit_adjustment)
-    if space.neighbours[1] > 0:
-        on = params["use_neighbours"] = trial.suggest_categorical("use_neighbours",
-                                                                  [True, False])
-        if on:
-            params["weight_neighbours"] = trial.suggest_float(
-                "weight_neighbours", *space.neighbours, log=space.neighbours[0] > 0)
-            if len(space.neighbour_spaces) > 1:
-                params["neighbours_space"] = trial.suggest_categorical(
-                    "neighbours_space", list(space.neighbour_spaces))
+    for i in range(space.neighbour_blocks if space.neighbours[1] > 0 else 0):
+        key = _block_key(i)
+        on = params[f"use_{key}"] = trial.suggest_categorical(f"use_{key}", [True, False])
+        if not on:
+            break
+        params[f"weight_{key}"] = trial.suggest_float(
+            f"weight_{key}", *space.neighbours, log=space.neighbours[0] > 0)
+        if len(space.neighbour_spaces) > 1:
+            params[f"{key}_space"] = trial.suggest_categorical(
+                f"{key}_space", list(space.neighbour_spaces))
     return settings_from_params(params, space, base)
+
+
+def _block_key(i: int) -> str:
+    """The parameter names of the i-th neighbours block: ``neighbours``, ``neighbours_2`` …"""
+    return "neighbours" if i == 0 else f"neighbours_{i + 1}"
 
 
 def settings_from_params(params: dict[str, Any], space: NCSpace,
@@ -176,11 +186,16 @@ def settings_from_params(params: dict[str, Any], space: NCSpace,
 
 
 def _neighbours_spec(params: dict[str, Any], space: NCSpace) -> str | None:
-    if not params.get("use_neighbours", False):
-        return None
-    spec = f"weight={round(float(params['weight_neighbours']), 3):g},exclude=shared-word"
-    word_space = params.get("neighbours_space", space.neighbour_spaces[0])
-    return spec if word_space == NeighbourOptions.space else f"{spec},space={word_space}"
+    specs = []
+    for i in range(space.neighbour_blocks):
+        key = _block_key(i)
+        if not params.get(f"use_{key}", False):
+            break
+        spec = f"weight={round(float(params[f'weight_{key}']), 3):g},exclude=shared-word"
+        word_space = params.get(f"{key}_space", space.neighbour_spaces[0])
+        specs.append(spec if word_space == NeighbourOptions.space
+                     else f"{spec},space={word_space}")
+    return "; ".join(specs) if specs else None
 
 
 def params_from_settings(settings: NCSettings, space: NCSpace) -> dict[str, Any]:
@@ -207,18 +222,22 @@ def params_from_settings(settings: NCSettings, space: NCSpace) -> dict[str, Any]
                   logit_adjustment=settings.logit_adjustment)
     if settings.l2 > 0:
         params["l2"] = settings.l2
-    if settings.neighbours:
-        opts = NeighbourOptions.parse(settings.neighbours)
-        if (space.neighbours[1] <= 0 or opts.space not in space.neighbour_spaces
+    blocks = settings.neighbour_blocks()
+    if len(blocks) > (space.neighbour_blocks if space.neighbours[1] > 0 else 0):
+        raise ValueError(f"{len(blocks)} neighbours block(s) {settings.neighbours!r} are not "
+                         f"in the search space (at most {space.neighbour_blocks})")
+    for i, opts in enumerate(blocks):
+        key = _block_key(i)
+        if (opts.space not in space.neighbour_spaces
                 or opts != NeighbourOptions(weight=opts.weight, space=opts.space)):
             raise ValueError(f"the neighbours block {settings.neighbours!r} is not in the "
                              "search space (it searches the weight and the word space of "
                              f"the block, spaces {', '.join(space.neighbour_spaces)})")
-        params.update(use_neighbours=True, weight_neighbours=opts.weight)
+        params.update({f"use_{key}": True, f"weight_{key}": opts.weight})
         if len(space.neighbour_spaces) > 1:
-            params["neighbours_space"] = opts.space
-    elif space.neighbours[1] > 0:
-        params["use_neighbours"] = False
+            params[f"{key}_space"] = opts.space
+    if len(blocks) < space.neighbour_blocks and space.neighbours[1] > 0:
+        params[f"use_{_block_key(len(blocks))}"] = False
     return params
 
 
@@ -226,7 +245,8 @@ def params_from_settings(settings: NCSettings, space: NCSpace) -> dict[str, Any]
 #: ``neighbours`` never turned the block on; one without ``neighbour_spaces`` had the
 #: default word space only
 SETUP_BEFORE: dict[str, Any] = {"space": {"neighbours": [0.0, 0.0],
-                                          "neighbour_spaces": ["minilm+gloss"]}}
+                                          "neighbour_spaces": ["minilm+gloss"],
+                                          "neighbour_blocks": 1}}
 
 
 def study_name_for(split: str) -> str:

@@ -114,7 +114,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--neighbours", default=None, metavar="SPEC",
                    help="the neighbours block (relation histogram of the nearest training "
                         "compounds): k=,temperature=,weight=,exclude=shared-word|self,"
-                        "space=minilm+gloss|minilm|minilm+gloss+wordnet; 'off' removes it "
+                        "space=minilm+gloss|minilm|minilm+gloss+wordnet; several blocks "
+                        "separated by ';'; 'off' removes it "
                         f"({recipe_default})")
     t.add_argument("--input-dropout", type=float, default=None,
                    help=f"dropout of the input features, their stored entries ({recipe_default})")

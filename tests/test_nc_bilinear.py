@@ -107,6 +107,19 @@ def test_in_the_system_save_load_predicts_the_same(data_root, tmp_path):
     clf.save(tmp_path / "m")
     back = NCClassifier.load(tmp_path / "m", cache_dir=tmp_path)
     np.testing.assert_array_equal(back.predict_proba(other), clf.predict_proba(other))
+    # a damaged (re-signed) state is refused when loading, naming the block
+    from thetanet.files import ModelFileError
+    from thetanet.saving import doc_digest
+
+    path = tmp_path / "m" / "nc.json"
+    doc = json.loads(path.read_text())
+    item = next(f for f in doc["features"]["extractors"] if f["name"] == "pair-bilinear")
+    item["state"]["heads"]["projection"] = item["state"]["heads"]["projection"][:-1]
+    doc.pop("sha256")
+    doc["sha256"] = doc_digest(doc)
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ModelFileError, match="pair-bilinear"):
+        NCClassifier.load(tmp_path / "m", cache_dir=tmp_path)
     # the block of a fitted feature set equals the extractor's own transform, ×2
     fs = build_features(["pair-bilinear:d=4,weight=2"], train, cache_dir=tmp_path)
     got = fs.transform(other.modifiers, other.heads)

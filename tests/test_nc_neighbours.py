@@ -219,6 +219,8 @@ def test_save_load_predicts_the_same(small, tmp_path):
     (lambda d: d["neighbours"].update(heads=d["neighbours"]["heads"][:-1]), "one modifier"),
     (lambda d: d.update(neighbours=[1]), "'neighbours' must be an object"),
     (lambda d: d["settings"].update(neighbours="k=-1"), "k must"),
+    (lambda d: d["settings"].update(neighbours="k=10,space=minilm,exclude=self; k=5"),
+     "must hold 2 blocks"),
 ])
 def test_a_damaged_block_is_refused(small, tmp_path, edit, message):
     train, val, _ = small

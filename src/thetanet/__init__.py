@@ -7,6 +7,7 @@
 
 from thetanet._version import __version__
 from thetanet.callbacks import EarlyStopping, History
+from thetanet.graph import Input, Model
 from thetanet.layers import (
                              Activation,
                              AveragePool2D,
@@ -21,5 +22,5 @@ from thetanet.model import Sequential, load_checkpoint, load_model, rebuild
 from thetanet.utils import one_hot
 
 __all__ = ["Activation", "AveragePool2D", "Conv2D", "Dense", "Dropout", "EarlyStopping",
-           "Flatten", "History", "MaxPool2D", "Maxout", "Sequential", "__version__",
-           "load_checkpoint", "load_model", "one_hot", "rebuild"]
+           "Flatten", "History", "Input", "MaxPool2D", "Maxout", "Model", "Sequential",
+           "__version__", "load_checkpoint", "load_model", "one_hot", "rebuild"]

@@ -25,7 +25,19 @@ training loop never probe for attributes or layer types:
 ``fused_output``           the layer offers ``forward_linear`` / ``output_buffers``: a fused
                            loss computes a = g(z), J and δ^(L) in one pass into its buffers
 ``grad_rows()``            per gradient, the rows the last backward may have made non-zero
+``multi_input``            ``forward`` takes a list of arrays (one per input tensor), ``build`` a
+                           list of shapes, ``backward`` returns a list of gradients (merge
+                           layers, attention)
+``n_outputs``              outputs per call; above 1 ``forward`` returns a tuple, ``build`` a
+                           list of shapes and ``backward`` takes a list of gradients
+``accepts_mask``           ``forward(x, training, mask=...)`` takes the (m, T) mask of real steps
+``compute_mask(x, mask)``  the mask of the output (default None: dropped); ``propagates_mask``
+                           layers pass the input's mask on
 =========================  ======================================================================
+
+Calling a layer on symbolic tensors (``Dense(8)(Input((4,)))``) records a
+:class:`~thetanet.layers.symbolic.Node` and returns its output tensor(s): the functional style of
+:class:`thetanet.graph.Model`. Arrays go through :meth:`Layer.forward`, never through a call.
 """
 
 from __future__ import annotations
@@ -33,6 +45,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+
+from thetanet.layers.symbolic import Node, SymbolicTensor
 
 _LAYER_CLASSES: dict[str, type[Layer]] = {}
 
@@ -94,6 +108,14 @@ class Layer:
     linear_backward: bool = False
     #: The layer implements :meth:`forward_linear` and :meth:`output_buffers`.
     fused_output: ClassVar[bool] = False
+    #: ``forward`` / ``build`` take lists (one entry per input), ``backward`` returns a list.
+    multi_input: ClassVar[bool] = False
+    #: Outputs per call: above 1, ``forward`` returns a tuple and ``backward`` takes a list.
+    n_outputs: ClassVar[int] = 1
+    #: ``forward(x, training, mask=mask)`` takes the bool (m, T) mask of real steps (or None).
+    accepts_mask: ClassVar[bool] = False
+    #: :meth:`compute_mask` returns the input's mask unchanged.
+    propagates_mask: ClassVar[bool] = False
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name
@@ -139,7 +161,26 @@ class Layer:
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name}
 
+    def __call__(self, inputs: Any) -> Any:
+        """The functional style: this layer applied to symbolic tensors (one, or a list for a
+        ``multi_input`` layer); returns its output tensor (a tuple for ``n_outputs`` > 1)."""
+        many = isinstance(inputs, (list, tuple))
+        tensors = tuple(inputs) if many else (inputs,)
+        if not tensors or not all(isinstance(t, SymbolicTensor) for t in tensors):
+            raise TypeError(f"{type(self).__name__} is called on symbolic tensors (from "
+                            "thetanet.graph.Input); to apply it to arrays use forward(x)")
+        if many != self.multi_input:
+            what = "a list of tensors" if self.multi_input else "one tensor"
+            raise ValueError(f"{type(self).__name__} is called on {what}")
+        node = Node(self, tensors, self.n_outputs)
+        return node.outputs if self.n_outputs > 1 else node.outputs[0]
+
     # -- declared capabilities (defaults) ----------------------------------------------------
+    def compute_mask(self, x: Any, mask: Any) -> Any:
+        """The mask of this layer's output given its input ``x`` and the input's ``mask``:
+        None (dropped) by default, the input's with ``propagates_mask``."""
+        return mask if self.propagates_mask else None
+
     @property
     def has_penalty(self) -> bool:
         """Whether :meth:`penalty` can be non-zero (the training step skips it otherwise)."""

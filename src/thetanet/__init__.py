@@ -10,17 +10,23 @@ from thetanet.callbacks import EarlyStopping, History
 from thetanet.graph import Input, Model
 from thetanet.layers import (
                              Activation,
+                             Add,
+                             AdditiveAttention,
+                             Attention,
                              AveragePool2D,
+                             Concatenate,
                              Conv2D,
                              Dense,
                              Dropout,
                              Flatten,
                              Maxout,
                              MaxPool2D,
+                             Reshape,
 )
 from thetanet.model import Sequential, load_checkpoint, load_model, rebuild
 from thetanet.utils import one_hot
 
-__all__ = ["Activation", "AveragePool2D", "Conv2D", "Dense", "Dropout", "EarlyStopping",
+__all__ = ["Activation", "Add", "AdditiveAttention", "Attention", "AveragePool2D",
+           "Concatenate", "Reshape", "Conv2D", "Dense", "Dropout", "EarlyStopping",
            "Flatten", "History", "Input", "MaxPool2D", "Maxout", "Model", "Sequential",
            "__version__", "load_checkpoint", "load_model", "one_hot", "rebuild"]

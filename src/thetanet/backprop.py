@@ -112,9 +112,9 @@ class Call:
     layer: Layer
     ins: tuple[int, ...]
     outs: tuple[int, ...]
-    #: output rules applied to this node's outputs: (output number k, rule); a rule that
-    #: ``owns_forward`` is the only one and replaces the node's forward
-    rules: tuple[tuple[int, OutputRule], ...]
+    #: output rules applied to this node's outputs: (output number k, its slot, rule); a rule
+    #: that ``owns_forward`` is the only one and replaces the node's forward
+    rules: tuple[tuple[int, int, OutputRule], ...]
     #: the layer is shared: outputs copied, forward replayed before backward, ∂J/∂Θ summed
     shared: bool
     #: this is the layer's first node: its gradient is complete after this node's backward
@@ -165,7 +165,7 @@ def make_plan(nodes: Sequence[tuple[Layer, tuple[int, ...], tuple[int, ...]]],
             loss = losses[k]
             if loss is not None and s in outs:
                 alone = readers[s] == 1 and len(outs) == 1 and not shared
-                rules.append((k, choose_rule(layer, loss, weights[k], alone)))
+                rules.append((k, s, choose_rule(layer, loss, weights[k], alone)))
         calls.append(Call(layer, ins, outs, tuple(rules), shared, id(layer) not in seen))
         seen.add(id(layer))
     unique = {id(c.layer): c.layer for c in calls}
@@ -218,8 +218,8 @@ class _Run:
             x, mask = self.inputs(call)
             layer = call.layer
             out_mask = layer.compute_mask(x, mask)
-            if call.rules and call.rules[0][1].owns_forward:
-                k, rule = call.rules[0]
+            if call.rules and call.rules[0][2].owns_forward:
+                k, _, rule = call.rules[0]
                 a, j, delta = rule.run(layer, x, ys[k], out_mask, scale * rule.weight,
                                        self.training)  # type: ignore[attr-defined]
                 self.vals[call.outs[0]], self.grads[call.outs[0]] = a, delta
@@ -230,8 +230,7 @@ class _Run:
                 self.replay[i] = (x, mask, _rng_state(layer))
                 self.last[id(layer)] = i
             self.store(call, self.call_forward(layer, x, mask), out_mask)
-            for k, rule in call.rules:
-                s = call.outs[0]
+            for k, s, rule in call.rules:
                 j, delta = rule.on_output(self.vals[s], ys[k], self.masks[s],  # type: ignore
                                           scale * rule.weight)
                 self.add(s, delta)
@@ -276,7 +275,7 @@ class _Run:
                      for s, d in zip(call.outs, g)]
             if call.shared:
                 self.prepare_shared(i, layer)
-            pre = bool(call.rules) and call.rules[0][1].preactivation
+            pre = bool(call.rules) and call.rules[0][2].preactivation
             din = layer.backward(g if len(g) > 1 else g[0], grad_is_preactivation=pre)
             if call.shared:
                 self.sum_shared(call, layer)
@@ -332,7 +331,7 @@ def infer(plan: Plan, xs: Sequence[Any], with_z: bool = False
         else:
             x, mask = vals[call.ins[0]], masks[call.ins[0]]
         out_mask = layer.compute_mask(x, mask)
-        if with_z and call.rules and call.rules[0][1].owns_forward:
+        if with_z and call.rules and call.rules[0][2].owns_forward:
             zs[call.outs[0]], out = layer.forward_with_z(x)
         elif layer.accepts_mask:
             out = layer.forward(x, training=False, mask=mask)  # type: ignore[call-arg]

@@ -35,7 +35,7 @@ from thetanet import metrics as _metrics
 from thetanet import optimizers as _optimizers
 from thetanet.graph_io import GraphIO
 from thetanet.layers import Layer, layer_from_config
-from thetanet.layers.base import Shape, as_shape
+from thetanet.layers.base import as_shape
 from thetanet.layers.symbolic import Node, SymbolicTensor
 from thetanet.training import Trainer
 from thetanet.utils import MultiArray, check_array, sum_is_finite
@@ -168,23 +168,23 @@ class Model(GraphIO, Trainer):
         for i, layer in enumerate(self.layers):
             if layer.name is None:
                 layer.name = f"{type(layer).__name__.lower()}_{i}"
-        first: dict[int, list[Shape]] = {}
+        first: dict[int, tuple[list[Any], list[Any]]] = {}  # per layer: in and out shapes
         for node in self.nodes:
             layer = node.layer
             shapes = [t.shape for t in node.inputs]
             if any(s is None for s in shapes):
                 raise ValueError(f"layer {layer.name}: an input's shape is unknown")
             if id(layer) in first:  # a shared layer: same input shapes at every call
-                if first[id(layer)] != shapes:
+                if first[id(layer)][0] != shapes:
                     raise ValueError(f"shared layer {layer.name} is called on shapes "
-                                     f"{shapes} after {first[id(layer)]}")
-                out = layer.output_shapes if layer.n_outputs > 1 else layer.output_shape
+                                     f"{shapes} after {first[id(layer)][0]}")
+                outs = first[id(layer)][1]
             else:
-                first[id(layer)] = shapes  # type: ignore[assignment]
                 arg = shapes if layer.multi_input else shapes[0]
                 out = layer.build(arg, dtype=self.dtype, rng=rng)
-            outs = out if layer.n_outputs > 1 else [out]
-            for t, s in zip(node.outputs, outs):  # type: ignore[arg-type]
+                outs = list(out) if layer.n_outputs > 1 else [out]
+                first[id(layer)] = (shapes, outs)
+            for t, s in zip(node.outputs, outs):
                 t.shape = as_shape(s)
         self._set_needs_input_grad()
 

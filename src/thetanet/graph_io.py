@@ -109,7 +109,7 @@ class GraphIO:
         n = x.shape[0]
         step = batch_rows(batch_size, n)
         plan = self._plan()
-        rules = {k: r for c in plan.calls for k, r in c.rules}
+        rules = {k: r for c in plan.calls for k, _, r in c.rules}
         totals = [0.0] * len(self.outputs)
         preds: list[np.ndarray] = []
         for s in range(0, n, step):

@@ -53,9 +53,8 @@ class OutputRule:
         self.weight = float(weight)
 
     def value(self, y: Any, a: Any, z: Any, mask: Any) -> float:
-        if mask is None:  # losses without a mask argument keep working
-            return self.loss.value(y, a, z)
-        return self.loss.value(y, a, z, mask=mask)  # type: ignore[call-arg]
+        """J_k; masked steps of a sequence count neither in J nor in δ."""
+        return self.loss.value(y, a, z, mask=mask)
 
 
 class Unfused(OutputRule):
@@ -63,8 +62,7 @@ class Unfused(OutputRule):
 
     def on_output(self, a: Any, y: Any, mask: Any, scale: float) -> tuple[float, Any]:
         loss = self.value(y, a, None, mask)
-        delta = self.loss.grad(y, a) if mask is None else \
-            self.loss.grad(y, a, mask=mask)  # type: ignore[call-arg]
+        delta = self.loss.grad(y, a, mask=mask)
         if scale != 1.0:
             delta *= scale
         return loss, delta
@@ -84,8 +82,7 @@ class Fused(OutputRule):
     def fused(self, layer: Layer, a: Any, y: Any, mask: Any, scale: float
               ) -> tuple[float, Any]:
         loss = self.value(y, a, layer.z, mask)
-        delta = self.loss.fused_delta(y, a) if mask is None else \
-            self.loss.fused_delta(y, a, mask=mask)  # type: ignore[call-arg]
+        delta = self.loss.fused_delta(y, a, mask=mask)
         if scale != 1.0:
             delta *= scale
         return loss, delta
@@ -93,15 +90,18 @@ class Fused(OutputRule):
 
 class FusedOnePass(Fused):
     """Softmax + cross-entropy on integer labels: z^(L) into the layer's buffer, then a, J
-    and δ^(L) in one pass into its (a, δ) buffers (:meth:`thetanet.losses.Loss.fused_step`)."""
+    and δ^(L) in one pass into its (a, δ) buffers (:meth:`thetanet.losses.Loss.fused_step`).
+    Labels per step (m, T) run as m·T rows, the masked ones counting neither in J nor in δ."""
 
     def run(self, layer: Layer, x: Any, y: Any, mask: Any, scale: float, training: bool
             ) -> tuple[Any, float, Any]:
-        if y.ndim != 1 or mask is not None:  # one-hot rows or sequences: the two-step way
+        if not (y.ndim == 1 or y.dtype.kind == "i"):  # one-hot rows: the two-step way
             return super().run(layer, x, y, mask, scale, training)
         z = layer.forward_linear(x)
         a, delta = layer.output_buffers()
-        return a, self.loss.fused_step(y, z, a, delta, scale), delta
+        loss = self.loss.fused_step(y.reshape(-1), z, a, delta, scale,  # type: ignore[call-arg]
+                                    mask=None if mask is None else mask.reshape(-1))
+        return (a.reshape(*y.shape, -1) if y.ndim == 2 else a), loss, delta
 
 
 @dataclass(frozen=True, eq=False)

@@ -390,13 +390,17 @@ class Model(GraphIO, Trainer):
         """Targets in the form each output's loss wants (a MultiArray with several outputs;
         an output without a loss takes None)."""
         if not self.many_out:
-            return self.losses[0].targets(y, n, self.output_dim, self.dtype, name)
+            return self._targets(self.losses[0], y, n, self.outputs[0].shape, name)
         parts = self._by_name(y, self.output_names, name)
-        out = []
-        for loss, p, t, oname in zip(self.losses, parts, self.outputs, self.output_names):
-            if loss is None:
-                out.append(np.zeros((n, 0), self.dtype))
-            else:
-                out.append(loss.targets(p, n, int(np.prod(t.shape)), self.dtype,
-                                        f"{name}[{oname!r}]"))
-        return MultiArray(out)
+        return MultiArray(self._targets(loss, p, n, t.shape, f"{name}[{oname!r}]")
+                          for loss, p, t, oname in zip(self.losses, parts, self.outputs,
+                                                       self.output_names))
+
+    def _targets(self, loss: _losses.Loss | None, y: Any, n: int, shape: Any, name: str
+                 ) -> np.ndarray:
+        """One output's targets: per step, (n, T), for a sequence output (T, K)."""
+        if loss is None:  # not trained: no targets needed
+            return np.zeros((n, 0), self.dtype)
+        if shape is not None and len(shape) == 2:
+            return loss.sequence_targets(y, n, shape, self.dtype, name)
+        return loss.targets(y, n, int(np.prod(shape)), self.dtype, name)

@@ -30,10 +30,16 @@ training loop never probe for attributes or layer types:
                            layers, attention)
 ``n_outputs``              outputs per call; above 1 ``forward`` returns a tuple, ``build`` a
                            list of shapes and ``backward`` takes a list of gradients
-``accepts_mask``           ``forward(x, training, mask=...)`` takes the (m, T) mask of real steps
-``compute_mask(x, mask)``  the mask of the output (default None: dropped); ``propagates_mask``
-                           layers pass the input's mask on
+``accepts_mask``           ``forward(x, training, mask=...)`` takes the (batch, T) bool mask of
+                           real steps (sequence layers); others are called without it
+``compute_mask(x, mask)``  the mask of the output given the input and its mask: None by default
+                           (dropped); ``propagates_mask`` layers pass it through unchanged
 =========================  ======================================================================
+
+Masks (sequences): True marks a real step, False a padded one. A padded step changes neither
+a recurrent state nor the loss; backward is unchanged (``backward(grad)``), a mask-aware layer
+keeps the mask it saw in forward. A multi-input layer gets (and ``compute_mask`` takes) a list
+of masks, one per input; a layer with several outputs returns a list of masks.
 
 Calling a layer on symbolic tensors (``Dense(8)(Input((4,)))``) records a
 :class:`~thetanet.layers.symbolic.Node` and returns its output tensor(s): the functional style of
@@ -42,6 +48,7 @@ Calling a layer on symbolic tensors (``Dense(8)(Input((4,)))``) records a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -112,9 +119,9 @@ class Layer:
     multi_input: ClassVar[bool] = False
     #: Outputs per call: above 1, ``forward`` returns a tuple and ``backward`` takes a list.
     n_outputs: ClassVar[int] = 1
-    #: ``forward(x, training, mask=mask)`` takes the bool (m, T) mask of real steps (or None).
+    #: ``forward`` takes ``mask=`` (bool (batch, T), True = real step, or None).
     accepts_mask: ClassVar[bool] = False
-    #: :meth:`compute_mask` returns the input's mask unchanged.
+    #: :meth:`compute_mask` returns the input mask unchanged (steps map to steps).
     propagates_mask: ClassVar[bool] = False
 
     def __init__(self, name: str | None = None) -> None:
@@ -176,11 +183,6 @@ class Layer:
         return node.outputs if self.n_outputs > 1 else node.outputs[0]
 
     # -- declared capabilities (defaults) ----------------------------------------------------
-    def compute_mask(self, x: Any, mask: Any) -> Any:
-        """The mask of this layer's output given its input ``x`` and the input's ``mask``:
-        None (dropped) by default, the input's with ``propagates_mask``."""
-        return mask if self.propagates_mask else None
-
     @property
     def has_penalty(self) -> bool:
         """Whether :meth:`penalty` can be non-zero (the training step skips it otherwise)."""
@@ -211,6 +213,12 @@ class Layer:
         a = g(z) and δ^(L) into them; ``a`` is the layer's cached output from then on."""
         raise NotImplementedError(f"{type(self).__name__} has no fused output")
 
+    def compute_mask(self, x: Any, mask: Any) -> Any:
+        """The mask of this layer's output for input ``x`` with mask ``mask``: the input mask
+        for ``propagates_mask`` layers, else None (no mask downstream). Lists for layers with
+        several inputs / outputs."""
+        return mask if self.propagates_mask else None
+
     # -- parameters --------------------------------------------------------------------------
     @property
     def params(self) -> list[np.ndarray]:
@@ -237,3 +245,25 @@ class Layer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if v is not None)
         return f"{type(self).__name__}({args})"
+
+
+def makes_masks(layers: Sequence[Layer]) -> bool:
+    """Whether a layer may make a mask (overrides ``compute_mask``): then it is threaded."""
+    return any(type(layer).compute_mask is not Layer.compute_mask for layer in layers)
+
+
+def forward_masked(layers: Sequence[Layer], a: Any, training: bool | None, mask: Any
+                   ) -> tuple[Any, Any]:
+    """Forward through ``layers`` threading the mask (the model's way): each layer's output
+    mask comes from ``compute_mask(a, mask)``; mask-aware layers get ``mask=``. ``training``:
+    True (training noise, caches for backward), False (no noise, caches kept: gradient
+    checks), or None for inference (``forward(a, False)``: predict, evaluate)."""
+    cache = training is not None
+    for layer in layers:
+        if training is False and layer.stochastic:
+            continue
+        out_mask = layer.compute_mask(a, mask)
+        a = layer.forward(a, cache, mask=mask) if layer.accepts_mask else \
+            layer.forward(a, cache)
+        mask = out_mask
+    return a, mask

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from thetanet import AdditiveAttention, Dense, Flatten, Input, Model
+from thetanet import AdditiveAttention, Dense, Flatten, Input, Model, load_model
 from thetanet.gradcheck import gradcheck
 
 M, T, L, Q, D, U = 3, 4, 5, 6, 7, 8
@@ -101,3 +101,46 @@ def test_config_round_trip_and_validation() -> None:
     with pytest.raises(ValueError, match="features"):
         AdditiveAttention(3).build([(4,), (5,)], dtype="float64",
                                    rng=np.random.default_rng(0))
+
+
+def captioner_like(seed: int = 0) -> tuple[Model, Model]:
+    """The captioner's pattern: words → Embedding(mask_zero) → LSTM(return_sequences) → a
+    query per step over image features → [h | context] → softmax per step; and a second model
+    on the same layers that also returns α (for plots)."""
+    from thetanet import LSTM, Concatenate, Embedding
+
+    words, feats = Input((T,), name="words"), Input((L, D), name="features")
+    h = LSTM(6, return_sequences=True, name="lstm")(Embedding(9, 4, mask_zero=True)(words))
+    context, alpha = AdditiveAttention(U, name="att")([h, feats])
+    probs = Dense(9, "softmax", name="next")(Concatenate()([h, context]))
+    train = Model([words, feats], probs, dtype="float64", seed=seed)
+    return train, Model([words, feats], [probs, alpha], dtype="float64", seed=seed)
+
+
+def caption_batch(seed: int = 3) -> tuple[list[np.ndarray], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    words = rng.integers(1, 9, size=(M, T))
+    words[0, 2:] = 0  # padding: masked steps
+    words[2, 3:] = 0
+    return [words, rng.normal(size=(M, L, D))], rng.integers(0, 9, size=(M, T))
+
+
+def test_captioner_pattern_gradcheck_and_masked_steps(tmp_path: object) -> None:
+    train, with_alpha = captioner_like()
+    train.compile("sgd", "sparse_categorical_crossentropy")
+    x, y = caption_batch()
+    assert gradcheck(train, x, y, eps=1e-5) < 1e-6  # small gradients: a larger ε
+    # the targets of padded steps count neither in J nor in its gradient
+    y2 = y.copy()
+    y2[0, 2:] = (y2[0, 2:] + 1) % 9
+    j1 = train.evaluate(x, y)
+    assert train.evaluate(x, y2) == j1
+    probs, alpha = with_alpha.predict(x)
+    assert np.array_equal(probs, train.predict(x))  # the same layers, the same Θ
+    assert alpha.shape == (M, T, L) and np.allclose(alpha.sum(axis=-1), 1.0)
+    hist = train.fit(x, y, epochs=3, batch_size=2, verbose=0, seed=0)
+    assert hist.history["loss"][-1] < hist.history["loss"][0]
+    with_alpha.save(tmp_path / "m")  # type: ignore[operator]
+    again = load_model(tmp_path / "m")  # type: ignore[operator]
+    for a, b in zip(with_alpha.predict(x), again.predict(x)):
+        assert np.array_equal(a, b)

@@ -184,3 +184,20 @@ def test_output_without_loss_is_not_trained_but_predicted() -> None:
     assert np.array_equal(w0["reg/kernel"], w1["reg/kernel"])  # nothing flows into it
     assert not np.array_equal(w0["cls/kernel"], w1["cls/kernel"])
     assert len(model.predict(x)) == 2
+
+
+def test_tampered_graph_input_shape_is_refused(tmp_path: object) -> None:
+    import json
+
+    from thetanet.files import ModelFileError
+    from thetanet.saving import doc_digest
+
+    model = two_by_two()
+    path = tmp_path / "m"  # type: ignore[operator]
+    model.save(path)
+    cfg = json.loads((path / "config.json").read_text())
+    cfg["model"]["inputs"][0]["shape"] = [10**9]
+    cfg["sha256"] = doc_digest(cfg)  # re-signed: only the size check can catch it
+    (path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFileError, match="do not fit"):
+        load_model(path)

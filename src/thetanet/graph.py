@@ -133,6 +133,7 @@ class Model(GraphIO, Trainer):
         self.history = None
         self.metadata: dict[str, Any] = {}
         self._plan_cache: _backprop.Plan | None = None
+        self._plan_loss: Any = None  # the loss the cached plan was made for
 
     # -- construction ------------------------------------------------------------------------
     def _init_graph(self, inputs: list[SymbolicTensor], outputs: list[SymbolicTensor],
@@ -287,7 +288,7 @@ class Model(GraphIO, Trainer):
     # -- propagation -------------------------------------------------------------------------
     def _plan(self) -> _backprop.Plan:
         plan = self._plan_cache
-        if plan is not None and plan.losses == self.losses:
+        if plan is not None and self._plan_loss is self.loss:
             return plan
         return self._make_plan()
 
@@ -298,7 +299,7 @@ class Model(GraphIO, Trainer):
         plan = _backprop.make_plan(self._topology, range(len(self.inputs)), self.output_slots,
                                    len(self._slots), self.losses,
                                    self.loss_weights or (1.0,) * len(self.outputs))
-        self._plan_cache = plan
+        self._plan_cache, self._plan_loss = plan, self.loss
         return plan
 
     def forward_backward(self, x: Any, y: Any, training: bool = True) -> tuple[float, Any]:

@@ -147,6 +147,8 @@ def test_bad_inputs_are_refused_with_clear_messages() -> None:
         model.compile("sgd", ["mse"])
     with pytest.raises(TypeError, match="symbolic tensors"):
         Dense(3)(x[0])
+    with pytest.raises(ValueError, match="share the name"):
+        Model(model.inputs[0], Dense(2, name="x")(Dense(2, name="x")(model.inputs[0])))
     orphan = Input((2,))
     with pytest.raises(ValueError, match="disconnected"):
         Model(model.inputs, Add()([Dense(2)(orphan), Dense(2)(model.inputs[0])]))
@@ -184,6 +186,12 @@ def test_output_without_loss_is_not_trained_but_predicted() -> None:
     assert np.array_equal(w0["reg/kernel"], w1["reg/kernel"])  # nothing flows into it
     assert not np.array_equal(w0["cls/kernel"], w1["cls/kernel"])
     assert len(model.predict(x)) == 2
+    # a second model on the same layers shares their Θ: same outputs
+    assert model.get_layer("cls") is model.outputs[0].node.layer
+    cls_only = Model(model.inputs, model.outputs[0])
+    assert np.array_equal(cls_only.predict(x), model.predict(x)[0])
+    with pytest.raises(ValueError, match="no layer named"):
+        model.get_layer("nope")
 
 
 def test_tampered_graph_input_shape_is_refused(tmp_path: object) -> None:

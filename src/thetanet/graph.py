@@ -169,6 +169,11 @@ class Model(GraphIO, Trainer):
         for i, layer in enumerate(self.layers):
             if layer.name is None:
                 layer.name = f"{type(layer).__name__.lower()}_{i}"
+        names = [layer.name for layer in self.layers]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:  # the weights are saved and shown by layer name
+            raise ValueError(f"two layers of the model share the name(s) {twice}; a layer used "
+                             "twice is one layer called twice, not two layers of one name")
         first: dict[int, tuple[list[Any], list[Any]]] = {}  # per layer: in and out shapes
         for node in self.nodes:
             layer = node.layer
@@ -207,6 +212,13 @@ class Model(GraphIO, Trainer):
         for layer, child in zip(self.layers, rng.spawn(len(self.layers))):
             layer.rng = child
         return rng
+
+    def get_layer(self, name: str) -> Layer:
+        """The layer called ``name`` (to call it again in another Model: its Θ is shared)."""
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"no layer named {name!r}; layers: {[ly.name for ly in self.layers]}")
 
     @property
     def output_names(self) -> list[str]:

@@ -24,6 +24,7 @@ J = Σ_k w_k J_k with ``loss_weights`` w.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,6 +42,11 @@ from thetanet.training import Trainer
 from thetanet.utils import MultiArray, check_array, sum_is_finite
 
 __all__ = ["Input", "Model"]
+
+#: The layers a Model has built, with their (input shapes, output shapes): a Model made later
+#: from the same layers shares their Θ instead of drawing new weights.
+_BUILT: weakref.WeakKeyDictionary[Layer, tuple[list[Any], list[Any]]] = \
+    weakref.WeakKeyDictionary()
 
 
 class InputLayer(Layer):
@@ -104,15 +110,20 @@ class Model(GraphIO, Trainer):
     Args:
         inputs: one ``Input`` tensor or a list of them.
         outputs: one tensor or a list of them, computed from the inputs by layer calls.
-        dtype: "float32" (default) or "float64".
+        dtype: "float32" or "float64" (default: float32, or the dtype of the layers when
+            another Model built them: the two then share their Θ).
         seed: seed for weight initialisation (and, plus one, for the layers' generators).
         name: optional name (shown by :meth:`summary`, saved in the config).
     """
 
-    def __init__(self, inputs: Any, outputs: Any, dtype: Any = "float32",
+    def __init__(self, inputs: Any, outputs: Any, dtype: Any = None,
                  seed: int | None = None, name: str | None = None) -> None:
+        ins, outs = _as_list(inputs, "inputs"), _as_list(outputs, "outputs")
+        if dtype is None:  # the dtype of layers another Model built, else float32
+            built = [n.layer for n in topological_nodes(ins, outs) if n.layer in _BUILT]
+            dtype = built[0].dtype if built else "float32"
         self._setup(dtype, seed, name)
-        self._init_graph(_as_list(inputs, "inputs"), _as_list(outputs, "outputs"),
+        self._init_graph(ins, outs,
                          many_in=isinstance(inputs, (list, tuple)),
                          many_out=isinstance(outputs, (list, tuple)))
 
@@ -164,38 +175,48 @@ class Model(GraphIO, Trainer):
 
     def _build_layers(self) -> None:
         """Create each layer's parameters at its first call (topological order, one
-        generator: a chain initialises exactly as a Sequential always has)."""
+        generator: a chain initialises exactly as a Sequential always has). A layer already
+        built by another Model keeps its Θ (the two models share it)."""
+        self._name_layers()
         rng = np.random.default_rng(self.seed)
-        for i, layer in enumerate(self.layers):
-            if layer.name is None:
-                layer.name = f"{type(layer).__name__.lower()}_{i}"
-        names = [layer.name for layer in self.layers]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:  # the weights are saved and shown by layer name
-            raise ValueError(f"two layers of the model share the name(s) {twice}; a layer used "
-                             "twice is one layer called twice, not two layers of one name")
         first: dict[int, tuple[list[Any], list[Any]]] = {}  # per layer: in and out shapes
         for node in self.nodes:
             layer = node.layer
             shapes = [t.shape for t in node.inputs]
             if any(s is None for s in shapes):
                 raise ValueError(f"layer {layer.name}: an input's shape is unknown")
-            if id(layer) in first:  # a shared layer: same input shapes at every call
-                if first[id(layer)][0] != shapes:
-                    raise ValueError(f"shared layer {layer.name} is called on shapes "
-                                     f"{shapes} after {first[id(layer)][0]}")
-                outs = first[id(layer)][1]
+            known = first.get(id(layer)) or _BUILT.get(layer)
+            if known is not None:  # a shared layer: the same input shapes at every call
+                if known[0] != shapes or layer.dtype != self.dtype:
+                    raise ValueError(f"layer {layer.name} was built for {known[0]} "
+                                     f"({layer.dtype.name}), called on {shapes} "
+                                     f"({self.dtype.name})")
+                outs = known[1]
             else:
                 arg = shapes if layer.multi_input else shapes[0]
                 out = layer.build(arg, dtype=self.dtype, rng=rng)
                 outs = list(out) if layer.n_outputs > 1 else [out]
-                first[id(layer)] = (shapes, outs)
+            first[id(layer)] = (shapes, outs)
             for t, s in zip(node.outputs, outs):
                 t.shape = as_shape(s)
         self._set_needs_input_grad()
+        for layer in self.layers:
+            _BUILT[layer] = first[id(layer)]
+
+    def _name_layers(self) -> None:
+        """``<class>_<index>`` for unnamed layers; two layers of one name are refused."""
+        for i, layer in enumerate(self.layers):
+            if layer.name is None:
+                layer.name = f"{type(layer).__name__.lower()}_{i}"
+        names = [layer.name for layer in self.layers]
+        twice = sorted({str(n) for n in names if names.count(n) > 1})
+        if twice:  # the weights are saved and shown by layer name
+            raise ValueError(f"two layers of the model share the name(s) {twice}; a layer used "
+                             "twice is one layer called twice, not two layers of one name")
 
     def _set_needs_input_grad(self) -> None:
-        """A layer needs ∂J/∂x when something that learns lies below one of its calls."""
+        """A layer needs ∂J/∂x when something that learns lies below one of its calls (in
+        this model, or in another that shares the layer)."""
         learns: dict[int, bool] = {}
         needs: dict[int, bool] = {}
         for node in self.nodes:
@@ -204,7 +225,8 @@ class Model(GraphIO, Trainer):
             for t in node.outputs:
                 learns[id(t)] = below or bool(node.layer.params)
         for layer in self.layers:
-            layer.needs_input_grad = needs[id(layer)]
+            shared = layer in _BUILT and layer.needs_input_grad
+            layer.needs_input_grad = needs[id(layer)] or shared
 
     def _reseed(self, seed: Any) -> np.random.Generator:
         """Give every layer its own generator, derived from ``seed`` (dropout masks)."""

@@ -31,6 +31,10 @@ Speed: the input half of z_t for all steps is one GEMM (x laid out time-major, (
 (d, G·u)) before the loop; each step adds one GEMM h_{t−1} U; after the backward loop ∂J/∂W,
 ∂J/∂U and ∂J/∂x are again one GEMM each over all T·B rows, not T small ones.
 
+The step loop's GEMMs are small ((B, u) × (u, G·u)): they run on one BLAS thread (with
+threadpoolctl installed), where a second thread costs more in synchronisation than it saves —
+many times more when other processes compete for the cores.
+
 Masking: a step whose mask is False leaves the state unchanged (h_t = h_{t−1}, c_t = c_{t−1})
 and its output is the carried h (Keras's default); its δ is zero and ∂J/∂h_t passes straight
 to h_{t−1}. So a padded batch gives each sequence's outputs and gradients as if alone.
@@ -39,6 +43,7 @@ to h_{t−1}. So a padded batch gives each sequence's outputs and gradients as i
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, ClassVar
 
 import numpy as np
@@ -80,6 +85,26 @@ def derivative(act: Any, z: np.ndarray, a: np.ndarray) -> np.ndarray:
     """g′(z), from the output a = g(z) where that is cheaper (a new array)."""
     quick = _FROM_OUTPUT.get(act.name)
     return quick(a) if quick is not None else np.asarray(act.df(z), a.dtype)
+
+
+#: Per-step GEMMs up to this many multiply-adds run on one BLAS thread.
+SMALL_GEMM = 1 << 25
+_CONTROLLER: list[Any] = []  # the threadpoolctl controller, made once (or None without it)
+
+
+def step_threads(rows: int, inner: int, cols: int) -> Any:
+    """A context running BLAS on one thread when a (rows, inner) × (inner, cols) product is
+    small (see the module); a no-op without threadpoolctl or for large products."""
+    if rows * inner * cols > SMALL_GEMM:
+        return contextlib.nullcontext()
+    if not _CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _CONTROLLER.append(ThreadpoolController())
+        except ImportError:  # optional: the engine needs only NumPy
+            _CONTROLLER.append(None)
+    ctl = _CONTROLLER[0]
+    return contextlib.nullcontext() if ctl is None else ctl.limit(limits=1, user_api="blas")
 
 
 class Recurrent(Layer):
@@ -224,7 +249,8 @@ class Recurrent(Layer):
         if self.use_bias:
             xw += self.input_bias()
         states = self._initial(batch, initial_state)
-        hs, finals, cache = self._forward_steps(xw, mt, states, training)
+        with step_threads(batch, self.units, xw.shape[2]):
+            hs, finals, cache = self._forward_steps(xw, mt, states, training)
         if training:
             self._cache = {"xt": xt, "mt": mt, "hs": hs, "cell": cache, "batch": batch,
                            "given_state": initial_state is not None}
@@ -258,7 +284,8 @@ class Recurrent(Layer):
         for i, g in enumerate(d_finals):
             if g is not None:
                 d_last[i] += g
-        d_xw, d_rec, d_init = self._backward_steps(c["cell"], hs, d_hs, d_last, mt)
+        with step_threads(batch, self.units, self.gates * self.units):
+            d_xw, d_rec, d_init = self._backward_steps(c["cell"], hs, d_hs, d_last, mt)
         self._parameter_grads(xt, hs, d_xw, d_rec)
         self.d_initial_state = d_init if c["given_state"] else None
         if not self.needs_input_grad:

@@ -44,6 +44,10 @@ and the Dense kernels read the same columns), a softmax or a learnable activatio
 and parameters are per channel, the last axis), and the output. Elementwise activations and
 dropout run in either layout.
 
+Sequence models (Embedding, Masking, SimpleRNN, LSTM, GRU, Bidirectional, a Dense layer at
+every step) export as unrolled graphs over their fixed T steps: see
+:mod:`thetanet.onnx_recurrent`. Their input is the ids as float32 [batch, T].
+
 Learnable activations (PReLU, APL, learnable SoftExponential) are exported with their current
 parameter values. Weights are written as float32 (a float64 model is converted). An activation
 or layer without a converter here raises ``NotImplementedError``: register one in
@@ -75,6 +79,7 @@ from thetanet.layers import (
     Maxout,
     MaxPool2D,
 )
+from thetanet.onnx_recurrent import sequence_converters
 
 __all__ = ["ACTIVATION_CONVERTERS", "DEFAULT_OPSET", "LAYER_CONVERTERS", "MIN_OPSET",
            "max_abs_diff", "run_onnxruntime", "to_onnx"]
@@ -110,6 +115,8 @@ class GraphBuilder:
         #: the current tensor is in ONNX's (N, C, H, W) layout, transposed from thetanet's
         #: (N, H, W, C) (see the module)
         self.nchw = False
+        #: the current tensor's mask of real steps (bool [batch, T]), or None
+        self.mask: str | None = None
 
     def _name(self, hint: str) -> str:
         self._count += 1
@@ -354,6 +361,7 @@ LAYER_CONVERTERS: dict[type[Layer], LayerConverter] = {
     MaxPool2D: _pool("MaxPool"),
     AveragePool2D: _pool("AveragePool", count_include_pad=0),
     Flatten: _flatten,
+    **sequence_converters(_activation),
 }
 
 

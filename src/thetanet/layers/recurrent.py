@@ -31,6 +31,10 @@ Speed: the input half of z_t for all steps is one GEMM (x laid out time-major, (
 (d, G·u)) before the loop; each step adds one GEMM h_{t−1} U; after the backward loop ∂J/∂W,
 ∂J/∂U and ∂J/∂x are again one GEMM each over all T·B rows, not T small ones.
 
+The step loop's GEMMs are small ((B, u) × (u, G·u)): they run on one BLAS thread (with
+threadpoolctl installed), where a second thread costs more in synchronisation than it saves —
+many times more when other processes compete for the cores.
+
 Masking: a step whose mask is False leaves the state unchanged (h_t = h_{t−1}, c_t = c_{t−1})
 and its output is the carried h (Keras's default); its δ is zero and ∂J/∂h_t passes straight
 to h_{t−1}. So a padded batch gives each sequence's outputs and gradients as if alone.
@@ -39,6 +43,7 @@ to h_{t−1}. So a padded batch gives each sequence's outputs and gradients as i
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, ClassVar
 
 import numpy as np
@@ -82,6 +87,26 @@ def derivative(act: Any, z: np.ndarray, a: np.ndarray) -> np.ndarray:
     return quick(a) if quick is not None else np.asarray(act.df(z), a.dtype)
 
 
+#: Per-step GEMMs up to this many multiply-adds run on one BLAS thread.
+SMALL_GEMM = 1 << 25
+_CONTROLLER: list[Any] = []  # the threadpoolctl controller, made once (or None without it)
+
+
+def step_threads(rows: int, inner: int, cols: int) -> Any:
+    """A context running BLAS on one thread when a (rows, inner) × (inner, cols) product is
+    small (see the module); a no-op without threadpoolctl or for large products."""
+    if rows * inner * cols > SMALL_GEMM:
+        return contextlib.nullcontext()
+    if not _CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _CONTROLLER.append(ThreadpoolController())
+        except ImportError:  # optional: the engine needs only NumPy
+            _CONTROLLER.append(None)
+    ctl = _CONTROLLER[0]
+    return contextlib.nullcontext() if ctl is None else ctl.limit(limits=1, user_api="blas")
+
+
 class Recurrent(Layer):
     """Base class: the subclasses set ``gates`` (G) and ``state_names`` and implement the
     cell's steps, ``_forward_steps`` and ``_backward_steps``, on time-major arrays.
@@ -95,6 +120,8 @@ class Recurrent(Layer):
         return_sequences: output every h_t, (batch, T, u), instead of the last h_T (batch, u).
         return_state: ``forward`` returns [output, *final states] (layer-level use).
         go_backwards: process the sequence from the end; outputs come in that order.
+        zero_output_for_mask: with ``return_sequences``, padded steps output 0 instead of the
+            carried h (Keras sets it inside Bidirectional).
     """
 
     accepts_mask = True
@@ -108,7 +135,8 @@ class Recurrent(Layer):
                  kernel_initializer: Any = "glorot_uniform",
                  recurrent_initializer: Any = "orthogonal", bias_initializer: Any = "zeros",
                  return_sequences: bool = False, return_state: bool = False,
-                 go_backwards: bool = False, name: str | None = None) -> None:
+                 go_backwards: bool = False, zero_output_for_mask: bool = False,
+                 name: str | None = None) -> None:
         super().__init__(name)
         kind = type(self).__name__
         self.units = positive_int(units, f"{kind} units")
@@ -120,6 +148,7 @@ class Recurrent(Layer):
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
         self.kernel = np.empty((0, 0), np.float32)
         self.recurrent_kernel = np.empty((0, 0), np.float32)
         self.bias = np.empty(0, np.float32)
@@ -224,12 +253,16 @@ class Recurrent(Layer):
         if self.use_bias:
             xw += self.input_bias()
         states = self._initial(batch, initial_state)
-        hs, finals, cache = self._forward_steps(xw, mt, states, training)
+        with step_threads(batch, self.units, xw.shape[2]):
+            hs, finals, cache = self._forward_steps(xw, mt, states, training)
         if training:
             self._cache = {"xt": xt, "mt": mt, "hs": hs, "cell": cache, "batch": batch,
                            "given_state": initial_state is not None}
-        out = np.ascontiguousarray(hs[1:].transpose(1, 0, 2)) if self.return_sequences \
-            else hs[-1].copy()
+        if self.return_sequences:
+            seq = hs[1:] * mt if (self.zero_output_for_mask and mt is not None) else hs[1:]
+            out = np.ascontiguousarray(seq.transpose(1, 0, 2))
+        else:
+            out = hs[-1].copy()
         if self.return_state:
             return [out, *(s.copy() for s in finals)]
         return out
@@ -252,13 +285,16 @@ class Recurrent(Layer):
         d_hs = None
         if d_out is not None and self.return_sequences:
             d_hs = np.asarray(d_out, self.dtype).transpose(1, 0, 2)  # (T, B, u) in order
+            if self.zero_output_for_mask and mt is not None:
+                d_hs = d_hs * mt  # padded outputs were 0: no gradient flows from them
         d_last = [np.zeros((batch, self.units), self.dtype) for _ in self.state_names]
         if d_out is not None and not self.return_sequences:
             d_last[0] += d_out
         for i, g in enumerate(d_finals):
             if g is not None:
                 d_last[i] += g
-        d_xw, d_rec, d_init = self._backward_steps(c["cell"], hs, d_hs, d_last, mt)
+        with step_threads(batch, self.units, self.gates * self.units):
+            d_xw, d_rec, d_init = self._backward_steps(c["cell"], hs, d_hs, d_last, mt)
         self._parameter_grads(xt, hs, d_xw, d_rec)
         self.d_initial_state = d_init if c["given_state"] else None
         if not self.needs_input_grad:
@@ -308,6 +344,7 @@ class Recurrent(Layer):
             "return_sequences": self.return_sequences,
             "return_state": self.return_state,
             "go_backwards": self.go_backwards,
+            "zero_output_for_mask": self.zero_output_for_mask,
             "name": self.name,
         }
 

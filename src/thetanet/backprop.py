@@ -99,6 +99,8 @@ class FusedOnePass(Fused):
             return super().run(layer, x, y, mask, scale, training)
         z = layer.forward_linear(x)
         a, delta = layer.output_buffers()
+        if y.ndim == 1 and mask is None:  # one label per example (the common case)
+            return a, self.loss.fused_step(y, z, a, delta, scale), delta
         loss = self.loss.fused_step(y.reshape(-1), z, a, delta, scale,  # type: ignore[call-arg]
                                     mask=None if mask is None else mask.reshape(-1))
         return (a.reshape(*y.shape, -1) if y.ndim == 2 else a), loss, delta
@@ -109,7 +111,7 @@ class Call:
     writing slots ``outs``; what the pass needs to know about it is worked out once here."""
 
     __slots__ = ("accepts_mask", "first", "fused", "in0", "ins", "layer", "multi_in",
-                 "multi_out", "out0", "outs", "post", "pre", "shared")
+                 "multi_out", "out0", "outs", "post", "pre", "shared", "simple")
 
     def __init__(self, layer: Layer, ins: tuple[int, ...], outs: tuple[int, ...],
                  rules: Sequence[tuple[int, int, OutputRule]], shared: bool, first: bool
@@ -128,6 +130,8 @@ class Call:
         self.shared = shared
         #: the layer's first node: its gradient is complete after this node's backward
         self.first = first
+        #: one tensor in, one out, an unshared layer that takes no mask: the short path
+        self.simple = not (self.multi_in or self.multi_out or shared or self.accepts_mask)
 
 
 @dataclass(frozen=True, eq=False)
@@ -209,6 +213,8 @@ def forward_backward(plan: Plan, xs: Sequence[Any], ys: Sequence[Any], training:
 class _Run:
     """The values, masks and gradients of one forward/backward pass, slot by slot."""
 
+    __slots__ = ("acc", "grads", "last", "masks", "plan", "replay", "training", "vals")
+
     def __init__(self, plan: Plan, training: bool) -> None:
         self.plan, self.training = plan, training
         self.vals: list[Any] = [None] * plan.n_slots
@@ -221,43 +227,62 @@ class _Run:
 
     def forward(self, xs: Sequence[Any], ys: Sequence[Any], scale: float) -> float:
         """a^(n) for every node in topological order; returns Σ_k w_k J_k."""
-        vals, masks, threading, training = self.vals, self.masks, self.plan.masks, self.training
+        vals, training = self.vals, self.training
         for s, x in zip(self.plan.input_slots, xs):
             vals[s] = x
         loss = 0.0
+        plain = not self.plan.masks
         for i, call in enumerate(self.plan.calls):
-            layer = call.layer
-            if call.multi_in:
-                x, mask = [vals[s] for s in call.ins], [masks[s] for s in call.ins]
-            else:
-                x, mask = vals[call.in0], masks[call.in0]
-            out_mask = layer.compute_mask(x, mask) if threading else None
             if call.fused is not None:  # the output rule runs this node's forward
-                k, s, rule = call.fused
-                vals[s], j, self.grads[s] = rule.run(  # type: ignore[attr-defined]
-                    layer, x, ys[k], out_mask, scale * rule.weight, training)
-                masks[s] = out_mask
-                loss += rule.weight * j
-                continue
-            if call.shared:
-                self.replay[i] = (x, mask, _rng_state(layer))
-                self.last[id(layer)] = i
-            if not training and layer.stochastic:  # no noise: the identity
-                out = x
-            elif call.accepts_mask:
-                out = layer.forward(x, True, mask=mask)  # type: ignore[call-arg]
+                loss += self.forward_fused(call, ys, scale)
+            elif plain and call.simple:  # one tensor in, one out, no mask: a = layer(x)
+                layer, x = call.layer, vals[call.in0]
+                vals[call.out0] = x if not training and layer.stochastic else \
+                    layer.forward(x, True)
             else:
-                out = layer.forward(x, True)
-            if call.multi_out or call.shared:
-                self.store(call, out, out_mask)
-            else:
-                vals[call.out0], masks[call.out0] = out, out_mask
-            for k, s, rule in call.post:
-                j, delta = rule.on_output(vals[s], ys[k], masks[s],  # type: ignore
+                self.forward_call(i, call)
+            for k, s, rule in call.post:  # J_k and ∂J/∂a^(L) of an unfused output
+                j, delta = rule.on_output(vals[s], ys[k], self.masks[s],  # type: ignore
                                           scale * rule.weight)
                 self.add(s, delta)
                 loss += rule.weight * j
         return loss
+
+    def inputs(self, call: Call) -> tuple[Any, Any]:
+        """The node's input value(s) and mask(s)."""
+        vals, masks = self.vals, self.masks
+        if call.multi_in:
+            return [vals[s] for s in call.ins], [masks[s] for s in call.ins]
+        return vals[call.in0], masks[call.in0]
+
+    def forward_fused(self, call: Call, ys: Sequence[Any], scale: float) -> float:
+        """An output node whose rule computes a^(L), w_k J_k and δ^(L) itself."""
+        if self.plan.masks or call.multi_in:
+            x, mask = self.inputs(call)
+            out_mask = call.layer.compute_mask(x, mask) if self.plan.masks else None
+        else:
+            x, out_mask = self.vals[call.in0], None
+        k, s, rule = call.fused  # type: ignore[misc]
+        self.vals[s], j, self.grads[s] = rule.run(  # type: ignore[attr-defined]
+            call.layer, x, ys[k], out_mask, scale * rule.weight, self.training)
+        self.masks[s] = out_mask
+        return rule.weight * j
+
+    def forward_call(self, i: int, call: Call) -> None:
+        """Any other node: masks threaded, several inputs or outputs, shared layers."""
+        layer = call.layer
+        x, mask = self.inputs(call)
+        out_mask = layer.compute_mask(x, mask) if self.plan.masks else None
+        if call.shared:
+            self.replay[i] = (x, mask, _rng_state(layer))
+            self.last[id(layer)] = i
+        if not self.training and layer.stochastic:  # no noise: the identity
+            out = x
+        elif call.accepts_mask:
+            out = layer.forward(x, True, mask=mask)  # type: ignore[call-arg]
+        else:
+            out = layer.forward(x, True)
+        self.store(call, out, out_mask)
 
     def store(self, call: Call, out: Any, out_mask: Any) -> None:
         outs = out if call.multi_out else (out,)
@@ -277,34 +302,47 @@ class _Run:
 
     def backward(self, after_backward: Callable[[Layer], None] | None) -> None:
         """δ from the outputs down, nodes in reverse topological order."""
-        grads, training = self.grads, self.training
-        for i in range(len(self.plan.calls) - 1, -1, -1):
-            call = self.plan.calls[i]
-            if call.multi_out:
-                g: Any = self.output_grads(call)
-                if g is None:
-                    continue
-            else:
-                g = grads[call.out0]
-                if g is None:
-                    continue  # nothing above this node learns from it
-            layer = call.layer
-            if not training and layer.stochastic:
-                self.add(call.in0, g)  # skipped in forward: the identity
+        grads, training, calls = self.grads, self.training, self.plan.calls
+        for i in range(len(calls) - 1, -1, -1):
+            call = calls[i]
+            if not call.simple:
+                self.backward_call(i, call, after_backward)
                 continue
-            if call.shared:
-                self.prepare_shared(i, call)
-            din = layer.backward(g, grad_is_preactivation=call.pre)
-            if call.shared:
-                self.sum_shared(call, layer)
-            if call.multi_in:
-                for s, d in zip(call.ins, din or ()):
-                    self.add(s, d)
-            elif din is not None:
+            g = grads[call.out0]
+            if g is None:
+                continue  # nothing above this node learns from it
+            layer = call.layer
+            if training or not layer.stochastic:  # (skipped in forward: the identity)
+                g = layer.backward(g, grad_is_preactivation=True) if call.pre else \
+                    layer.backward(g)
+            if g is not None:  # Σ over readers
                 cur = grads[call.in0]
-                grads[call.in0] = din if cur is None else cur + din
-            if after_backward is not None and call.first:
+                grads[call.in0] = g if cur is None else cur + g
+            if after_backward is not None:
                 after_backward(layer)
+
+    def backward_call(self, i: int, call: Call,
+                      after_backward: Callable[[Layer], None] | None) -> None:
+        """The backward of a node with several inputs or outputs, or of a shared layer."""
+        g: Any = self.output_grads(call) if call.multi_out else self.grads[call.out0]
+        if g is None:
+            return
+        layer = call.layer
+        if not self.training and layer.stochastic:
+            self.add(call.in0, g)  # skipped in forward: the identity
+            return
+        if call.shared:
+            self.prepare_shared(i, call)
+        din = layer.backward(g, grad_is_preactivation=call.pre)
+        if call.shared:
+            self.sum_shared(call, layer)
+        if call.multi_in:
+            for s, d in zip(call.ins, din or ()):
+                self.add(s, d)
+        else:
+            self.add(call.in0, din)
+        if after_backward is not None and call.first:
+            after_backward(layer)
 
     def output_grads(self, call: Call) -> list[Any] | None:
         """The gradients of a node's several outputs (zeros for one nobody reads), or None

@@ -348,7 +348,8 @@ class Model(GraphIO, Trainer):
         """The lecture's forward and backward pass on one batch (:mod:`thetanet.backprop`)."""
         xs = x.parts if self.many_in else (x,)
         ys = y.parts if self.many_out else (y,)
-        loss, vals = _backprop.forward_backward(self._plan(), xs, ys, training, scale,
+        plan = self._plan_cache if self._plan_loss is self.loss else self._plan()
+        loss, vals = _backprop.forward_backward(plan, xs, ys, training, scale,  # type: ignore
                                                 after_backward)
         if self.many_out:
             return loss, [vals[s] for s in self.output_slots]

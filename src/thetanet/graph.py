@@ -4,10 +4,10 @@ Keras's functional style::
 
     image = Input((8, 8, 1), name="image")
     words = Input((5,), name="words")
-    shared = Dense(6, "tanh")
-    h = Concatenate()([Flatten()(image), shared(words)])
-    out1 = Dense(3, "softmax", name="class")(h)
-    out2 = Dense(1, name="size")(Add()([shared(words), h2]))   # shared: Θ used twice
+    shared = Dense(6, "tanh")                     # one Θ, called on two tensors below
+    a, b = shared(Dense(5)(Flatten()(image))), shared(words)
+    out1 = Dense(3, "softmax", name="class")(Concatenate()([a, b]))
+    out2 = Dense(1, name="size")(Add()([a, b]))
     model = Model([image, words], [out1, out2])
 
 A model is a directed acyclic graph whose nodes are layer calls. Forward propagation visits

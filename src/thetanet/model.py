@@ -195,6 +195,8 @@ class Sequential(Trainer):
         assert self.loss is not None
         shape = self.layers[-1].output_shape
         if shape is not None and len(shape) == 2:
+            if self.metrics:  # they would count the padded steps: compute them from predict
+                raise ValueError("compiled metrics are not supported on sequence outputs yet")
             return self.loss.sequence_targets(y, n, shape, self.dtype, name)
         return self.loss.targets(y, n, self.output_dim, self.dtype, name)
 

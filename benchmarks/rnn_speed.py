@@ -223,7 +223,9 @@ def write(args: Any, results: dict[tuple[str, str], list[dict[str, Any]]],
         lines.append(f"| {cell} | {fw} | {sec:.2f} | {last['cpu']:.2f} | {ratio} | "
                      f"{last['loss']:.4f} | {last['threads']} |")
     lines += ["", "The acceptance check (issue 25): thetanet's LSTM epoch ≤ 1.0× PyTorch "
-              "eager's on the same machine.", ""]
+              "eager's on the same machine. On a machine shared with other jobs the wall "
+              "times swing with the load (see the load averages); the CPU seconds are the "
+              "steadier comparison.", ""]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(args.out).with_suffix(".tmp")
     tmp.write_text("\n".join(lines), encoding="utf-8")

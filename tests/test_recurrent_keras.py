@@ -115,3 +115,16 @@ def test_to_keras_of_a_trained_thetanet_model(keras):
     kmodel = to_keras(net)
     real = x != 0
     np.testing.assert_allclose(_predict(keras, kmodel, x)[real], net.predict(x)[real], atol=TOL)
+
+
+def test_masked_loss_is_keras_mean_over_the_real_steps(keras):
+    from thetanet.keras_convert import from_keras
+
+    kmodel = _keras_model(keras, keras.layers.LSTM(6, return_sequences=True), True)
+    kmodel.compile("sgd", "sparse_categorical_crossentropy")
+    x = _ids()
+    y = np.random.default_rng(3).integers(0, 4, x.shape)
+    net = from_keras(kmodel)
+    net.compile("sgd", "sparse_categorical_crossentropy")
+    want = kmodel.evaluate(x, y, batch_size=len(x), verbose=0)
+    assert net.evaluate(x, y, batch_size=None) == pytest.approx(want, rel=1e-5)

@@ -46,6 +46,7 @@ def test_sequence_models_export_to_onnx(tmp_path, layers):
     _random_biases(model)
     to_onnx(model, tmp_path / "m.onnx")
     assert max_abs_diff(model, tmp_path / "m.onnx", _ids()) < 1e-5
+    assert max_abs_diff(model, tmp_path / "m.onnx", n=16) < 1e-5  # random ids, some 0
 
 
 def test_explicit_mask_exports_to_onnx():

@@ -438,5 +438,7 @@ class Model(GraphIO, Trainer):
         if loss is None:  # not trained: no targets needed
             return np.zeros((n, 0), self.dtype)
         if shape is not None and len(shape) == 2:
+            if self.metrics:  # they would count the padded steps: compute them from predict
+                raise ValueError("compiled metrics are not supported on sequence outputs yet")
             return loss.sequence_targets(y, n, shape, self.dtype, name)
         return loss.targets(y, n, int(np.prod(shape)), self.dtype, name)

@@ -74,6 +74,7 @@ from thetanet.layers import (
     Conv2D,
     Dense,
     Dropout,
+    Embedding,
     Flatten,
     Layer,
     Maxout,
@@ -445,10 +446,13 @@ def run_onnxruntime(onnx_model: Any, x: Any) -> np.ndarray:
 def max_abs_diff(model: Any, onnx_model: Any, x: Any = None, n: int = 256,
                  seed: int = 0) -> float:
     """max |onnxruntime(x) − model.predict(x)| over ``x`` (default: n standard-normal
-    examples of the model's input shape)."""
+    examples of the model's input shape; random ids, some 0, before an Embedding)."""
     model = _as_sequential(model)
     if x is None:
-        x = np.random.default_rng(seed).standard_normal((n, *model.input_shape))
+        rng = np.random.default_rng(seed)
+        first = model.layers[0]
+        x = rng.integers(0, first.vocab, (n, *model.input_shape)) \
+            if isinstance(first, Embedding) else rng.standard_normal((n, *model.input_shape))
     x = np.asarray(x, dtype=_F32)
     want = np.asarray(model.predict(x), dtype=np.float64)
     got = np.asarray(run_onnxruntime(onnx_model, x), dtype=np.float64)

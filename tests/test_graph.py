@@ -58,7 +58,11 @@ def test_graph_structure_shared_layer_has_two_nodes_and_one_theta() -> None:
     assert model.shared_layers
     assert [t.shape for t in model.outputs] == [(3,), (2,)]
     text = model.summary(print_fn=None)
-    assert "shared" in text and "Connected to" in text and "proj_a, proj_b" not in text
+    rows = [line.split() for line in text.splitlines()]
+    shared_rows = [r for r in rows if r[0] == "shared"]
+    assert [r[-2:] for r in shared_rows] == [["24", "proj_a"], ["shared", "proj_b"]]
+    assert ["add_6", "(Add)", "4", "0", "shared,", "shared,", "skip"] in rows
+    assert f"Total params: {model.count_params()}" in text and model.count_params() == 130
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.4])

@@ -249,6 +249,8 @@ def test_pages_escape_names_and_show_no_token_or_gold(arena, caplog):
         assert all(secret not in page for page in pages) and secret not in caplog.text
     assert "team Team A: submission 1" in caplog.text
     assert "mod0\thead0" not in "".join(pages)
+    compounds = client.get("/test.tsv").text.splitlines()  # what teams predict: no relation
+    assert [tuple(line.split("\t")) for line in compounds] == arena["gold"].pairs
     for path in ("/gold", "/gold.tsv", "/static/../gold.tsv", "/static/%2e%2e/arena.db"):
         assert client.get(path).status_code == 404
     arena_app = client.app.app.state.arena
@@ -274,3 +276,29 @@ def test_close_shows_the_private_board_and_stops_submissions(arena, capsys):
     refused_after = api(client, token_a, good, "a2")
     assert refused_after.status_code == 403 and "closed" in refused_after.text
     assert "Private board" in client.get("/leaderboard").text
+
+
+def test_the_projects_own_predictions_enter_as_they_are(tmp_path, capsys):
+    """test.tsv from the arena → ``nc predict`` (a small saved model, relations A/B/C) → the
+    API: the file ``nc predict`` writes is a valid submission, scored as ``nc score`` scores it."""
+    rng = np.random.default_rng(5)
+    gold_path = tmp_path / "gold.tsv"
+    gold_path.write_text("".join(f"w{rng.integers(12)}\tw{rng.integers(12)}\t{rng.choice(list('ABC'))}\n"
+                                 for _ in range(60)), encoding="utf-8")
+    gold = load_gold(gold_path)
+    engine = connect(str(tmp_path / "arena.db"))
+    _, token = storage.add_team(engine, "thetanet")
+    with TestClient(create_app(gold, engine)) as client:
+        (tmp_path / "test.tsv").write_text(client.get("/test.tsv").text, encoding="utf-8")
+        model = Path(__file__).resolve().parent / "fixtures" / "nc_v2"
+        assert main(["nc", "predict", "--model", str(model), "--input",
+                     str(tmp_path / "test.tsv"), "--output", str(tmp_path / "pred.tsv")]) == 0
+        answer = api(client, token, (tmp_path / "pred.tsv").read_bytes())
+    assert answer.status_code == 200, answer.text
+    capsys.readouterr()
+    assert gold.inventory_name.startswith("the gold file's own relations (3)")
+    full = nc_score(gold_path, tmp_path / "pred.tsv", capsys)
+    stored = storage.boards(engine).public[0]
+    assert stored.team == "thetanet" and stored.score == answer.json()["public_f1"]
+    assert score_upload(gold, (tmp_path / "pred.tsv").read_bytes()).full_f1 == pytest.approx(
+        full, abs=1e-12)

@@ -1,6 +1,7 @@
 """The arena web app (Starlette, server-rendered Jinja2 pages, run by uvicorn).
 
-Pages: ``/`` the task, ``/leaderboard``, ``/submit`` (a form: the team's token, the file).
+Pages: ``/`` the task, ``/leaderboard``, ``/submit`` (a form: the team's token, the file);
+``/test.tsv`` the test compounds to predict, without their relations.
 API: ``POST /api/submissions`` (body: the predictions TSV; ``Authorization: Bearer <token>``;
 ``X-Submission-Id``: a fresh id per submission, so a replayed request is refused) and
 ``GET /api/leaderboard``. Forms carry a CSRF token matched against a ``SameSite=Strict``
@@ -26,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -76,6 +77,12 @@ class Arena:
         return await run_in_threadpool(
             self.page, "task.html", n_public=int(self.gold.public.sum()),
             n_private=int((~self.gold.public).sum()))
+
+    async def compounds(self, request: Request) -> Response:
+        """The test compounds, ``modifier<TAB>head`` in order: what teams predict."""
+        body = "".join(f"{m}\t{h}\n" for m, h in self.gold.pairs)
+        return PlainTextResponse(body, media_type="text/tab-separated-values",
+                                 headers={"Content-Disposition": 'attachment; filename="test.tsv"'})
 
     async def leaderboard(self, request: Request) -> Response:
         board = await run_in_threadpool(storage.boards, self.engine)
@@ -161,6 +168,7 @@ def create_app(gold: Gold, engine: Engine, config: ArenaConfig | None = None) ->
     routes = [
         Route("/", arena.task),
         Route("/leaderboard", arena.leaderboard),
+        Route("/test.tsv", arena.compounds),
         Route("/submit", arena.submit_get, methods=["GET"]),
         Route("/submit", arena.submit_post, methods=["POST"]),
         Route("/api/submissions", arena.api_submit, methods=["POST"]),

@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +135,14 @@ def test_abuse_oversized_upload(arena):
         for _ in range(40):
             yield b"x" * (1 << 20)
     refused(arena, api(client, token, stream()), 413, "larger than the limit")
+    refused(arena, api(client, token, big[:(16 << 20) + 1]), 413, "larger than the limit")
+    form = client.get("/submit")  # in the page: the form's file part is bounded too
+    fields = {"csrf": form.cookies.get("arena_csrf") or client.cookies.get("arena_csrf"),
+              "nonce": "big", "token": token}
+    files = {"predictions": ("p.tsv", big[:(16 << 20) + 1], "text/plain")}
+    response = client.post("/submit", data=fields, files=files)
+    assert response.status_code == 413 and "larger than the limit" in response.text
+    assert storage.counts(arena["engine"])["arena_submissions"] == 0
 
 
 def test_abuse_bad_encoding_and_a_million_lines(arena):
@@ -302,3 +311,15 @@ def test_the_projects_own_predictions_enter_as_they_are(tmp_path, capsys):
     assert stored.team == "thetanet" and stored.score == answer.json()["public_f1"]
     assert score_upload(gold, (tmp_path / "pred.tsv").read_bytes()).full_f1 == pytest.approx(
         full, abs=1e-12)
+
+
+def test_after_the_deadline_nothing_counts(tmp_path):
+    gold_path = synthetic_gold(tmp_path / "gold.tsv", 50)
+    engine = connect(str(tmp_path / "arena.db"))
+    _, token = storage.add_team(engine, "Late")
+    past = storage.now() - timedelta(minutes=1)
+    with TestClient(create_app(load_gold(gold_path), engine, ArenaConfig(deadline=past))) as c:
+        answer = api(c, token, gold_path.read_bytes())
+        assert "Deadline" in c.get("/").text
+    assert answer.status_code == 403 and "deadline has passed" in answer.text
+    assert storage.counts(engine)["arena_submissions"] == 0

@@ -133,6 +133,10 @@ class Arena:
     # ---- one submission -----------------------------------------------------------------
     async def handle(self, token: str, nonce: str, data: bytes) -> dict[str, Any]:
         """Check, score and store one upload: a dict for the page or the JSON answer."""
+        if len(data) > self.config.max_upload_bytes:
+            return {"status": 413, "error": f"the upload is larger than the limit of "
+                                            f"{self.config.max_upload_bytes:,} bytes; "
+                                            "nothing stored"}
         team = await run_in_threadpool(storage.find_team, self.engine, token)
         if team is None:
             return {"status": 403, "error": "unknown team token: nothing stored"}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -126,9 +126,7 @@ class Arena:
 
     async def api_board(self, request: Request) -> Response:
         board = await run_in_threadpool(storage.boards, self.engine)
-        rows = lambda rs: [r.__dict__ for r in rs]  # noqa: E731
-        return JSONResponse({"public": rows(board.public),
-                             "private": None if board.private is None else rows(board.private)})
+        return JSONResponse(asdict(board))
 
     # ---- one submission -----------------------------------------------------------------
     async def handle(self, token: str, nonce: str, data: bytes) -> dict[str, Any]:

@@ -187,7 +187,8 @@ def write(out: str, gold: Path, db: str, lat: np.ndarray, wall: float, status2: 
     text = f"""# The arena under load (benchmarks/arena_load.py)
 
 Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()}, {os.cpu_count()} \
-CPUs (shared with other work), Python {platform.python_version()}; one `thetanet arena serve` \
+CPUs (shared with other work: load average {os.getloadavg()[0]:.1f} after the run), Python \
+{platform.python_version()}; one `thetanet arena serve` \
 process (uvicorn), storage {backend}; test set of {n_gold:,} compounds (gold: {gold.name}).
 
 | phase | requests | outcome |

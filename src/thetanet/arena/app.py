@@ -122,7 +122,8 @@ class Arena:
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
         data = await request.body()
         outcome = await self.handle(token, request.headers.get("x-submission-id", ""), data)
-        return JSONResponse(outcome, status_code=outcome.pop("status"))
+        status = outcome.pop("status")
+        return JSONResponse(outcome, status_code=status)
 
     async def api_board(self, request: Request) -> Response:
         board = await run_in_threadpool(storage.boards, self.engine)

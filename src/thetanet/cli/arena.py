@@ -26,7 +26,8 @@ TOKEN_ENV = "THETANET_ARENA_TOKEN"
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("arena", help="hold a competition: web app, teams, leaderboards",
-                       description=__doc__.split("\n\n")[0])
+                       description="Hold a competition (serve, team add, close) and enter "
+                                   "it (submit).")
     asub = p.add_subparsers(dest="arena_command", metavar="ACTION")
     sv = asub.add_parser("serve", help="run the competition's web app")
     sv.add_argument("--gold", required=True, help="the hidden test set, modifier<TAB>head<TAB>"

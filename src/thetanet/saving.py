@@ -38,7 +38,7 @@ import numpy as np
 from thetanet._version import __version__
 from thetanet.files import (
     ModelFileError,
-    UnsignedFileWarning,
+    NoChecksumWarning,
     atomic_write_text,
     load_arrays,
     locked_dir,
@@ -183,8 +183,8 @@ def check_header(doc: Any, source: Path, fmt: str, version: int, what: str,
     """Validate ``format``/``format_version`` of a parsed JSON document and its checksum.
 
     The document checksum is required from format ``digest_since`` on, checked when present
-    (so a signed document relabelled as an older format is refused). An older document
-    without one is accepted with an :class:`~thetanet.files.UnsignedFileWarning`: what such a
+    (so a checksummed document relabelled as an older format is refused). An older document
+    without one is accepted with an :class:`~thetanet.files.NoChecksumWarning`: what such a
     file guarantees is only what its format had — checksummed arrays, a validated structure.
     """
     if not isinstance(doc, dict) or doc.get("format") != fmt:
@@ -200,10 +200,10 @@ def check_header(doc: Any, source: Path, fmt: str, version: int, what: str,
         if doc.get("sha256") != doc_digest(doc):
             raise ModelFileError(f"{source}: checksum mismatch for the {what} document: the "
                                  "file is corrupt or was edited")
-    else:  # an older format, written before documents were signed: see UnsignedFileWarning
-        warnings.warn(UnsignedFileWarning(
+    else:  # an older format, written before documents had a checksum: NoChecksumWarning
+        warnings.warn(NoChecksumWarning(
             f"{source}: {what} format {v} has no checksum of its own (the files it lists are "
-            "still checked): an edit of it cannot be detected; save it again to sign it"),
+            "still checked): an edit of it cannot be detected; save it again to add one"),
             stacklevel=3)
     return doc
 
@@ -287,5 +287,9 @@ def read_model(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[np.nd
                         "weights_file"):
                     raise
     weights = [arrays[s["key"]] for s in config["weights"]]
+    for spec, w in zip(config["weights"], weights):  # NaN/inf would only show at predict time
+        if w.dtype.kind == "f" and not np.all(np.isfinite(w)):
+            raise ModelFileError(f"{path / CONFIG_NAME}: weight {spec.get('name') or spec['key']}"
+                                 " holds NaN or infinite values")
     check_model_config(config.get("model"), sum(w.size for w in weights), path / CONFIG_NAME)
     return config, weights

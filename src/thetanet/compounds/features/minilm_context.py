@@ -28,6 +28,7 @@ from thetanet.compounds.embeddings import EmbeddingsMissingError, resolve_model_
 from thetanet.compounds.features.base import CacheDir, PerWordExtractor, register
 from thetanet.compounds.features.minilm import MiniLMStaticExtractor
 from thetanet.compounds.features.options import Rule, boolean, name_list, nullable, text
+from thetanet.files import ModelFileError
 from thetanet.transformer import TransformerEncoder, l2_normalize, mean_pool
 
 __all__ = ["PARAPHRASES", "ContextEncoder", "MiniLMContextExtractor",
@@ -98,7 +99,13 @@ class ContextEncoder:
             raise EmbeddingsMissingError("contextual encodings need `pip install tokenizers`")\
                 from None
         self.model_dir = Path(model_dir)
-        self.encoder = TransformerEncoder.from_pretrained(self.model_dir)
+        try:
+            self.encoder = TransformerEncoder.from_pretrained(self.model_dir)
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            if isinstance(exc, ModelFileError):
+                raise
+            raise ModelFileError(f"{self.model_dir / 'model.safetensors'}: not a usable "
+                                 f"encoder ({type(exc).__name__}: {str(exc)[:200]})") from None
         tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
         tok.no_padding()
         tok.enable_truncation(max_length=min(512, int(self.encoder.pos.shape[0])))

@@ -319,10 +319,10 @@ class MiniLMWordExtractor(MiniLMStaticExtractor):
 
 
 def _templates(v: Any) -> str | None:
-    """A paraphrase set's name, or a list of 1 to 100 templates."""
-    if isinstance(v, str) and v in PARAPHRASES:
-        return None
+    """A paraphrase set's name (checked in ``combined``), or a list of 1 to 100 templates."""
     rule = text(1000)
+    if isinstance(v, str) and rule(v) is None:
+        return None
     if isinstance(v, list) and 0 < len(v) <= 100 and all(rule(t) is None for t in v):
         return None
     return f"one of {', '.join(PARAPHRASES)} or a list of 1 to 100 templates"
@@ -344,6 +344,13 @@ class MiniLMParaphraseExtractor(_CompoundCached):
     option_rules: ClassVar[dict[str, Rule]] = {
         "model": nullable(text()), "templates": _templates, "text": text(1000),
         "center": boolean}
+
+    @classmethod
+    def combined(cls, options: Mapping[str, Any]) -> str | None:
+        t = options["templates"]
+        if isinstance(t, str) and t not in PARAPHRASES:
+            return f"unknown paraphrase set {t!r:.40}; choose from {', '.join(PARAPHRASES)}"
+        return None
 
     def __init__(self, cache_dir: CacheDir = None, **options: Any) -> None:
         super().__init__(cache_dir, **options)

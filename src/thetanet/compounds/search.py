@@ -315,7 +315,7 @@ def search_nc(split: str, train: Any, val: Any, labels: Sequence[str], *,
 
     def objective(trial: Any, stop: StopRequest) -> float:
         where = f"study {study.study_name!r} trial {trial.number}"
-        check_params(trial.system_attrs.get("fixed_params") or {}, space, where)  # enqueued
+        check_params(_enqueued(study, trial), space, where)  # before anything is drawn
         settings = suggest_settings(NamedTrial(trial, where), space, base)
         # an enqueued trial's values may lie outside the space: refused, never trained
         settings = checked_settings(trial.params, space, base, where)
@@ -337,6 +337,15 @@ def search_nc(split: str, train: Any, val: Any, labels: Sequence[str], *,
     done = run_study(study, objective, n_trials=n_trials, timeout=timeout,
                      max_trials=max_trials)
     return done, summary(study)
+
+
+def _enqueued(study: Any, trial: Any) -> dict[str, Any]:
+    """The parameters fixed for a running trial by ``enqueue_trial`` (none: ``{}``)."""
+    for frozen in study.get_trials(deepcopy=False):
+        if frozen.number == trial.number:
+            fixed = frozen.system_attrs.get("fixed_params")
+            return fixed if isinstance(fixed, dict) else {}
+    return {}
 
 
 def best_settings(split: str, *, storage: str | None = None, study_name: str | None = None

@@ -211,3 +211,14 @@ def test_overwrite_reports_fetched_not_already_there(data_root, tmp_path, capsys
     out = capsys.readouterr().out
     assert "fetched into" in out and "already in" not in out
     assert Path(tratz.split_dir(split, root) / "train.tsv").is_file()
+
+
+def test_data_where_does_not_call_fake_train_files_found(tmp_path, capsys):
+    d = tmp_path / "mnist"
+    d.mkdir()
+    for name, blob in _train_fakes().items():
+        (d / f"{name}.gz").write_bytes(blob)
+    assert main(["data", "where", "--data-dir", str(tmp_path)]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("mnist"))
+    assert "train found but invalid" in line and "sha256" in line
+    assert "train found (sha256 verified)" not in line

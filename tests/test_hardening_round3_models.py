@@ -420,3 +420,25 @@ def test_evaluate_on_no_data_is_an_error():
     assert len(model.evaluate(x, y)) == 2
     with pytest.raises(ValueError, match="at least one example"):
         model.evaluate(x[:0], y[:0])
+
+
+def test_a_kernel_product_beyond_the_stored_weights_is_refused_before_building(tmp_path):
+    """Each size fits the stored weight count, their product (the kernel) does not."""
+    from thetanet.layers import Conv2D, Flatten
+
+    model = Sequential([Conv2D(4, 3), Flatten(), Dense(3, "softmax")], seed=0)
+    model.build((40, 40, 2))
+    model.save(tmp_path / "m")
+    doc = json.loads((tmp_path / "m" / "config.json").read_text())
+    n = sum(w.size for w in model.get_weights())  # 17,371
+    conv = doc["model"]["layers"][0]["config"]
+    conv.update(kernel_size=[n // 2, n // 2], filters=n)  # each ≤ n; product ≈ n³/4
+    (tmp_path / "m" / "config.json").write_text(json.dumps(_checksummed(doc)))
+    r = _in_child(f"""
+        from thetanet import load_model
+        try:
+            load_model({str(tmp_path / "m")!r})
+        except ValueError as exc:
+            print("REFUSED", type(exc).__name__, exc)
+    """, limit_mb=800)
+    assert "REFUSED ModelFileError" in r.stdout and "kernel" in r.stdout, r.stderr[-800:]

@@ -239,6 +239,21 @@ def _sizes_in(cfg: dict[str, Any], source: Path) -> Iterator[int]:
                     yield e
 
 
+def _kernel_size(cfg: dict[str, Any]) -> int:
+    """A lower bound on the kernel a layer config builds: the product of its units, pieces,
+    filters, kernel size and declared input width (``input_dim``, or the channels of an
+    ``input_shape``), those it has (all checked to be integers by :func:`_sizes_in`)."""
+    product = 1
+    for k in ("units", "pieces", "filters", "kernel_size", "input_dim"):
+        v = cfg.get(k)
+        for e in (v if isinstance(v, list) else [v]):
+            product *= abs(e) if isinstance(e, int) and e else 1
+    shape = cfg.get("input_shape")
+    if isinstance(shape, list) and shape and isinstance(shape[-1], int) and shape[-1]:
+        product *= abs(shape[-1])
+    return product
+
+
 def check_model_config(model_cfg: Any, n_elements: int, source: Path) -> None:
     """Refuse configs that cannot match the stored weights before building (allocating) them.
 
@@ -260,6 +275,10 @@ def check_model_config(model_cfg: Any, n_elements: int, source: Path) -> None:
         if any(not abs(v) <= limit for v in sizes):
             raise ModelFileError(f"{source}: layer sizes in the config do not fit the "
                                  f"{n_elements} stored weight values")
+        for c in layers:  # each size fits, but a kernel is their product
+            if _kernel_size(c["config"]) > limit:
+                raise ModelFileError(f"{source}: the kernel of layer {c['class_name']!r:.40} "
+                                     f"would exceed the {n_elements} stored weight values")
 
 
 def read_model(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[np.ndarray]]:

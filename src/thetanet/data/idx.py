@@ -248,6 +248,21 @@ def mnist_available(split: str, data_dir: str | os.PathLike[str] | None = None) 
     return all(find_mnist_file(n, data_dir) is not None for n in MNIST_FILES[split])
 
 
+def mnist_state(split: str, data_dir: str | os.PathLike[str] | None = None) -> str:
+    """``"ok"`` when both files of ``split`` are present and verified (the pinned sha256 of
+    their content), else what is wrong: ``"missing"`` or the first problem found."""
+    _check_split(split)
+    for name in MNIST_FILES[split]:
+        path = find_mnist_file(name, data_dir)
+        if path is None:
+            return "missing"
+        try:
+            verify_mnist_content(name, _maybe_gunzip(path.read_bytes(), str(path)), str(path))
+        except (IdxFormatError, OSError) as exc:
+            return f"invalid ({str(exc)[:160]})"
+    return "ok"
+
+
 def _check_split(split: str) -> None:
     if split not in MNIST_FILES:
         raise ValueError(f"unknown MNIST split {split!r}; choose from {', '.join(MNIST_FILES)}")

@@ -45,13 +45,7 @@ from thetanet.compounds.provenance import (
 )
 from thetanet.compounds.scoring import score_labels
 from thetanet.compounds.settings import DEFAULT_FEATURES, NCSettings
-from thetanet.compounds.storage import (
-    MIN_PRIOR,
-    NC_FORMAT,
-    NC_FORMAT_VERSION,
-    read_model_dir,
-    write_model_dir,
-)
+from thetanet.compounds.storage import NC_FORMAT, NC_FORMAT_VERSION, read_model_dir, write_model_dir
 from thetanet.data.tratz import Compounds
 from thetanet.data.tsv import CHUNK_LINES
 from thetanet.files import ModelFileError
@@ -457,10 +451,9 @@ class NCClassifier:
         prior = doc.get("class_prior")
         if prior is not None:
             clf.class_prior = np.asarray(prior, dtype=np.float64)
-            if (clf.class_prior.shape != (len(clf.labels),)
-                    or not np.all((clf.class_prior >= MIN_PRIOR) & (clf.class_prior <= 1))):
-                raise ModelFileError(f"{doc_path}: class_prior must hold one frequency in "
-                                     f"[{MIN_PRIOR:g}, 1] per relation")
+            if clf.class_prior.shape != (len(clf.labels),) or not np.all(clf.class_prior > 0):
+                raise ModelFileError(f"{doc_path}: class_prior must hold one positive "
+                                     f"frequency per relation")  # bounds: check_document
         clf.best_epochs = list(doc.get("best_epochs", []))
         clf.report = doc.get("report", {})
         clf.metadata = doc.get("metadata", {})

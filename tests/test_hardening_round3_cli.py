@@ -291,3 +291,23 @@ def test_a_garbage_database_file_is_one_line(no_data, capsys):
     code, out, err = _run(capsys, "nc", "search", "--split", SPLIT, "--show",
                           "--storage", "sqlite:///junk.db")
     assert "storage" in _one_line_error(code, err) or "junk.db" in err
+
+
+def test_a_damaged_minilm_file_in_training_is_one_line_naming_it(tratz, capsys, tmp_path):
+    """Item 5 at the command line: the table is truncated; training says so in one line."""
+    from thetanet.compounds.embeddings import EmbeddingsMissingError, resolve_model_dir
+
+    try:
+        src = resolve_model_dir()
+    except EmbeddingsMissingError:
+        pytest.skip("the MiniLM package is not installed")
+    d = tmp_path / "minilm"
+    d.mkdir()
+    (d / "tokenizer.json").write_bytes((src / "tokenizer.json").read_bytes())
+    with open(src / "model.safetensors", "rb") as fh:
+        (d / "model.safetensors").write_bytes(fh.read(3_000_000))  # cut mid-table
+    code, out, err = _run(capsys, "nc", "train", "--split", SPLIT, "--features",
+                          f"minilm-static:model={d}", "--quiet", "--cache-dir", "cache",
+                          "--out", "m")
+    line = _one_line_error(code, err)
+    assert "model.safetensors" in line and not Path("m").exists()

@@ -70,9 +70,9 @@ class NCSettings:
         _check_list(self.seeds, "seeds", MAX_SEEDS, lambda s: _whole(s, "seeds", 0, 2**63 - 1))
         if not self.seeds:
             raise ValueError("need at least one seed")
-        _real(self.logit_adjustment, "logit_adjustment", -math.inf, math.inf)
         tau = self.logit_adjustment
-        if not math.isfinite(tau) or abs(tau) > MAX_LOGIT_ADJUSTMENT:
+        if (isinstance(tau, bool) or not isinstance(tau, numbers.Real)
+                or not math.isfinite(tau) or abs(tau) > MAX_LOGIT_ADJUSTMENT):
             raise ValueError(f"logit_adjustment must be finite, in [-{MAX_LOGIT_ADJUSTMENT:g}, "
                              f"{MAX_LOGIT_ADJUSTMENT:g}], got {tau}")
         if self.neighbours is not None and not isinstance(self.neighbours, str):

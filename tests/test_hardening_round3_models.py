@@ -22,8 +22,11 @@ from hypothesis import strategies as st
 
 from thetanet import Dense, Sequential, initializers, load_model
 from thetanet.compounds.adjustment import adjusted
-from thetanet.compounds.embeddings import EmbeddingsMissingError, StaticEmbeddings, \
-    resolve_model_dir
+from thetanet.compounds.embeddings import (
+    EmbeddingsMissingError,
+    StaticEmbeddings,
+    resolve_model_dir,
+)
 from thetanet.compounds.system import NCClassifier, NCSettings
 from thetanet.data.tratz import Compounds
 from thetanet.files import ModelFileError

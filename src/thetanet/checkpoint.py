@@ -283,10 +283,13 @@ def _restore(path: Any, st: dict[str, Any], weights: list[np.ndarray], run: RunS
             isinstance(c, dict) and isinstance(c.get("class"), str) for c in saved_cbs):
         raise ValueError("the callback list is malformed")
     saved_names = [c["class"][:80] for c in saved_cbs]
-    if saved_names != [type(cb).__name__ for cb in callbacks]:
+    names = [type(cb).__name__ for cb in callbacks]
+    if saved_names != names:
+        # the History every fit has first is left out of the message, unless it differs
+        cut = 1 if saved_names[:1] == names[:1] else 0
         raise CheckpointMismatchError(
-            f"checkpoint {path} was written with callbacks {saved_names}"[:400]
-            + f", this fit has {[type(cb).__name__ for cb in callbacks]}; refusing to resume")
+            f"checkpoint {path} was written with callbacks {saved_names[cut:]}"[:400]
+            + f", this fit has {names[cut:]}; refusing to resume")
     if len(st["layer_rngs"]) != len(model.layers):
         raise CheckpointMismatchError(f"checkpoint {path}: layer count differs")
     shapes = [p.shape for p in model.params]

@@ -46,9 +46,9 @@ class _Pool2D(Layer):
               ) -> Shape:
         h, w, c = ops.input_hwc(input_shape, type(self).__name__)
         (ph, pw), (sh, sw) = self.pool_size, self.strides
-        if ph > h or pw > w:  # 'same' would pad it: a window mostly of padding, and slow
-            raise ValueError(f"{type(self).__name__} pool_size {self.pool_size} exceeds the "
-                             f"input's {h}×{w}")
+        if ph > 2 * h or pw > 2 * w:  # 'same' would pad it: windows mostly of padding, slow
+            raise ValueError(f"{type(self).__name__} pool_size {self.pool_size} exceeds "
+                             f"twice the input's {h}×{w}")
         ho, pt, pb = ops.output_size(h, ph, sh, self.padding)
         wo, pl, pr = ops.output_size(w, pw, sw, self.padding)
         check_budget(ho * wo * c * ph * pw, f"{type(self).__name__} {self.name!r} (work per "

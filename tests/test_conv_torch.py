@@ -33,8 +33,8 @@ def nhwc(t):
 
 def keras_pad(layer, t, value=0.0):
     """F.pad with the layer's Keras padding (left, right, top, bottom)."""
-    pt, pb, pl, pr = layer._pads
-    return F.pad(t, (pl, pr, pt, pb), value=value) if any(layer._pads) else t
+    pt, pb, pl, pr = layer.pads
+    return F.pad(t, (pl, pr, pt, pb), value=value) if any(layer.pads) else t
 
 
 def torch_conv(layer, t, kernel, bias):
@@ -265,9 +265,9 @@ def test_dropout_after_conv_in_a_model():
     model = Sequential(small_net(dropout=True), dtype="float64", seed=13)
     model.compile("sgd", "sparse_categorical_crossentropy")
     model.build(x.shape[1:])
-    model._reseed(0)
+    model.reseed(0)
     train_a = model.forward_backward(x, y, training=True)[1].copy()
-    model._reseed(0)
+    model.reseed(0)
     train_b = model.forward_backward(x, y, training=True)[1].copy()
     np.testing.assert_array_equal(train_a, train_b)  # same seed, same masks
     assert not np.allclose(train_a, model.predict(x))  # dropout active in training only

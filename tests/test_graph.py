@@ -114,7 +114,7 @@ def test_torch_autograd_parity_float64() -> None:
     model = compiled(two_by_two())
     x, y = data(n=9)
     ours = backprop_gradients(model, x, y)
-    j = model.forward_backward(model._check_x(x), model._check_y(y, 9), training=False)[0]
+    j = model.forward_backward(model.check_x(x), model.check_y(y, 9), training=False)[0]
     tj, tgrads = _torch_forward(model, x, y)
     assert abs(j - tj) < 1e-12
     for name, a, b in zip(model.weight_names(), ours, tgrads):

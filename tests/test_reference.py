@@ -41,7 +41,7 @@ def random_case(seed: int) -> tuple[Sequential, np.ndarray, np.ndarray, str]:
 @pytest.mark.parametrize("seed", range(40))
 def test_fast_engine_equals_the_reference(seed: int) -> None:
     model, x, y, loss = random_case(seed)
-    xc, yc = model._check_x(x), model._check_y(y, x.shape[0])
+    xc, yc = model.check_x(x), model.check_y(y, x.shape[0])
     j_fast, _ = model.forward_backward(xc, yc, training=True)
     dense = [ly for ly in model.layers if isinstance(ly, Dense)]
     masks: list[np.ndarray | None] = []

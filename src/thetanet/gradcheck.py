@@ -14,15 +14,15 @@ import numpy as np
 
 def _loss(model: Any, x: Any, y: np.ndarray, training: bool, seed: int) -> float:
     if training:
-        model._reseed(seed)  # same dropout masks for every evaluation
+        model.reseed(seed)  # same dropout masks for every evaluation
     return model.forward_backward(x, y, training=training)[0]
 
 
 def numerical_gradients(model: Any, x: Any, y: Any, eps: float = 1e-6, training: bool = False,
                         seed: int = 0) -> list[np.ndarray]:
     """Central-difference ∂J/∂θ for every parameter array (float64 recommended)."""
-    x = model._check_x(x)
-    y = model._check_y(y, x.shape[0])
+    x = model.check_x(x)
+    y = model.check_y(y, x.shape[0])
     out = []
     for p in model.params:
         g = np.zeros(p.shape, np.float64)
@@ -41,8 +41,8 @@ def numerical_gradients(model: Any, x: Any, y: Any, eps: float = 1e-6, training:
 
 def backprop_gradients(model: Any, x: Any, y: Any, training: bool = False, seed: int = 0
                        ) -> list[np.ndarray]:
-    x = model._check_x(x)
-    y = model._check_y(y, x.shape[0])
+    x = model.check_x(x)
+    y = model.check_y(y, x.shape[0])
     _loss(model, x, y, training, seed)
     return [g.astype(np.float64).copy() for g in model.grads]
 
@@ -59,7 +59,7 @@ def gradcheck(model: Any, x: Any, y: Any, eps: float = 1e-6, training: bool = Fa
     The model must be compiled (the loss defines J). ``training=True`` checks with dropout
     active, reusing the same masks for every evaluation.
     """
-    model._require_compiled()
+    model.require_compiled()
     bp = backprop_gradients(model, x, y, training, seed)
     num = numerical_gradients(model, x, y, eps, training, seed)
     return max((relative_error(a, b) for a, b in zip(bp, num)), default=0.0)

@@ -171,7 +171,7 @@ class Model(GraphIO, Trainer):
         self.shared_layers = len(unique) < len(self.nodes)
         self._build_layers()
         self.built = True
-        self._reseed(None if self.seed is None else self.seed + 1)
+        self.reseed(None if self.seed is None else self.seed + 1)
 
     def _build_layers(self) -> None:
         """Create each layer's parameters at its first call (topological order, one
@@ -228,7 +228,7 @@ class Model(GraphIO, Trainer):
             shared = layer in _BUILT and layer.needs_input_grad
             layer.needs_input_grad = needs[id(layer)] or shared
 
-    def _reseed(self, seed: Any) -> np.random.Generator:
+    def reseed(self, seed: Any) -> np.random.Generator:
         """Give every layer its own generator, derived from ``seed`` (dropout masks)."""
         rng = np.random.default_rng(seed)
         for layer, child in zip(self.layers, rng.spawn(len(self.layers))):
@@ -329,7 +329,7 @@ class Model(GraphIO, Trainer):
     def _make_plan(self) -> _backprop.Plan:
         """Work out (again) what a training step runs: after the loss, the layers or their
         L2 terms changed."""
-        self._require_compiled()
+        self.require_compiled()
         plan = _backprop.make_plan(self._topology, range(len(self.inputs)), self.output_slots,
                                    len(self._slots), self.losses,
                                    self.loss_weights or (1.0,) * len(self.outputs))
@@ -384,12 +384,13 @@ class Model(GraphIO, Trainer):
         if not self.built:
             raise ValueError("the model is not built yet: call build(input_dim) or fit first")
 
-    def _require_compiled(self) -> None:
+    def require_compiled(self) -> None:
+        """Refuse training before ``compile`` (J needs the loss, the update the optimizer)."""
         if self.loss is None or self.optimizer is None:
             raise ValueError("the model must be compiled before training: call "
                              "model.compile(optimizer, loss)")
 
-    def _check_x(self, x: Any, name: str = "x") -> Any:
+    def check_x(self, x: Any, name: str = "x") -> Any:
         """x as the model's dtype, finite, of the input shapes: one array, or a MultiArray of
         one per input (from a list, or a dict by input name)."""
         if not self.many_in:
@@ -422,7 +423,7 @@ class Model(GraphIO, Trainer):
                              f"name: {names})")
         return list(x)
 
-    def _check_y(self, y: Any, n: int, name: str = "y") -> Any:
+    def check_y(self, y: Any, n: int, name: str = "y") -> Any:
         """Targets in the form each output's loss wants (a MultiArray with several outputs;
         an output without a loss takes None)."""
         if not self.many_out:

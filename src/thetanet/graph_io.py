@@ -56,9 +56,9 @@ class GraphIO:
         def weight_names(self) -> list[str]: ...
         def count_params(self) -> int: ...
         def _require_built(self) -> None: ...
-        def _require_compiled(self) -> None: ...
-        def _check_x(self, x: Any, name: str = "x") -> Any: ...
-        def _check_y(self, y: Any, n: int, name: str = "y") -> Any: ...
+        def require_compiled(self) -> None: ...
+        def check_x(self, x: Any, name: str = "x") -> Any: ...
+        def check_y(self, y: Any, n: int, name: str = "y") -> Any: ...
         def _plan(self) -> _backprop.Plan: ...
 
     # -- inference ---------------------------------------------------------------------------
@@ -73,7 +73,7 @@ class GraphIO:
     def predict(self, x: Any, batch_size: int | None = 8192) -> Any:
         """h_Θ(x): the output activations for every row (a list with several outputs)."""
         self._require_built()
-        x = self._check_x(x)
+        x = self.check_x(x)
         n = x.shape[0]
         step = batch_rows(batch_size, n)
         plan = self._inference_plan()
@@ -94,9 +94,9 @@ class GraphIO:
     def evaluate(self, x: Any, y: Any, batch_size: int | None = 8192,
                  return_dict: bool = False) -> Any:
         """Loss (with L2 terms) and the compiled metrics on (x, y), without training."""
-        self._require_compiled()
-        x = self._check_x(x)
-        y = self._check_y(y, x.shape[0])
+        self.require_compiled()
+        x = self.check_x(x)
+        y = self.check_y(y, x.shape[0])
         if x.shape[0] == 0:  # a loss of 0 for no data would read as a perfect score
             raise ValueError("evaluate needs at least one example, got 0")
         logs = self._evaluate(x, y, batch_size)

@@ -89,12 +89,12 @@ class Sequential(Model):
         self.input_dim = shape[0] if len(shape) == 1 else None
         return self
 
-    def _check_x(self, x: Any, name: str = "x") -> Any:
+    def check_x(self, x: Any, name: str = "x") -> Any:
         """x as the model's dtype, finite, of the built input shape (building if needed)."""
         if not self.built:
             x = check_array(x, self.dtype, name, flat=False)
             self.build(x.shape[1:])
-        return super()._check_x(x, name)
+        return super().check_x(x, name)
 
     # -- config ------------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:

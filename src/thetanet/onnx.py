@@ -325,7 +325,7 @@ def _maxout(g: GraphBuilder, layer: Maxout, x: str) -> str:
 
 def _onnx_pads(layer: Any) -> list[int]:
     """ONNX's [begin_h, begin_w, end_h, end_w] from the layer's (top, bottom, left, right)."""
-    pt, pb, pl, pr = layer._pads
+    pt, pb, pl, pr = layer.pads
     return [pt, pl, pb, pr]
 
 

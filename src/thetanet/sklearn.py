@@ -39,6 +39,8 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -79,41 +81,15 @@ def _next_seed(rng: np.random.Generator) -> int:
 
 
 class _Monitor(Callback):
-    """Per-epoch bookkeeping inside ``Sequential.fit``: loss curve, tol / patience stopping,
-    validation score and best weights for early stopping."""
+    """Per-epoch bookkeeping inside ``Sequential.fit``: hands each epoch's loss to the
+    estimator's ``end_epoch`` (loss curve, tol / patience stopping, validation score and best
+    weights) and stops training when it says so."""
 
-    def __init__(self, est: _BaseMLP, n_samples: int, validation: tuple[Any, Any] | None,
-                 stop_on_plateau: bool) -> None:
-        self.est = est
-        self.n_samples = n_samples
-        self.validation = validation
-        self.stop_on_plateau = stop_on_plateau
+    def __init__(self, end_epoch: Callable[[float], bool]) -> None:
+        self.end_epoch = end_epoch
 
     def on_epoch_end(self, epoch, logs=None):
-        est = self.est
-        loss = float((logs or {})["loss"])
-        est.loss_curve_.append(loss)
-        est.n_iter_ += 1
-        est.t_ += self.n_samples
-        if self.validation is not None:
-            score = float(est._validation_score(*self.validation))
-            est.validation_scores_.append(score)
-            if score < est.best_validation_score_ + est.tol:
-                est._no_improvement_count += 1
-            else:
-                est._no_improvement_count = 0
-            if score > est.best_validation_score_:
-                est.best_validation_score_ = score
-                est._best_weights = self.model.get_weights()
-        else:
-            if loss > est.best_loss_ - est.tol:
-                est._no_improvement_count += 1
-            else:
-                est._no_improvement_count = 0
-            if loss < est.best_loss_:
-                est.best_loss_ = loss
-        if self.stop_on_plateau and est._no_improvement_count > est.n_iter_no_change:
-            est._converged = True
+        if self.end_epoch(float((logs or {})["loss"])):
             self.model.stop_training = True
 
 
@@ -267,7 +243,8 @@ class _BaseMLP(BaseEstimator):
             self.best_loss_ = np.inf
         self._converged = False
         self._no_improvement_count = 0
-        monitor = _Monitor(self, x.shape[0], validation, stop_on_plateau=not incremental)
+        monitor = _Monitor(partial(self._end_epoch, n_samples=x.shape[0], validation=validation,
+                                   stop_on_plateau=not incremental))
         self.model_.fit(x, y, epochs=epochs, batch_size=self._batch(x.shape[0]),
                         shuffle=bool(self.shuffle), seed=_next_seed(self._rng),
                         verbose=2 if self.verbose else 0, callbacks=[monitor])
@@ -278,6 +255,35 @@ class _BaseMLP(BaseEstimator):
             warnings.warn(f"{type(self).__name__}: the maximum of {epochs} iterations "
                           "(max_iter) was reached and training has not converged yet.",
                           ConvergenceWarning, stacklevel=4)
+
+    def _end_epoch(self, loss: float, n_samples: int, validation: tuple[Any, Any] | None,
+                   stop_on_plateau: bool) -> bool:
+        """Record one epoch (loss curve, samples seen, validation score, best weights); True
+        when training should stop (no improvement by ``tol`` for ``n_iter_no_change``)."""
+        self.loss_curve_.append(loss)
+        self.n_iter_ += 1
+        self.t_ += n_samples
+        if validation is not None:
+            score = float(self._validation_score(*validation))
+            self.validation_scores_.append(score)
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_weights = self.model_.get_weights()
+        else:
+            if loss > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if loss < self.best_loss_:
+                self.best_loss_ = loss
+        if stop_on_plateau and self._no_improvement_count > self.n_iter_no_change:
+            self._converged = True
+            return True
+        return False
 
     def _fit(self, X: Any, y: Any, incremental: bool, classes: Any = None) -> _BaseMLP:
         self._check_params()

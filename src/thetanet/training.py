@@ -95,10 +95,10 @@ class Trainer:
         def output_dim(self) -> int: ...
         def get_weights(self) -> list[np.ndarray]: ...
         def grad_rows(self) -> list[np.ndarray | None]: ...
-        def _require_compiled(self) -> None: ...
-        def _check_x(self, x: Any, name: str = "x") -> Any: ...
-        def _check_y(self, y: Any, n: int, name: str = "y") -> np.ndarray: ...
-        def _reseed(self, seed: Any) -> np.random.Generator: ...
+        def require_compiled(self) -> None: ...
+        def check_x(self, x: Any, name: str = "x") -> Any: ...
+        def check_y(self, y: Any, n: int, name: str = "y") -> np.ndarray: ...
+        def reseed(self, seed: Any) -> np.random.Generator: ...
         def _make_plan(self) -> Any: ...
         def _forward_backward(self, x: Any, y: np.ndarray, training: bool = True,
                               scale: float = 1.0,
@@ -114,9 +114,9 @@ class Trainer:
         After it the layers' ``grads`` hold ∂J/∂θ, except with a folded learning rate (plain
         SGD, no L2 terms: see :mod:`thetanet.training`), where they hold η·∂J/∂θ, the update
         applied; :meth:`forward_backward` always leaves ∂J/∂θ there."""
-        self._require_compiled()
-        x = self._check_x(x)
-        y = self._check_y(y, x.shape[0])
+        self.require_compiled()
+        x = self.check_x(x)
+        y = self.check_y(y, x.shape[0])
         return self._make_step()(x, y)[0]
 
     def _make_step(self) -> Step:
@@ -154,11 +154,11 @@ class Trainer:
         ``val_loss`` with validation data, else lowest ``loss``; the initial weights if no
         epoch finished) and warns with a :class:`DivergenceWarning`.
         """
-        self._require_compiled()
+        self.require_compiled()
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
-        x = self._check_x(x)
-        y = self._check_y(y, x.shape[0])
+        x = self.check_x(x)
+        y = self.check_y(y, x.shape[0])
         n = x.shape[0]
         if n == 0:
             raise ValueError("x has no rows")
@@ -173,11 +173,11 @@ class Trainer:
         if validation_data is not None:
             if len(validation_data) != 2:
                 raise ValueError("validation_data must be a pair (x_val, y_val)")
-            xv = self._check_x(validation_data[0], "x_val")
-            val = (xv, self._check_y(validation_data[1], xv.shape[0], "y_val"))
+            xv = self.check_x(validation_data[0], "x_val")
+            val = (xv, self.check_y(validation_data[1], xv.shape[0], "y_val"))
 
         run = _Run(self, n, int(epochs), batch_size, shuffle, val, checkpoint, checkpoint_every)
-        rng = self._reseed(seed)
+        rng = self.reseed(seed)
         history = History()
         cbs: list[Callback] = [history, *(callbacks or [])]
         progress = ProgressLogger(verbose, int(epochs), n)

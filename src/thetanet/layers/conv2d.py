@@ -109,7 +109,7 @@ class Conv2D(WeightedLayer):
         check_budget(ho * wo * kh * kw * c, f"Conv2D {self.name!r} (im2col columns per "
                      "example)")
         self._set_shapes((h, w, c), (ho, wo, self.filters), dtype)
-        self._pads = (pt, pb, pl, pr)
+        self.pads = (pt, pb, pl, pr)  # zero padding (top, bottom, left, right), public: ONNX
         self._transposed = ops.use_transposed_columns(c, kw, wo)
         self._create_weights((kh, kw, c, self.filters), self.filters, rng)
         self._train.clear()
@@ -133,7 +133,7 @@ class Conv2D(WeightedLayer):
     def _pad(self, x: np.ndarray, buf: np.ndarray | None) -> np.ndarray:
         """x itself ("valid" or zero padding), else x copied into the middle of ``buf`` (whose
         border is zero and is never written)."""
-        pt, pb, pl, pr = self._pads
+        pt, pb, pl, pr = self.pads
         if not (pt or pb or pl or pr):
             return x
         h, w, c = self.input_shape
@@ -184,7 +184,7 @@ class Conv2D(WeightedLayer):
         if buf.get("cap", 0) >= m and buf["dtype"] == self.dtype:
             return buf
         kh, kw, sh, sw, ho, wo, k, per = self._geometry()
-        pt, pb, pl, pr = self._pads
+        pt, pb, pl, pr = self.pads
         h, w, c = self.input_shape
         dt = self.dtype
         step = min(m, max(1, ops.COLS_BUDGET // per))
@@ -255,7 +255,7 @@ class Conv2D(WeightedLayer):
         """∂J/∂a^(j) = col2im(δ Θᵀ), chunk by chunk, padding cut off."""
         kh, kw, sh, sw, ho, wo, k, per = self._geometry()
         h, w, c = self.input_shape
-        pt, pb, pl, pr = self._pads
+        pt, pb, pl, pr = self.pads
         buf = self._train
         if "dxp" not in buf:
             buf["dxp"] = np.empty((buf["cap"], h + pt + pb, w + pl + pr, c), self.dtype)

@@ -54,9 +54,9 @@ class _Pool2D(Layer):
         check_budget(ho * wo * c * ph * pw, f"{type(self).__name__} {self.name!r} (work per "
                      "example)")
         self._set_shapes((h, w, c), (ho, wo, c), dtype)
-        self._pads = (pt, pb, pl, pr)
+        self.pads = (pt, pb, pl, pr)  # zero padding (top, bottom, left, right), public: ONNX
         # the windows tile the input exactly: every input gets exactly one window's gradient
-        self._tiles = (sh, sw) == (ph, pw) and not any(self._pads) and h == ho * ph \
+        self._tiles = (sh, sw) == (ph, pw) and not any(self.pads) and h == ho * ph \
             and w == wo * pw
         self._bufs.clear()
         return (ho, wo, c)
@@ -78,8 +78,8 @@ class _Pool2D(Layer):
         return b[:shape[0]]
 
     def _padded(self, x: np.ndarray, training: bool) -> np.ndarray:
-        pt, pb, pl, pr = self._pads
-        if not any(self._pads):
+        pt, pb, pl, pr = self.pads
+        if not any(self.pads):
             return x
         h, w, c = self.input_shape
         shape = (x.shape[0], h + pt + pb, w + pl + pr, c)
@@ -116,17 +116,17 @@ class _Pool2D(Layer):
         """The (padded) input-gradient buffer, zeroed unless the windows tile the input, and
         its per-offset views."""
         h, w, c = self.input_shape
-        pt, pb, pl, pr = self._pads
+        pt, pb, pl, pr = self.pads
         dxp = self._buf("dxp", (m, h + pt + pb, w + pl + pr, c), dtype)
         if not self._tiles:
             dxp.fill(0)
         return dxp, self._views(dxp)
 
     def _unpad(self, dxp: np.ndarray) -> np.ndarray:
-        if not any(self._pads):
+        if not any(self.pads):
             return dxp
         h, w, c = self.input_shape
-        pt, _, pl, _ = self._pads
+        pt, _, pl, _ = self.pads
         dx = self._buf("dx", (dxp.shape[0], h, w, c), dxp.dtype)
         np.copyto(dx, dxp[:, pt:pt + h, pl:pl + w])
         return dx
@@ -197,7 +197,7 @@ class AveragePool2D(_Pool2D):
         h, w, _ = self.input_shape
         (ph, pw), (sh, sw) = self.pool_size, self.strides
         ho, wo, _ = self.output_shape
-        pt, _, pl, _ = self._pads
+        pt, _, pl, _ = self.pads
         rows = np.clip(np.arange(ho) * sh - pt + ph, 0, h) - np.clip(np.arange(ho) * sh - pt, 0, h)
         cols = np.clip(np.arange(wo) * sw - pl + pw, 0, w) - np.clip(np.arange(wo) * sw - pl, 0, w)
         self._inv_count = (1.0 / np.outer(rows, cols))[:, :, None].astype(self.dtype)

@@ -86,6 +86,7 @@ shell: deps-nc
 test: deps-test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/lint-imports --no-cache --no-logo
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest; rc=$$?; if [ $$rc = 5 ]; then echo "no tests collected: failing"; exit 1; fi; exit $$rc
 
 # Speed against PyTorch / scikit-learn / Keras (on an idle machine; writes benchmarks/results/speed.md).

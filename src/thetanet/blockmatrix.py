@@ -45,7 +45,8 @@ class BlockMatrix:
             raise ValueError(f"blocks have different row counts: {sorted(rows)}")
         if any(len(b.shape) != 2 for b in blocks):
             raise ValueError("every block must be 2-D")
-        self.blocks = [b.tocsr() if is_sparse(b) else np.asarray(b) for b in blocks]
+        # dense arrays or SciPy CSR matrices (SciPy is untyped: Any)
+        self.blocks: list[Any] = [b.tocsr() if is_sparse(b) else np.asarray(b) for b in blocks]
         starts = np.cumsum([0] + [b.shape[1] for b in self.blocks])
         self.slices = [slice(int(a), int(b)) for a, b in zip(starts[:-1], starts[1:])]
         self.shape = (int(next(iter(rows))), int(starts[-1]))

@@ -101,11 +101,11 @@ class EarlyStopping(Callback):
             return value + self.min_delta < self.best
         return value - self.min_delta > self.best
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.best = np.inf if self.mode == "min" else -np.inf
         self.best_epoch, self.wait, self.best_weights, self.stopped_epoch = -1, 0, None, None
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         logs = logs or {}
         if self.monitor not in logs:
             raise ValueError(f"EarlyStopping monitors {self.monitor!r}, which fit did not log "
@@ -121,16 +121,16 @@ class EarlyStopping(Callback):
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         if self.restore_best_weights and self.best_weights is not None:
             self.model.set_weights(self.best_weights)
 
-    def get_state(self):
+    def get_state(self) -> dict[str, Any]:
         return {"best": float(self.best), "best_epoch": self.best_epoch, "wait": self.wait,
                 "stopped_epoch": self.stopped_epoch,
                 "best_weights": None if self.best_weights is None else list(self.best_weights)}
 
-    def set_state(self, state):
+    def set_state(self, state: dict[str, Any]) -> None:
         self.best = float(state["best"])
         self.best_epoch, self.wait = int(state["best_epoch"]), int(state["wait"])
         self.stopped_epoch = state.get("stopped_epoch")

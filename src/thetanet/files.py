@@ -181,7 +181,7 @@ def _layer(raw: IO[bytes], binary: bool) -> Iterator[IO[Any]]:
     if binary:
         yield raw
         return
-    text = io.TextIOWrapper(raw, encoding="utf-8", newline="")  # type: ignore[arg-type]
+    text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
     try:
         yield text
         text.flush()
@@ -277,7 +277,8 @@ def save_arrays(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray]) 
             raise TypeError(f"array {k!r} has dtype {dt}; only plain numeric arrays are saved")
         if not _MEMBER_RE.fullmatch(f"{k}.npy"):
             raise ValueError(f"invalid array name {k!r}")
-    atomic_write_with(Path(path), lambda fh: np.savez(fh, **arrays))
+    # (NumPy's stubs read **arrays as its allow_pickle keyword)
+    atomic_write_with(Path(path), lambda fh: np.savez(fh, **arrays))  # type: ignore[arg-type]
 
 
 def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, source: Path,

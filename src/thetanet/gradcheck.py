@@ -15,7 +15,7 @@ import numpy as np
 def _loss(model: Any, x: Any, y: np.ndarray, training: bool, seed: int) -> float:
     if training:
         model.reseed(seed)  # same dropout masks for every evaluation
-    return model.forward_backward(x, y, training=training)[0]
+    return float(model.forward_backward(x, y, training=training)[0])
 
 
 def numerical_gradients(model: Any, x: Any, y: Any, eps: float = 1e-6, training: bool = False,

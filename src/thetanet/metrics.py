@@ -4,6 +4,9 @@ average="weighted")``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 
@@ -14,7 +17,7 @@ def to_labels(y: np.ndarray) -> np.ndarray:
         return y.astype(np.int64) if y.dtype.kind != "f" else np.rint(y).astype(np.int64)
     if y.shape[1] == 1:
         return (y[:, 0] > 0.5).astype(np.int64)
-    return y.argmax(axis=1)
+    return np.asarray(y.argmax(axis=1))
 
 
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -25,7 +28,7 @@ def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float((t == p).mean()) if t.size else 0.0
 
 
-def confusion_matrix(y_true, y_pred, num_classes: int | None = None) -> np.ndarray:
+def confusion_matrix(y_true: Any, y_pred: Any, num_classes: int | None = None) -> np.ndarray:
     """C[i, j] = number of examples of true class i predicted as j."""
     t, p = to_labels(y_true), to_labels(y_pred)
     k = num_classes if num_classes is not None else int(max(t.max(initial=-1),
@@ -33,7 +36,7 @@ def confusion_matrix(y_true, y_pred, num_classes: int | None = None) -> np.ndarr
     return np.bincount(t * k + p, minlength=k * k).reshape(k, k)
 
 
-def precision_recall_f1(y_true, y_pred, num_classes: int | None = None
+def precision_recall_f1(y_true: Any, y_pred: Any, num_classes: int | None = None
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-class precision, recall, F1 and support (0 where undefined, as scikit-learn)."""
     c = confusion_matrix(y_true, y_pred, num_classes).astype(np.float64)
@@ -46,7 +49,8 @@ def precision_recall_f1(y_true, y_pred, num_classes: int | None = None
     return precision, recall, f1, support.astype(np.int64)
 
 
-def f1_score(y_true, y_pred, average: str = "weighted", num_classes: int | None = None) -> float:
+def f1_score(y_true: Any, y_pred: Any, average: str = "weighted",
+             num_classes: int | None = None) -> float:
     """F1 averaged over the classes present in ``y_true`` or ``y_pred``: ``"macro"`` (plain
     mean) or ``"weighted"`` (by support), matching scikit-learn's definitions."""
     if average not in ("macro", "weighted"):
@@ -62,7 +66,7 @@ def f1_score(y_true, y_pred, average: str = "weighted", num_classes: int | None 
     return float((f1 * support).sum() / support.sum())
 
 
-METRICS = {
+METRICS: dict[str, Callable[[Any, Any], float]] = {
     "accuracy": accuracy,
     "acc": accuracy,
     "f1_weighted": lambda t, p: f1_score(t, p, "weighted"),
@@ -70,7 +74,7 @@ METRICS = {
 }
 
 
-def get(name: str):
+def get(name: str) -> Callable[[Any, Any], float]:
     if name not in METRICS:
         raise ValueError(f"unknown metric {name!r}; known: {', '.join(sorted(METRICS))}")
     return METRICS[name]

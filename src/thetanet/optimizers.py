@@ -24,7 +24,7 @@ Two speed paths are named parts of that protocol, each with a safe default:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -269,7 +269,7 @@ class Adam(Optimizer):
         self.v = [np.array(a) for a in state.get("v", [])]
 
 
-_OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam}
+_OPTIMIZERS: dict[str, Callable[..., Optimizer]] = {"sgd": SGD, "adam": Adam}
 
 
 def get(identifier: str | dict[str, Any] | Optimizer) -> Optimizer:

@@ -85,12 +85,14 @@ def output_delta(loss: str, g: Any, a: np.ndarray, z: np.ndarray, y: np.ndarray
     name = activations.get(g).name
     m, k = a.shape
     if loss == "categorical_crossentropy" and name == "softmax":
-        return (a - one_hot_targets(y, k)) / m
-    if loss == "binary_crossentropy" and name == "logistic":
-        return (a - y) / (m * k)
-    if loss == "mse" and activations.get(g).elementwise:
-        return 2 * (a - y) / (m * k) * activations.get(g).df(z)
-    raise ValueError(f"no reference δ^(L) for loss {loss!r} after a {name} output")
+        delta: np.ndarray = (a - one_hot_targets(y, k)) / m
+    elif loss == "binary_crossentropy" and name == "logistic":
+        delta = (a - y) / (m * k)
+    elif loss == "mse" and activations.get(g).elementwise:
+        delta = 2 * (a - y) / (m * k) * activations.get(g).df(z)
+    else:
+        raise ValueError(f"no reference δ^(L) for loss {loss!r} after a {name} output")
+    return delta
 
 
 def backprop(thetas: Sequence[np.ndarray], gs: Sequence[Any], x: np.ndarray, y: np.ndarray,

@@ -57,6 +57,7 @@ def _entries(header: Any, source: Path, data_size: int) -> dict[str, tuple[str, 
         if dtype not in _ITEM_SIZES:
             raise ModelFileError(f"{source}: tensor {name!r:.80} has unknown dtype "
                                  f"{dtype!r:.20}")
+        assert isinstance(offsets, list)  # checked above (ok)
         begin, end = offsets
         shape = tuple(spec["shape"])
         need = math.prod(shape) * _ITEM_SIZES[dtype]

@@ -103,7 +103,7 @@ class MultiArray:
         return (self.parts[0].shape[0],)
 
     def __len__(self) -> int:
-        return self.parts[0].shape[0]
+        return int(self.parts[0].shape[0])
 
     def __getitem__(self, rows: Any) -> MultiArray:
         return MultiArray(p[rows] for p in self.parts)

@@ -18,16 +18,16 @@ import numpy as np
 
 def as_float(z: Any) -> np.ndarray:
     """``z`` as a float array: float32/float64 kept, anything else becomes float64."""
-    z = np.asarray(z)
-    return z if z.dtype.kind == "f" else z.astype(np.float64)
+    arr: np.ndarray = np.asarray(z)
+    return arr if arr.dtype.kind == "f" else arr.astype(np.float64)
 
 
 def emit(res: Any, z: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     """Return ``res`` in ``z``'s dtype, written into ``out`` when given (``out`` may be ``z``)."""
-    res = np.asarray(res).astype(z.dtype, copy=False)
+    arr: np.ndarray = np.asarray(res).astype(z.dtype, copy=False)
     if out is None:
-        return res
-    out[...] = res
+        return arr
+    out[...] = arr
     return out
 
 

@@ -23,7 +23,7 @@ class Softmax(ActivationFunction):
     range = (0.0, 1.0)
     elementwise = False
 
-    def f(self, z, out=None):
+    def f(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         z = as_float(z)
         if out is None:
             out = np.empty_like(z)
@@ -32,10 +32,10 @@ class Softmax(ActivationFunction):
         out /= out.sum(axis=-1, keepdims=True)
         return out
 
-    def df(self, z):
+    def df(self, z: np.ndarray) -> np.ndarray:
         raise TypeError("softmax is not elementwise; use backward() for its Jacobian product")
 
-    def backward(self, z, a, grad):
+    def backward(self, z: np.ndarray, a: np.ndarray, grad: np.ndarray) -> np.ndarray:
         s = (grad * a).sum(axis=-1, keepdims=True)
         grad -= s
         grad *= a

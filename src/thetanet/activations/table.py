@@ -47,7 +47,7 @@ def format_range(g: ActivationFunction) -> str:
 
 def table_rows(names: Sequence[str]) -> list[tuple[str, ...]]:
     """One row of strings per activation (default parameters), in :data:`COLUMNS` order."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for n in names:
         g = get(n)
         label = n

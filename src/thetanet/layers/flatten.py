@@ -31,11 +31,11 @@ class Flatten(Layer):
         return out
 
     def forward(self, x: Any, training: bool = False) -> np.ndarray:
-        x = np.asarray(x)
-        if tuple(x.shape[1:]) != self.input_shape:
+        arr: np.ndarray = np.asarray(x)
+        if tuple(arr.shape[1:]) != self.input_shape:
             dims = ", ".join(map(str, self.input_shape or ()))
-            raise ValueError(f"Flatten expects inputs of shape (m, {dims}), got {x.shape}")
-        return x.reshape(x.shape[0], self.output_dim)
+            raise ValueError(f"Flatten expects inputs of shape (m, {dims}), got {arr.shape}")
+        return arr.reshape(arr.shape[0], -1)  # = output_dim: the shape was checked above
 
     def backward(self, grad: np.ndarray, *, grad_is_preactivation: bool = False
                  ) -> np.ndarray | None:

@@ -27,10 +27,10 @@ class Masking(Layer):
         self.mask_value = float(mask_value)
 
     def compute_mask(self, x: Any, mask: np.ndarray | None) -> np.ndarray | None:
-        x = np.asarray(x)
-        if x.ndim < 3:
-            raise ValueError(f"Masking needs (batch, T, features) inputs, got {x.shape}")
-        real = np.any(x != self.mask_value, axis=tuple(range(2, x.ndim)))
+        arr: np.ndarray = np.asarray(x)
+        if arr.ndim < 3:
+            raise ValueError(f"Masking needs (batch, T, features) inputs, got {arr.shape}")
+        real: np.ndarray = np.any(arr != self.mask_value, axis=tuple(range(2, arr.ndim)))
         return real if mask is None else real & mask
 
     def forward(self, x: Any, training: bool = False) -> Any:

@@ -98,7 +98,8 @@ class Maxout(WeightedLayer):
             np.sum(delta, axis=0, out=self.d_bias)
         if not self.needs_input_grad:
             return None
-        return delta @ self.kernel.T
+        dx: np.ndarray = delta @ self.kernel.T  # δ Θᵀ: ∂J/∂x
+        return dx
 
     def get_config(self) -> dict[str, Any]:
         return {

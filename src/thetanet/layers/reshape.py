@@ -37,8 +37,8 @@ class Reshape(Layer):
         return out
 
     def forward(self, x: Any, training: bool = False) -> np.ndarray:
-        x = np.asarray(x)
-        return x.reshape(x.shape[0], *(self.output_shape or ()))
+        arr: np.ndarray = np.asarray(x)
+        return arr.reshape(arr.shape[0], *(self.output_shape or ()))
 
     def backward(self, grad: np.ndarray, *, grad_is_preactivation: bool = False
                  ) -> np.ndarray | None:

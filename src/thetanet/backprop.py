@@ -262,8 +262,8 @@ class _Run:
             out_mask = call.layer.compute_mask(x, mask) if self.plan.masks else None
         else:
             x, out_mask = self.vals[call.in0], None
-        k, s, rule = call.fused  # type: ignore[misc]
-        self.vals[s], j, self.grads[s] = rule.run(  # type: ignore[attr-defined]
+        k, s, rule = call.fused  # type: ignore[misc]  # set: a Fused rule owns this forward
+        self.vals[s], j, self.grads[s] = rule.run(  # type: ignore[union-attr]
             call.layer, x, ys[k], out_mask, scale * rule.weight, self.training)
         self.masks[s] = out_mask
         return rule.weight * j

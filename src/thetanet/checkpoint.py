@@ -253,7 +253,8 @@ def resume_training_state(path: str | os.PathLike[str], run: RunState, model: An
         raise ModelFileError(f"{path}/checkpoint.json: malformed training state")
     now = json.loads(json.dumps({"model": model.get_config(),
                                  "compile": model.get_compile_config()}))
-    saved_model = doc.get("model") if isinstance(doc.get("model"), dict) else {}
+    saved = doc.get("model")
+    saved_model: dict[str, Any] = saved if isinstance(saved, dict) else {}
     if (saved_model.get("layers") != now["model"]["layers"]
             or saved_model.get("dtype") != now["model"]["dtype"]):
         raise CheckpointMismatchError(
@@ -391,7 +392,7 @@ def fingerprint(*arrays: Any) -> str:
         for p in parts:
             p = np.ascontiguousarray(p)
             h.update(f"{p.dtype.str}{p.shape};".encode())
-            h.update(memoryview(p).cast("B"))
+            h.update(memoryview(p).cast("B"))  # type: ignore[arg-type]  # ndarray: a buffer
     return h.hexdigest()
 
 

@@ -184,7 +184,7 @@ class GraphIO:
         if self.loss is None or self.optimizer is None:
             return None
         loss = [None if v is None else v.get_config() for v in self.losses]
-        cfg = {"optimizer": self.optimizer.get_config(),
+        cfg: dict[str, Any] = {"optimizer": self.optimizer.get_config(),
                "loss": loss if self.many_out else loss[0], "metrics": list(self.metrics)}
         if self.many_out:
             cfg["loss_weights"] = list(self.loss_weights)

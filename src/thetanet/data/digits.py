@@ -144,8 +144,8 @@ def random_shift(images: np.ndarray, max_shift: int, rng: np.random.Generator,
     m, h, w = images.shape
     s = int(max_shift)
     padded = np.pad(images, ((0, 0), (s, s), (s, s)))
-    dy = rng.integers(-s, s + 1, m)
-    dx = rng.integers(-s, s + 1, m)
+    dy = np.asarray(rng.integers(-s, s + 1, m))
+    dx = np.asarray(rng.integers(-s, s + 1, m))
     keep = rng.random(m) >= fraction
     dy[keep] = 0
     dx[keep] = 0

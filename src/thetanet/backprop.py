@@ -266,7 +266,8 @@ class _Run:
         self.vals[s], j, self.grads[s] = rule.run(  # type: ignore[union-attr]
             call.layer, x, ys[k], out_mask, scale * rule.weight, self.training)
         self.masks[s] = out_mask
-        return rule.weight * j
+        jk: float = rule.weight * j
+        return jk
 
     def forward_call(self, i: int, call: Call) -> None:
         """Any other node: masks threaded, several inputs or outputs, shared layers."""

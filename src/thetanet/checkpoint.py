@@ -398,7 +398,8 @@ def fingerprint(*arrays: Any) -> str:
 
 def rng_state(gen: np.random.Generator) -> dict[str, Any]:
     """The JSON-able state of a generator's bit generator."""
-    return _plain(gen.bit_generator.state)
+    state: dict[str, Any] = _plain(gen.bit_generator.state)
+    return state
 
 
 def set_rng_state(gen: np.random.Generator, state: Mapping[str, Any]) -> None:

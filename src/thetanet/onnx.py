@@ -439,7 +439,9 @@ def run_onnxruntime(onnx_model: Any, x: Any) -> np.ndarray:
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-    (out,) = session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x, dtype=_F32)})
+    outs: list[np.ndarray] = session.run([OUTPUT_NAME],
+                                         {INPUT_NAME: np.ascontiguousarray(x, dtype=_F32)})
+    (out,) = outs  # the graph has one output
     return out
 
 

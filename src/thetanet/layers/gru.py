@@ -59,7 +59,8 @@ class GRU(Recurrent):
         return (2, 3 * self.units)
 
     def input_bias(self) -> np.ndarray:
-        return self.bias[0]
+        b: np.ndarray = self.bias[0]
+        return b
 
     def bias_grads(self, d_xw: np.ndarray, d_rec: np.ndarray) -> None:
         np.add.reduce(d_xw, axis=0, out=self.d_bias[0])

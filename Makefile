@@ -109,4 +109,4 @@ bench-arena: deps-test
 	$(BIN)/python benchmarks/arena_load.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

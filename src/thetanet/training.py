@@ -73,6 +73,19 @@ def batch_rows(batch_size: Any, n: int) -> int:
         raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
     return int(batch_size)
 
+def _check_fit_options(epochs: Any, checkpoint: Any, resume: bool,
+                       checkpoint_every: Any) -> None:
+    """``fit``'s counts and checkpoint options, refused with a ValueError before any work."""
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+    if checkpoint_every is not None and (isinstance(checkpoint_every, bool)
+                                         or int(checkpoint_every) < 1):
+        raise ValueError(f"checkpoint_every must be a positive integer or None, got "
+                         f"{checkpoint_every!r}")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs checkpoint=PATH (the directory to resume from)")
+
+
 class Trainer:
     """``fit`` and ``train_on_batch`` for a model with the attributes and methods below."""
 
@@ -155,26 +168,14 @@ class Trainer:
         epoch finished) and warns with a :class:`DivergenceWarning`.
         """
         self.require_compiled()
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+        _check_fit_options(epochs, checkpoint, resume, checkpoint_every)
         x = self.check_x(x)
         y = self.check_y(y, x.shape[0])
         n = x.shape[0]
         if n == 0:
             raise ValueError("x has no rows")
         batch_size = batch_rows(batch_size, n)
-        if checkpoint_every is not None and (isinstance(checkpoint_every, bool)
-                                             or int(checkpoint_every) < 1):
-            raise ValueError(f"checkpoint_every must be a positive integer or None, got "
-                             f"{checkpoint_every!r}")
-        if resume and checkpoint is None:
-            raise ValueError("resume=True needs checkpoint=PATH (the directory to resume from)")
-        val = None
-        if validation_data is not None:
-            if len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (x_val, y_val)")
-            xv = self.check_x(validation_data[0], "x_val")
-            val = (xv, self.check_y(validation_data[1], xv.shape[0], "y_val"))
+        val = self._validation_pair(validation_data)
 
         run = _Run(self, n, int(epochs), batch_size, shuffle, val, checkpoint, checkpoint_every)
         rng = self.reseed(seed)
@@ -201,6 +202,16 @@ class Trainer:
         for cb in cbs:
             cb.on_train_end()
         return history
+
+    def _validation_pair(self, validation_data: tuple[Any, Any] | None
+                         ) -> tuple[Any, np.ndarray] | None:
+        """``validation_data`` checked like the training data (None stays None)."""
+        if validation_data is None:
+            return None
+        if len(validation_data) != 2:
+            raise ValueError("validation_data must be a pair (x_val, y_val)")
+        xv = self.check_x(validation_data[0], "x_val")
+        return xv, self.check_y(validation_data[1], xv.shape[0], "y_val")
 
     def _fit_loop(self, x: Any, y: np.ndarray, run: _Run, rng: np.random.Generator,
                   cbs: list[Callback], progress: ProgressLogger, guard: _SigintGuard) -> None:
@@ -249,14 +260,7 @@ class Trainer:
                     _interrupted(run, self, rng, cbs, False)
             if run.finished:  # diverged
                 break
-            logs: dict[str, float] = {"loss": run.total / n}
-            if self.metrics:
-                ys = y[perm] if run.shuffle else y
-                for mname in self.metrics:
-                    logs[mname] = _metrics.get(mname)(ys, run.preds)
-            if run.val is not None:
-                vlogs = self._evaluate(run.val[0], run.val[1], 8192)
-                logs.update({f"val_{k}": v for k, v in vlogs.items()})
+            logs = self._epoch_logs(run, y, perm)
             progress.on_epoch_end(epoch, logs)
             for cb in cbs:
                 cb.on_epoch_end(epoch, logs)
@@ -269,6 +273,19 @@ class Trainer:
                 _interrupted(run, self, rng, cbs, True)
         if run.finished and run.path is not None and run.diverged_now:
             run.save(rng, cbs)
+
+    def _epoch_logs(self, run: _Run, y: np.ndarray, perm: np.ndarray) -> dict[str, float]:
+        """The epoch's mean loss J, its metrics on the training predictions in visiting
+        order, and the same on the validation data (``val_`` names)."""
+        logs: dict[str, float] = {"loss": run.total / run.n}
+        if self.metrics:
+            ys = y[perm] if run.shuffle else y
+            for mname in self.metrics:
+                logs[mname] = _metrics.get(mname)(ys, run.preds)
+        if run.val is not None:
+            vlogs = self._evaluate(run.val[0], run.val[1], 8192)
+            logs.update({f"val_{k}": v for k, v in vlogs.items()})
+        return logs
 
     def _after_batch(self, run: _Run, rng: np.random.Generator, cbs: list[Callback],
                      hooks: list[Any], s: int, loss: float, m: int,

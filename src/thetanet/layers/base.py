@@ -263,7 +263,9 @@ def forward_masked(layers: Sequence[Layer], a: Any, training: bool | None, mask:
         if training is False and layer.stochastic:
             continue
         out_mask = layer.compute_mask(a, mask)
-        a = layer.forward(a, cache, mask=mask) if layer.accepts_mask else \
-            layer.forward(a, cache)
+        if layer.accepts_mask:  # its forward takes mask=, beyond Layer.forward's signature
+            a = layer.forward(a, cache, mask=mask)  # type: ignore[call-arg]
+        else:
+            a = layer.forward(a, cache)
         mask = out_mask
     return a, mask

@@ -41,11 +41,14 @@ class Bidirectional(Layer):
             raise ValueError(f"merge_mode must be one of {MERGE_MODES}, got {merge_mode!r}")
         self.merge_mode = merge_mode
         layer.zero_output_for_mask = layer.return_sequences
-        self.forward_layer = layer
-        cfg = {"class_name": type(layer).__name__, "config": dict(layer.get_config())}
+        self.forward_layer: Recurrent = layer
+        cfg: dict[str, Any] = {"class_name": type(layer).__name__,
+                               "config": dict(layer.get_config())}
         cfg["config"]["go_backwards"] = not layer.go_backwards
         cfg["config"]["name"] = None
-        self.backward_layer = layer_from_config(cfg)
+        backward_layer = layer_from_config(cfg)
+        assert isinstance(backward_layer, Recurrent)  # a copy of the forward layer's class
+        self.backward_layer = backward_layer
         self.return_sequences = layer.return_sequences
 
     def build(self, input_shape: int | Shape, *, dtype: Any, rng: np.random.Generator

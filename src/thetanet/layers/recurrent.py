@@ -44,6 +44,7 @@ to h_{t−1}. So a padded batch gives each sequence's outputs and gradients as i
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -54,8 +55,8 @@ from thetanet.layers.base import Layer, Shape, as_shape
 from thetanet.layers.weighted import check_budget, positive_int
 
 #: Activations whose g′ is cheaper from a = g(z) than from z.
-_FROM_OUTPUT = {"logistic": lambda a: a * (1 - a), "tanh": lambda a: 1 - a * a,
-                "identity": np.ones_like}
+_FROM_OUTPUT: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "logistic": lambda a: a * (1 - a), "tanh": lambda a: 1 - a * a, "identity": np.ones_like}
 
 
 def cell_activation(identifier: Any, what: str) -> Any:

@@ -255,10 +255,10 @@ def test_missing_split_says_which_command_and_where(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def t10k(data_root):
-    paths = [data_root / "mnist" / f"{n}.gz" for n in idx.MNIST_FILES["t10k"]]
+def t10k(mnist_root):
+    paths = [mnist_root / "mnist" / f"{n}.gz" for n in idx.MNIST_FILES["t10k"]]
     if not all(p.is_file() for p in paths):
-        pytest.skip(f"MNIST t10k not under {data_root}")
+        pytest.skip(f"MNIST t10k not under {mnist_root}")
     return {p.name: p.read_bytes() for p in paths}
 
 

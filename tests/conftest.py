@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from thetanet.data import idx, tratz
-from thetanet.data.paths import data_root_origin, fetch_command
 from thetanet.data.paths import data_root as cli_data_root
+from thetanet.data.paths import data_root_origin, fetch_command
 
 
 def _where(root: Path) -> str:
@@ -52,12 +52,16 @@ def _skip_reason(report: pytest.TestReport) -> str:
     return text.removeprefix("Skipped: ")
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """One last line: how many tests skipped, grouped by reason (the data, a package, …)."""
-    skipped = terminalreporter.stats.get("skipped", [])
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The very last line (after pytest's counts): how many tests skipped, grouped by reason
+    (the data, a package, …)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or not hasattr(reporter, "stats"):
+        return
+    skipped = [r for r in reporter.stats.get("skipped", []) if r.when != "collect" or r.skipped]
     if not skipped:
-        terminalreporter.write_line("skipped: none")
+        reporter.write_line("skipped: none")
         return
     reasons = Counter(_skip_reason(r) for r in skipped)
     parts = [f"{n} × {reason}" for reason, n in reasons.most_common()]
-    terminalreporter.write_line(f"skipped {len(skipped)}: " + "; ".join(parts))
+    reporter.write_line(f"skipped {len(skipped)}: " + "; ".join(parts))

@@ -360,8 +360,8 @@ def test_cli_offline_is_one_line_without_traceback(closed_port_url, tmp_path):
     assert r.returncode == 2 and r.stdout == ""
     lines = r.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("thetanet data: error: could not download")
-    assert "`thetanet data fetch tratz`" in lines[0]
-    assert f"into {tmp_path / 'thetanet' / 'tratz' / 'fine_random'}/" in lines[0]
+    assert f"`thetanet data fetch tratz --mirror {closed_port_url}` when online" in lines[0]
+    assert f"under {tmp_path / 'thetanet' / 'tratz'}/: fine_random/train.tsv" in lines[0]
     assert "from the default" in lines[0] and "from $THETANET_DATA" not in lines[0]
 
 

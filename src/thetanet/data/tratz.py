@@ -302,7 +302,8 @@ def download_split(
     file raises unless ``overwrite``. ``base_url``: a mirror of the panic repository's
     ``classification/data`` folder; ``copy``: instead, a copy of a data root (a URL or a local
     folder holding ``tratz/<split>/<part>.tsv``), verified the same way. Offline,
-    :class:`~thetanet.data.fetch.FetchError` says in one line which command to run later and which folder to fill by hand.
+    :class:`~thetanet.data.fetch.FetchError` says in one line which command to run later and
+    which folder to fill by hand.
     """
     from thetanet.data.fetch import FetchError, download, sha256_file
 

@@ -384,9 +384,11 @@ class StopRequest:
 
 def run_study(study: Any, objective: Callable[[Any, StopRequest], float], *,
               n_trials: int | None = None, timeout: float | None = None,
-              max_trials: int | None = None) -> list[int]:
+              max_trials: int | None = None,
+              on_trial: Callable[[Any], None] | None = None) -> list[int]:
     """Run trials of ``objective(trial, stop)`` in this worker: ``n_trials`` of them, until
     ``timeout`` seconds, or until the study holds ``max_trials`` finished or running trials.
+    ``on_trial(frozen_trial)`` sees each trial of this worker when it has ended.
     Returns the numbers of the trials this worker ran; raises ``KeyboardInterrupt`` after
     Ctrl-C (the interrupted trial recorded as failed)."""
     import optuna
@@ -402,6 +404,8 @@ def run_study(study: Any, objective: Callable[[Any, StopRequest], float], *,
 
     def after(study: Any, trial: Any) -> None:
         done.append(trial.number)
+        if on_trial is not None:
+            on_trial(trial)
         if stop.requested or not budget_left():
             study.stop()
 
@@ -457,7 +461,8 @@ def search_architecture(x: Any, y: Any, x_val: Any, y_val: Any, *,
                         pruner: Any = "median", seeds: int = 1, metric: str = "accuracy",
                         max_trials: int | None = None, heartbeat_interval: int = 30,
                         grace_period: int | None = None, startup_trials: int = 10,
-                        on_epoch: Callable[[int, int, float], None] | None = None
+                        on_epoch: Callable[[int, int, float], None] | None = None,
+                        on_trial: Callable[[Any], None] | None = None
                         ) -> SearchResult:
     """Search the architecture of a classifier of ``y`` (integer labels) from ``x`` on the
     validation data: each trial trains ``seeds`` networks (seeds ``seed``, ``seed`` + 1, …)
@@ -466,7 +471,7 @@ def search_architecture(x: Any, y: Any, x_val: Any, y_val: Any, *,
     ``storage``: a SQLAlchemy URL (default :data:`DEFAULT_STORAGE`, a SQLite file in the
     working directory; ``postgresql://user@host/db`` to share one study between machines).
     ``n_trials`` is this worker's count, ``max_trials`` the study's; ``on_epoch(trial, step,
-    value)`` sees every reported epoch. Returns the study's summary and this worker's trials.
+    value)`` sees every reported epoch, ``on_trial(frozen_trial)`` every ended trial. Returns the study's summary and this worker's trials.
     """
     space = space or SearchSpace()
     y, y_val = np.asarray(y), np.asarray(y_val)
@@ -495,5 +500,5 @@ def search_architecture(x: Any, y: Any, x_val: Any, y_val: Any, *,
         return float(np.mean(values))
 
     done = run_study(study, objective, n_trials=n_trials, timeout=timeout,
-                     max_trials=max_trials)
+                     max_trials=max_trials, on_trial=on_trial)
     return SearchResult(study_name, display_url(storage_url(storage)), done, summary(study))

@@ -59,7 +59,11 @@ def register_search(nsub: argparse._SubParsersAction, splits: tuple[str, ...]) -
     s.add_argument("--data-dir", help="data root (default: $THETANET_DATA or the user cache)")
     s.add_argument("--cache-dir", help="feature cache (default: the user cache)")
     s.add_argument("--threads", type=int, default=1, help="BLAS threads (0 = BLAS default)")
-    s.add_argument("-v", "--verbose", action="store_true", help="one line per epoch")
+    s.add_argument("-v", "--verbose", action="store_true",
+                   help="one line per epoch (and Optuna's own lines)")
+    s.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress on stderr (by default: a line per trial with its value, "
+                        "the best so far and its time; a bar on a terminal)")
     s.set_defaults(func=cmd_search)
 
 
@@ -156,6 +160,23 @@ def _progress(verbose: bool) -> Any:
                                             file=sys.stderr, flush=True)
 
 
+def search_progress(args: argparse.Namespace, what: str, header: str) -> Any:
+    """The trials' progress on stderr (``None`` with --quiet), its first line said at once."""
+    if getattr(args, "quiet", False):
+        return None
+    from thetanet.cli.progress import SearchProgress
+
+    shown = SearchProgress(what, args.trials, every=1e9 if args.verbose else 5.0)
+    shown.start(header)
+    return shown
+
+
+def _hooks(args: argparse.Namespace, shown: Any) -> dict[str, Any]:
+    """``on_epoch`` / ``on_trial`` for the search: -v's epoch lines, else the progress's."""
+    return {"on_epoch": _progress(args.verbose) or (shown.on_epoch if shown else None),
+            "on_trial": shown.on_trial if shown else None}
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from thetanet.utils import blas_threads
 
@@ -180,6 +201,9 @@ def _search(args: argparse.Namespace) -> int:
 
         space = _space(args.space)
         enqueue = [_recipe_params(args.split, space)] if args.warm_start else []
+        shown = search_progress(args, "val weighted-F1", f"search {name} on {args.split}: "
+                                f"{args.trials} trial(s), objective val weighted-F1 (mean "
+                                f"of {args.seeds} seed(s)); a line per trial")
         train, val = load_split(args.split, args.data_dir)
         cache = Path(args.cache_dir) if args.cache_dir else cache_root() / "features"
         try:
@@ -189,9 +213,12 @@ def _search(args: argparse.Namespace) -> int:
                               study_name=name, seed=args.seed, seeds=args.seeds,
                               pruner=args.pruner, cache_dir=cache,
                               heartbeat_interval=args.heartbeat, enqueue=enqueue,
-                              on_epoch=_progress(args.verbose))
+                              **_hooks(args, shown))
         except ValueError as exc:
             raise CLIError(str(exc)) from exc
+        finally:
+            if shown is not None:
+                shown.close()
         doc["trials_run"] = done
     if args.plots:
         study = study or _existing(args.storage, name)
@@ -277,15 +304,20 @@ def run_digits_search(args: argparse.Namespace, data: Any) -> int:
 
     tr, va = stratified_split(data.y_train, 0.2, seed=args.seed)
     space = SearchSpace(max_epochs=args.epochs or 20)
+    name = args.study or f"digits-{data.name}"
+    shown = search_progress(args, "val accuracy", f"search {name}: {args.trials} trial(s), "
+                            "objective val accuracy; a line per trial")
     with blas_threads(args.threads or None), _quiet_optuna(args.verbose):
         try:
             result = _call(search_architecture, data.x_train[tr], data.y_train[tr],
                            data.x_train[va], data.y_train[va], space=space,
                            n_trials=args.trials, storage=args.storage,
-                           study_name=args.study or f"digits-{data.name}", seed=args.seed,
-                           on_epoch=_progress(args.verbose))
+                           study_name=name, seed=args.seed, **_hooks(args, shown))
         except ValueError as exc:
             raise CLIError(str(exc)) from exc
+        finally:
+            if shown is not None:
+                shown.close()
     doc = {**result.summary, "trials_run": result.trials_run, "metric": "val accuracy"}
     if args.plots:
         study = _existing(args.storage, result.study_name)

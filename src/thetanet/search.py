@@ -471,7 +471,8 @@ def search_architecture(x: Any, y: Any, x_val: Any, y_val: Any, *,
     ``storage``: a SQLAlchemy URL (default :data:`DEFAULT_STORAGE`, a SQLite file in the
     working directory; ``postgresql://user@host/db`` to share one study between machines).
     ``n_trials`` is this worker's count, ``max_trials`` the study's; ``on_epoch(trial, step,
-    value)`` sees every reported epoch, ``on_trial(frozen_trial)`` every ended trial. Returns the study's summary and this worker's trials.
+    value)`` sees every reported epoch, ``on_trial(frozen_trial)`` every ended trial.
+    Returns the study's summary and this worker's trials.
     """
     space = space or SearchSpace()
     y, y_val = np.asarray(y), np.asarray(y_val)

@@ -19,6 +19,7 @@ running trial as failed, then raises :class:`KeyboardInterrupt`. Optuna is an op
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import warnings
@@ -34,7 +35,9 @@ from thetanet.callbacks import Callback, EarlyStopping
 from thetanet.layers import Dense, Dropout, Maxout
 from thetanet.model import Sequential
 
-DEFAULT_STORAGE = "sqlite:///thetanet-search.db"
+#: The default study database's file name, in the user data directory
+#: (:func:`default_storage_path`), never the working directory (often a repository).
+DEFAULT_DB_NAME = "thetanet-search.db"
 #: study user attribute holding what every worker of the study must agree on
 SETUP_ATTR = "thetanet_setup"
 
@@ -184,10 +187,17 @@ def fit_architecture(arch: Architecture, x: Any, y: np.ndarray, x_val: Any, y_va
 
 
 # -- storage, sampler, pruner, study ---------------------------------------------------------
+def default_storage_path() -> Path:
+    """The default study database: ``$XDG_DATA_HOME/thetanet/thetanet-search.db``
+    (``~/.local/share/thetanet/thetanet-search.db``)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "thetanet" / DEFAULT_DB_NAME
+
+
 def storage_url(url: str | None) -> str:
-    """A SQLAlchemy URL: ``None`` → :data:`DEFAULT_STORAGE`; a bare path → SQLite file;
-    ``postgresql://`` / ``postgres://`` → the psycopg (3) driver."""
-    url = url or DEFAULT_STORAGE
+    """A SQLAlchemy URL: ``None`` → the SQLite file :func:`default_storage_path`; a bare
+    path → SQLite file; ``postgresql://`` / ``postgres://`` → the psycopg (3) driver."""
+    url = url or str(default_storage_path())
     if "://" not in url:
         return f"sqlite:///{Path(url).expanduser()}"
     scheme, rest = url.split("://", 1)
@@ -228,6 +238,12 @@ def open_storage(url: str | None = None, *, heartbeat_interval: int = 30,
 
     url = storage_url(url)
     sqlite = url.startswith("sqlite")
+    if sqlite:  # SQLite creates the file, not its folder (the default's may be new)
+        from sqlalchemy.engine import make_url
+
+        db = make_url(url).database
+        if db not in ("", ":memory:", None):
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
     # SQLite: wait for the other workers' writes instead of failing with "locked"; no
     # implicit transactions of the driver (see below)
     engine = {"connect_args": {"timeout": 60, "isolation_level": None}} if sqlite else {}
@@ -468,8 +484,8 @@ def search_architecture(x: Any, y: Any, x_val: Any, y_val: Any, *,
     validation data: each trial trains ``seeds`` networks (seeds ``seed``, ``seed`` + 1, …)
     with early stopping on val ``metric`` and scores their mean best value.
 
-    ``storage``: a SQLAlchemy URL (default :data:`DEFAULT_STORAGE`, a SQLite file in the
-    working directory; ``postgresql://user@host/db`` to share one study between machines).
+    ``storage``: a SQLAlchemy URL (default :func:`default_storage_path`, a SQLite file in the
+    user data directory; ``postgresql://user@host/db`` to share one study between machines).
     ``n_trials`` is this worker's count, ``max_trials`` the study's; ``on_epoch(trial, step,
     value)`` sees every reported epoch, ``on_trial(frozen_trial)`` every ended trial.
     Returns the study's summary and this worker's trials.

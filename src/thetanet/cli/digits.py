@@ -76,8 +76,9 @@ def register(subparsers: Any) -> None:
                    help="pick the architecture instead (thetanet.search, Optuna): trials on a "
                         "val part of the training images; --epochs caps each trial")
     p.add_argument("--trials", type=positive_int, default=20, help="--search: trials (20)")
-    p.add_argument("--storage", default=None, help="--search: Optuna storage URL (default "
-                                                   "sqlite:///thetanet-search.db)")
+    p.add_argument("--storage", default=None,
+                   help="--search: Optuna storage URL or SQLite file (default: "
+                        "~/.local/share/thetanet/thetanet-search.db)")
     p.add_argument("--study", default=None, help="--search: study (default digits-DATASET)")
     p.set_defaults(func=run)
 

@@ -124,13 +124,17 @@ def predict(args: argparse.Namespace, clf: Any) -> int:
     """Stream ``args.input`` through ``clf`` into ``args.output``."""
     skipped = SkipLog() if args.skip_bad_lines else None
     guesses = Guesses()
+    written = 0
     with _source(args.input) as (stream, source, dialect), _sink(args.output) as out:
         chunks = iter_compounds(stream, source, dialect, header=True, skipped=skipped)
         for chunk, labels, probs in clf.predict_chunks(chunks):
             out.write("".join(f"{m}\t{h}\t{lab}\t{p:.6f}\n" for m, h, lab, p in
                               zip(chunk.modifiers, chunk.heads, labels, probs)))
+            written += len(labels)
             guesses.add(clf, chunk, probs)
     if skipped is not None:
         skipped.report(sys.stderr)
     guesses.report(sys.stderr)
+    if args.output != "-":  # stdout holds the lines themselves; a file needs a word
+        print(f"wrote {written:,} prediction line(s) to {args.output}", file=sys.stderr)
     return 0

@@ -15,8 +15,9 @@ from typing import Any
 
 from thetanet.cli import CLIError, positive_int
 
-STORAGE_HELP = ("Optuna storage URL (default sqlite:///thetanet-search.db in the working "
-                "directory; postgresql://user:pw@host/db to share the study between machines)")
+STORAGE_HELP = ("Optuna storage URL or SQLite file (default: ~/.local/share/thetanet/"
+                "thetanet-search.db, under $XDG_DATA_HOME when set; postgresql://user:pw@host/"
+                "db to share the study between machines)")
 
 
 def register_search(nsub: argparse._SubParsersAction, splits: tuple[str, ...]) -> None:
@@ -84,6 +85,7 @@ def settings_from_study(split: str, args: argparse.Namespace) -> Any:
                                  study_name=args.study)
     except ValueError as exc:
         raise CLIError(str(exc)) from exc
+    args.study_origin = origin  # for the summary and --json (cli/nc_settings_report.py)
     out = sys.stderr if getattr(args, "json", False) else sys.stdout
     print(f"settings of study {origin['study']!r} trial {origin['trial']} (val weighted-F1 "
           f"{origin['value']:.4f}, mean of seeds {origin['seeds']}): "
@@ -236,21 +238,53 @@ def _existing(storage: str | None, name: str) -> Any:
         raise CLIError(str(exc)) from exc
 
 
-def write_plots(study: Any, directory: str | Path) -> list[Path]:
+#: Fewer finished trials than this: the importances are shown with a caveat.
+FEW_TRIALS = 20
+
+
+def _what(study: Any) -> tuple[str, str]:
+    """(what was searched, the objective) for plot titles: "nc-fine_random on fine_random",
+    "val weighted-F1"."""
+    from thetanet.search import SETUP_ATTR
+
+    setup = study.user_attrs.get(SETUP_ATTR) or {}
+    metric = str(setup.get("metric", "objective"))
+    metric = metric if metric.startswith("val") else f"val {metric}"
+    split = setup.get("split")
+    return (f"{study.study_name}" + (f" on {split}" if split else ""), metric)
+
+
+def _titled(name: str, ax: Any, study: Any) -> None:
+    """Name the split and the metric where Optuna's titles say "Objective Value"; say how
+    few trials the importances rest on."""
+    import optuna
+
+    what, metric = _what(study)
+    done = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    if name == "optimization_history":
+        ax.set_title(f"{what}: {metric} of each trial and the best so far")
+        ax.set_ylabel(metric)
+    elif name == "param_importances":
+        caveat = (f"\nonly {done} finished trials: a rough guide, not a ranking"
+                  if done < FEW_TRIALS else "")
+        ax.set_title(f"{what}: parameter importances for {metric} ({done} finished "
+                     f"trials){caveat}")
+        ax.set_xlabel(f"importance for {metric}")
+    elif name == "intermediate_values":
+        ax.set_title(f"{what}: {metric} after each epoch of each trial (what the pruner sees)")
+        ax.set_ylabel(metric)
+
+
+def figures(study: Any) -> dict[str, Any]:
     """Optuna's optimisation history, parameter importances and intermediate values (the
-    pruning picture) as PNG files in ``directory``; a plot that needs more finished trials
-    than there are is skipped."""
+    pruning picture) as matplotlib figures, titled with the study, split and metric; a plot
+    that needs more finished trials than there are is left out."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 
-    from thetanet.files import atomic_write_with
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
+    out = {}
     plots = {"optimization_history": ovm.plot_optimization_history,
              "param_importances": ovm.plot_param_importances,
              "intermediate_values": ovm.plot_intermediate_values}
@@ -261,7 +295,22 @@ def write_plots(study: Any, directory: str | Path) -> list[Path]:
                 ax = plot(study)
             except (ValueError, RuntimeError):  # e.g. importances of fewer than 2 trials
                 continue
-        fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+        first = ax if hasattr(ax, "figure") else ax.flat[0]
+        _titled(name, first, study)
+        out[name] = first.figure
+    return out
+
+
+def write_plots(study: Any, directory: str | Path) -> list[Path]:
+    """:func:`figures` as PNG files in ``directory``."""
+    import matplotlib.pyplot as plt
+
+    from thetanet.files import atomic_write_with
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, fig in figures(study).items():
         fig.set_size_inches(8, 5)
         fig.tight_layout()
         path = directory / f"{name}.png"
@@ -269,6 +318,14 @@ def write_plots(study: Any, directory: str | Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+def unused_params(params: dict[str, Any]) -> list[str]:
+    """Parameters drawn but not used: a feature's or a neighbours block's weight, normalize
+    or word space while its ``use_…`` is False (TPE draws them anyway)."""
+    off = [k.removeprefix("use_") for k, v in params.items() if k.startswith("use_") and not v]
+    return sorted(k for k in params for name in off
+                  if k in (f"weight_{name}", f"normalize_{name}", f"{name}_space"))
 
 
 def write_plots_or_fail(study: Any, directory: str) -> list[Path]:
@@ -280,6 +337,8 @@ def write_plots_or_fail(study: Any, directory: str) -> list[Path]:
 
 
 def print_summary(doc: dict[str, Any], as_json: bool) -> None:
+    if "best_params" in doc:
+        doc["best_params_unused"] = unused_params(doc["best_params"])
     if as_json:
         print(json.dumps(doc, indent=1, sort_keys=True, default=str))
         return
@@ -288,9 +347,13 @@ def print_summary(doc: dict[str, Any], as_json: bool) -> None:
     if "trials_run" in doc:
         print(f"this worker ran trial(s) {doc['trials_run']}")
     if "best_value" in doc:
+        unused = unused_params(doc["best_params"])
         print(f"best: trial {doc['best_trial']}, val {doc['best_value']:.4f}")
         for k, v in doc["best_params"].items():
-            print(f"  {k} = {v}")
+            if k not in unused:
+                print(f"  {k} = {v}")
+        if unused:
+            print(f"  (drawn but unused, their block being off: {', '.join(unused)})")
     for path in doc.get("plots", []):
         print(f"wrote {path}")
 

@@ -107,12 +107,9 @@ def test_search_on_a_terminal_shows_each_trial_before_the_result(data_root, tmp_
     assert re.search(r"\rtrials: +\d+%\|", text[:result]), text[:result]
 
 
-def test_search_without_a_terminal_writes_a_line_per_trial_and_quiet_none(data_root,
-                                                                           tmp_path):
+def test_search_without_a_terminal_writes_a_line_per_trial(data_root, tmp_path):
+    # (--quiet: test_first_hour_details.py::test_search_database_goes_to_the_user_data_...)
     r = _piped(_search(data_root, tmp_path, "--trials", "1"))
     assert r.returncode == 0, r.stderr
     lines = [line for line in r.stderr.splitlines() if "trial 0:" in line]
     assert len(lines) == 1 and "best" in lines[0] and "\r" not in r.stderr
-    quiet = _piped(_search(data_root, tmp_path, "--trials", "1", "--quiet"))
-    assert quiet.returncode == 0 and quiet.stderr == ""
-    assert "study nc-coarse_lexical: 2 trials" in quiet.stdout  # the same study, one more

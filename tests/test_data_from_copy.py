@@ -49,8 +49,9 @@ def serve() -> Iterator:
 def fresh_env(tmp_path) -> dict[str, str]:
     """A fresh HOME, no THETANET_DATA / XDG_CACHE_HOME / THETANET_DATA_FROM: the user data root
     is HOME/.cache/thetanet."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("THETANET_DATA", "XDG_CACHE_HOME", "THETANET_DATA_FROM")}
+    env = {k: v for k, v in os.environ.items()  # (PYTEST_ADDOPTS: no outer options)
+           if k not in ("THETANET_DATA", "XDG_CACHE_HOME", "THETANET_DATA_FROM",
+                        "PYTEST_ADDOPTS")}
     env["HOME"] = str(tmp_path / "home")
     env["MPLCONFIGDIR"] = str(tmp_path / "mpl")
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])

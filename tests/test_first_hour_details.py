@@ -114,6 +114,21 @@ def test_predict_output_says_how_many_lines(trained, data_root):
     assert f"wrote {n:,} prediction line(s) to {out}" in r.stderr and r.stdout == ""
 
 
+def test_a_long_prediction_says_how_far_it_is(trained, data_root, monkeypatch, capsys):
+    from thetanet.cli import nc_predict
+
+    tmp, _ = trained
+    monkeypatch.setattr(nc_predict, "PROGRESS_EVERY", 0.0)  # as if every chunk took long
+    out = tmp / "pred2.tsv"
+    assert main(["nc", "predict", "--model", str(tmp / "model"), "--input",
+                 str(data_root / "tratz" / SPLIT / "val.tsv"), "--output", str(out),
+                 "--cache-dir", str(tmp / "cache")]) == 0
+    err = capsys.readouterr().err
+    n = len(out.read_text(encoding="utf-8").splitlines())
+    assert re.search(rf"nc predict: {n:,} compounds so far \([\d,]+/s\)", err), err
+    assert err.index("compounds so far") < err.index(f"wrote {n:,} prediction line(s)")
+
+
 def test_score_explains_gold_and_pred(capsys):
     with pytest.raises(SystemExit):
         main(["nc", "score", "--help"])

@@ -182,12 +182,17 @@ def test_search_plots_name_split_and_metric_and_warn_of_few_trials():
     pytest.importorskip("matplotlib")
     from thetanet.cli.nc_search import figures
 
-    titles = {name: fig.axes[0].get_title() for name, fig in figures(_study(3)).items()}
+    figs = figures(_study(3))
+    titles = {name: " ".join(fig.axes[0].get_title().split()) for name, fig in figs.items()}
+    assert all(fig.axes[0].get_title(loc="left") == "" for fig in figs.values())  # Optuna's
+    legend = [t.get_text() for t in figs["optimization_history"].axes[0].get_legend().texts]
+    assert legend == ["val weighted-F1", "best val weighted-F1 so far"]
     assert set(titles) == {"optimization_history", "param_importances", "intermediate_values"}
     assert all("nc-fine_random on fine_random" in t and "val weighted-F1" in t
                for t in titles.values()), titles
-    assert "only 3 finished trials: a rough guide" in titles["param_importances"]
-    many = figures(_study(20))["param_importances"].axes[0].get_title()
+    assert "(3 finished trials: too few for more than a rough guide)" in titles[
+        "param_importances"]
+    many = " ".join(figures(_study(20))["param_importances"].axes[0].get_title().split())
     assert "20 finished trials" in many and "rough guide" not in many
 
 

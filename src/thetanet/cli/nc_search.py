@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import json
 import sys
+import textwrap
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -254,25 +255,34 @@ def _what(study: Any) -> tuple[str, str]:
     return (f"{study.study_name}" + (f" on {split}" if split else ""), metric)
 
 
+def _title(ax: Any, text: str) -> None:
+    """``text`` as the plot's only title (Optuna puts its own on the left), wrapped to fit."""
+    ax.set_title("", loc="left")
+    ax.set_title("\n".join(textwrap.wrap(text, 64)), fontsize=11)
+
+
 def _titled(name: str, ax: Any, study: Any) -> None:
-    """Name the split and the metric where Optuna's titles say "Objective Value"; say how
-    few trials the importances rest on."""
+    """Name the split and the metric where Optuna's titles and legends say "Objective Value";
+    say how few trials the importances rest on."""
     import optuna
 
     what, metric = _what(study)
     done = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
     if name == "optimization_history":
-        ax.set_title(f"{what}: {metric} of each trial and the best so far")
+        _title(ax, f"{what}: {metric} of each trial and the best so far")
         ax.set_ylabel(metric)
     elif name == "param_importances":
-        caveat = (f"\nonly {done} finished trials: a rough guide, not a ranking"
-                  if done < FEW_TRIALS else "")
-        ax.set_title(f"{what}: parameter importances for {metric} ({done} finished "
-                     f"trials){caveat}")
+        caveat = ": too few for more than a rough guide" if done < FEW_TRIALS else ""
+        _title(ax, f"{what}: parameter importances for {metric} ({done} finished "
+                   f"trials{caveat})")
         ax.set_xlabel(f"importance for {metric}")
     elif name == "intermediate_values":
-        ax.set_title(f"{what}: {metric} after each epoch of each trial (what the pruner sees)")
+        _title(ax, f"{what}: {metric} after each epoch of each trial (what the pruner sees)")
         ax.set_ylabel(metric)
+    legend = ax.get_legend()
+    names = {"Objective Value": metric, "Best Value": f"best {metric} so far"}
+    for text in legend.get_texts() if legend is not None else []:
+        text.set_text(names.get(text.get_text(), text.get_text()))
 
 
 def figures(study: Any) -> dict[str, Any]:

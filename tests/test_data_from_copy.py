@@ -137,3 +137,19 @@ def test_a_missing_split_names_the_offline_way(fresh_env, tmp_path):
     errors = [line for line in r.stderr.splitlines() if "error:" in line]
     assert r.returncode == 2 and len(errors) == 1, r.stderr
     assert "thetanet data fetch tratz --data-dir" in errors[0] and "--from DIR|URL" in errors[0]
+
+
+def test_mnist_from_a_copy_of_a_data_root(mnist_root, fresh_env, tmp_path):
+    root = tmp_path / "root"
+    r = _cli("data", "fetch", "mnist", "--split", "t10k", "--data-dir", str(root), "--from",
+             str(mnist_root), env=fresh_env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    from thetanet.data import idx
+
+    assert idx.mnist_available("t10k", root)
+    images, labels = idx.read_mnist("t10k", root)
+    assert np_equal(images, idx.read_mnist("t10k", mnist_root)[0]) and labels.shape == (10000,)
+
+
+def np_equal(a, b) -> bool:
+    return a.shape == b.shape and bool((a == b).all())

@@ -12,6 +12,8 @@ from thetanet.layers.dropout import Dropout
 from thetanet.layers.flatten import Flatten
 from thetanet.layers.maxout import Maxout
 from thetanet.layers.pooling import AveragePool2D, MaxPool2D
+from thetanet.layers.weighted import MAX_LAYER_PARAMS, ParameterBudgetError
 
-__all__ = ["Activation", "AveragePool2D", "Conv2D", "Dense", "Dropout", "Flatten", "Layer",
-           "MaxPool2D", "Maxout", "layer_from_config", "register_layer"]
+__all__ = ["MAX_LAYER_PARAMS", "Activation", "AveragePool2D", "Conv2D", "Dense", "Dropout",
+           "Flatten", "Layer", "MaxPool2D", "Maxout", "ParameterBudgetError",
+           "layer_from_config", "register_layer"]

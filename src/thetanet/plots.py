@@ -18,6 +18,7 @@ import importlib.util
 import io
 import math
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,9 @@ def plot_digit_grid(images: Any, true: Sequence[int], pred: Sequence[int],
     n = min(imgs.shape[0], int(max_images))
     cols = columns or max(1, min(8, n))
     rows = max(1, math.ceil(n / cols))
-    fig = _figure((1.3 * cols, 1.45 * rows + (0.4 if title else 0.0)))
+    width = max(1.3 * cols, 6.0)  # a few images still leave room for the whole title
+    lines = textwrap.wrap(title, int(width * 12)) if title else []
+    fig = _figure((width, 1.45 * rows + 0.3 * len(lines) + (0.2 if lines else 0.0)))
     axes = fig.subplots(rows, cols, squeeze=False)
     for i, ax in enumerate(axes.ravel()):
         ax.set_axis_off()
@@ -167,8 +170,8 @@ def plot_digit_grid(images: Any, true: Sequence[int], pred: Sequence[int],
         ax.set_title(f"{t[i]} → {p[i]}", fontsize=9, color="black" if ok else "crimson")
     if n == 0:
         axes[0, 0].text(0.5, 0.5, "no images", ha="center", va="center")
-    if title:
-        fig.suptitle(title)
+    if lines:
+        fig.suptitle("\n".join(lines), fontsize=11)
     return _save(fig, path)
 
 

@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_attention", "plot_confusion_matrix", "plot_digit_grid", "plot_filters", "plot_learning_curves"]
+__all__ = ["plot_attention", "plot_confusion_matrix", "plot_digit_grid", "plot_filters",
+           "plot_learning_curves"]
 
 # Fail at import when matplotlib is absent (callers catch this), but import it only when
 # a figure is drawn.

@@ -36,11 +36,11 @@ def _numeric(net: CaptionNet, images, tokens, targets, p: np.ndarray, idx: np.nd
     return out
 
 
-@pytest.mark.parametrize("attention", [True, False])
-def test_gradients_match_central_differences(attention):
+@pytest.mark.parametrize("attention, hidden", [(True, 0), (True, 6), (False, 0), (False, 6)])
+def test_gradients_match_central_differences(attention, hidden):
     rng = np.random.default_rng(0)
     cfg = CaptionConfig(canvas=8, filters=(3, 4), embed=4, units=5, attention_units=3,
-                        attention=attention, dtype="float64")
+                        attention=attention, hidden=hidden, dtype="float64")
     net = CaptionNet(cfg, seed=1)
     images, tokens, targets = _batch(rng)
     net.loss(net.forward(images, tokens, training=True)[0], targets)

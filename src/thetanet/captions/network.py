@@ -10,7 +10,9 @@ Forward, for images X (B, H, W) and teacher-forcing inputs w (B, T) = ``<start> 
 4. **Attention** (``attention=True``): ctx_t = Σ_l α_tl f_l with α_t from h_t
    (:class:`~thetanet.captions.decoder.AdditiveAttention`); without attention ctx_t is the
    whole flattened feature map, the same at every step ("Show and Tell").
-5. **Output**: P(w_{t+1} | w_≤t, X) = softmax([h_t, ctx_t] W_o + b_o) over the vocabulary.
+5. **Output** (a deep output layer, as in "Show, Attend and Tell"): r_t = ReLU([h_t, ctx_t] W_r +
+   b_r) with ``hidden`` units (``hidden=0``: r_t = [h_t, ctx_t] and no W_r), then
+   P(w_{t+1} | w_≤t, X) = softmax(r_t W_o + b_o) over the vocabulary.
 
 J = −(1/N) Σ_{real steps} log P(target), N the number of real (non-padding) target steps; the
 fused δ at the output is (P − y)/N on real steps and 0 on padding. Backward runs the same path
@@ -43,6 +45,7 @@ class CaptionConfig:
     units: int = 64
     attention_units: int = 32
     attention: bool = True
+    hidden: int = 64
     vocab: int = len(_scenes.VOCAB)
     max_len: int = _scenes.MAX_WORDS + 1
     dtype: str = "float32"
@@ -52,6 +55,8 @@ class CaptionConfig:
         self.filters = tuple(int(f) for f in self.filters)
         sizes = (self.canvas, self.embed, self.units, self.attention_units, self.vocab,
                  self.max_len, *self.filters)
+        if isinstance(self.hidden, bool) or int(self.hidden) < 0:
+            raise ValueError(f"hidden must be >= 0 (0: no hidden output layer): {self}")
         if not self.filters or any(isinstance(s, bool) or int(s) < 1 for s in sizes):
             raise ValueError(f"caption config sizes must be positive integers: {self}")
         if self.canvas % 2 ** len(self.filters):
@@ -108,9 +113,14 @@ class CaptionNet:
         self.attention = (AdditiveAttention(d, u, cfg.attention_units, rng, dt)
                           if cfg.attention else None)
         ctx = d if cfg.attention else L * d
-        self.Wo = _init.glorot_uniform((u + ctx, cfg.vocab), rng, dt)
-        self.bo = np.zeros(cfg.vocab, dt)
-        self._own = [self.W0, self.b0, self.Wo, self.bo]
+        width = cfg.hidden or cfg.vocab
+        self.Wr = _init.glorot_uniform((u + ctx, width), rng, dt)
+        self.br = np.zeros(width, dt)
+        self._own = [self.W0, self.b0, self.Wr, self.br]
+        if cfg.hidden:
+            self.Wo = _init.glorot_uniform((cfg.hidden, cfg.vocab), rng, dt)
+            self.bo = np.zeros(cfg.vocab, dt)
+            self._own += [self.Wo, self.bo]
         self._own_grads = [np.zeros_like(p) for p in self._own]
         self._cache: Any = None
 
@@ -151,17 +161,21 @@ class CaptionNet:
         m = F.mean(axis=1)
         h0 = np.tanh(m @ self.W0 + self.b0)
         H = self.lstm.forward(self.embedding.forward(tokens), h0, np.zeros_like(h0))
-        alpha = None
+        u = self.config.units
+        alpha = ctx = None
         if self.attention is not None:
             ctx, alpha = self.attention.forward(H, F)
-            z = np.concatenate([H, ctx], axis=2) @ self.Wo + self.bo
+            z = np.concatenate([H, ctx], axis=2) @ self.Wr + self.br
         else:
-            u = self.config.units
-            z = H @ self.Wo[:u] + (F.reshape(F.shape[0], -1) @ self.Wo[u:] + self.bo)[:, None]
+            z = H @ self.Wr[:u] + (F.reshape(F.shape[0], -1) @ self.Wr[u:] + self.br)[:, None]
+        r = None
+        if self.config.hidden:
+            r = np.maximum(z, 0)
+            z = r @ self.Wo + self.bo
         z -= z.max(axis=2, keepdims=True)
         P = np.exp(z)
         P /= P.sum(axis=2, keepdims=True)
-        self._cache = (F, m, h0, H, ctx if alpha is not None else None, P)
+        self._cache = (F, m, h0, H, ctx, r, P)
         return P, alpha
 
     def forward(self, images: np.ndarray, tokens: np.ndarray, training: bool = False
@@ -178,7 +192,7 @@ class CaptionNet:
 
     def backward(self, targets: np.ndarray) -> None:
         """Fill ``grads`` with ∂J/∂θ for the last ``forward`` (run with ``training=True``)."""
-        F, m, h0, H, ctx, P = self._cache
+        F, m, h0, H, ctx, r, P = self._cache
         real = targets != _scenes.PAD
         dz = P.copy()
         np.put_along_axis(dz, targets[..., None], np.take_along_axis(P, targets[..., None], 2)
@@ -186,21 +200,27 @@ class CaptionNet:
         dz *= (real / max(real.sum(), 1))[..., None]  # δ = (P − y)/N, 0 on padding
         B, T, V = dz.shape
         u = self.config.units
-        gW0, gb0, gWo, gbo = self._own_grads
-        gbo[...] = dz.sum(axis=(0, 1))
+        gW0, gb0, gWr, gbr = self._own_grads[:4]
+        if r is not None:  # the deep output layer: δ through W_o and the ReLU
+            gWo, gbo = self._own_grads[4:]
+            gWo[...] = r.reshape(B * T, -1).T @ dz.reshape(B * T, V)
+            gbo[...] = dz.sum(axis=(0, 1))
+            dz = (dz @ self.Wo.T) * (r > 0)
+        width = dz.shape[2]
+        gbr[...] = dz.sum(axis=(0, 1))
         if self.attention is not None:
             hc = np.concatenate([H, ctx], axis=2).reshape(B * T, -1)
-            gWo[...] = hc.T @ dz.reshape(B * T, V)
-            dhc = dz @ self.Wo.T
+            gWr[...] = hc.T @ dz.reshape(B * T, width)
+            dhc = dz @ self.Wr.T
             dH_att, dF = self.attention.backward(dhc[..., u:])
             dH = dhc[..., :u] + dH_att
         else:
             flat = F.reshape(B, -1)
-            gWo[:u] = H.reshape(B * T, u).T @ dz.reshape(B * T, V)
+            gWr[:u] = H.reshape(B * T, u).T @ dz.reshape(B * T, width)
             dsum = dz.sum(axis=1)
-            gWo[u:] = flat.T @ dsum
-            dH = dz @ self.Wo[:u].T
-            dF = (dsum @ self.Wo[u:].T).reshape(F.shape)
+            gWr[u:] = flat.T @ dsum
+            dH = dz @ self.Wr[:u].T
+            dF = (dsum @ self.Wr[u:].T).reshape(F.shape)
         dx, dh0, _ = self.lstm.backward(dH)
         self.embedding.backward(dx)
         dz0 = dh0 * (1 - h0 * h0)

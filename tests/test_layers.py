@@ -220,8 +220,9 @@ def test_build_takes_a_shape_and_returns_the_output_shape(rng):
     act = Activation("relu")
     assert act.build((5, 5, 2), dtype=np.float32, rng=rng) == (5, 5, 2)
     assert act.output_dim == 50
+    assert Dense(4).build((5, 3), dtype=np.float32, rng=rng) == (5, 4)  # per step (sequences)
     with pytest.raises(ValueError, match="Dense needs flat inputs"):
-        Dense(4).build((5, 5), dtype=np.float32, rng=rng)
+        Dense(4).build((5, 5, 2), dtype=np.float32, rng=rng)
 
 
 @register_layer
@@ -263,4 +264,4 @@ def test_model_inputs_with_more_axes_when_the_first_layer_takes_them(rng, tmp_pa
     np.testing.assert_array_equal(load_model(tmp_path / "m").predict(x), model.predict(x))
     flat = Sequential([Dense(2)])
     with pytest.raises(ValueError, match="Dense needs flat inputs"):
-        flat.build((5, 3))
+        flat.build((5, 3, 2))

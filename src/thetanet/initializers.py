@@ -7,7 +7,11 @@ update, so they stay identical forever. Random schemes break the symmetry:
 - ``uniform_epsilon`` (the lecture's): U[−ε, ε] with ε = √6 / √(L_in + L_out)
 - ``glorot_uniform``: the same ε (Glorot & Bengio 2010); ``glorot_normal``: N(0, 2/(in+out))
 - ``he_uniform``: U[−√(6/in), √(6/in)]; ``he_normal``: N(0, 2/in) (for ReLU)
-- ``normal``: N(0, stddev²); ``constant``: every entry = ``value``
+- ``normal``: N(0, stddev²); ``constant``: every entry = ``value``; ``uniform``: U[minval, maxval]
+  (Keras's embedding default, ±0.05)
+- ``orthogonal``: a random orthogonal matrix (QR of a Gaussian one, signs fixed by R's
+  diagonal), Keras's default for recurrent kernels: ‖h U‖ = ‖h‖, so a state neither explodes
+  nor vanishes through U alone
 """
 
 from __future__ import annotations
@@ -55,6 +59,26 @@ def normal(stddev: float = 0.05, mean: float = 0.0) -> Initializer:
     return init
 
 
+def uniform(minval: float = -0.05, maxval: float = 0.05) -> Initializer:
+    def init(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> np.ndarray:
+        return rng.uniform(minval, maxval, size=shape).astype(dtype)
+
+    init.__name__ = "uniform"
+    init.config = {"name": "uniform", "minval": float(minval), "maxval": float(maxval)}  # type: ignore[attr-defined]
+    return init
+
+
+def orthogonal(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> np.ndarray:
+    """Orthonormal rows or columns for the matrix (prod(shape[:-1]), shape[-1])."""
+    rows, cols = int(np.prod(shape[:-1])) if len(shape) > 1 else 1, int(shape[-1])
+    a = rng.normal(0.0, 1.0, size=(max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q *= np.where(np.diag(r) < 0, -1.0, 1.0)  # a unique Q: Haar-distributed
+    if rows < cols:
+        q = q.T
+    return q.reshape(shape).astype(dtype)
+
+
 def uniform_epsilon(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> np.ndarray:
     fan_in, fan_out = _fans(shape)
     eps = np.sqrt(6.0) / np.sqrt(fan_in + fan_out)
@@ -91,8 +115,10 @@ _NAMED: dict[str, Initializer] = {
     "glorot_normal": glorot_normal,
     "he_uniform": he_uniform,
     "he_normal": he_normal,
+    "orthogonal": orthogonal,
 }
-_FACTORIES: dict[str, Callable[..., Initializer]] = {"constant": constant, "normal": normal}
+_FACTORIES: dict[str, Callable[..., Initializer]] = {"constant": constant, "normal": normal,
+                                                     "uniform": uniform}
 
 
 def get(identifier: str | dict[str, Any] | Initializer) -> Initializer:

@@ -34,7 +34,7 @@ from thetanet import saving as _saving
 from thetanet.checkpoint import CHECKPOINT_NAME, Checkpoint, read_checkpoint
 from thetanet.files import ModelFileError
 from thetanet.layers import Layer, layer_from_config
-from thetanet.layers.base import Shape, as_shape
+from thetanet.layers.base import Shape, as_shape, forward_masked, makes_masks
 from thetanet.training import DivergenceWarning, Trainer, batch_rows
 from thetanet.utils import check_array
 
@@ -55,6 +55,8 @@ class _Plan:
     below: tuple[Layer, ...]  # the same, last to first: the backward order
     penalized: tuple[Layer, ...]  # layers with a term in J (L2)
     n_layers: int
+    #: some layer makes a mask (Embedding(mask_zero=True), Masking): thread it
+    masks: bool = False
 
 
 class Sequential(Trainer):
@@ -188,8 +190,12 @@ class Sequential(Trainer):
         return x
 
     def _check_y(self, y: Any, n: int, name: str = "y") -> np.ndarray:
-        """Targets in the form the loss wants: int labels for cross-entropy when given as such."""
+        """Targets in the form the loss wants: int labels for cross-entropy when given as such
+        (per step, (n, T), for a sequence output (T, K))."""
         assert self.loss is not None
+        shape = self.layers[-1].output_shape
+        if shape is not None and len(shape) == 2:
+            return self.loss.sequence_targets(y, n, shape, self.dtype, name)
         return self.loss.targets(y, n, self.output_dim, self.dtype, name)
 
     # -- propagation -------------------------------------------------------------------------
@@ -215,7 +221,7 @@ class Sequential(Trainer):
                      one_pass=fused and out.fused_output and self.loss.fused_one_pass,
                      hidden=layers[:-1], below=layers[-2::-1],
                      penalized=tuple(layer for layer in layers if layer.has_penalty),
-                     n_layers=len(layers))
+                     n_layers=len(layers), masks=makes_masks(layers))
         self._plan_cache = plan
         return plan
 
@@ -241,27 +247,34 @@ class Sequential(Trainer):
         loss_fn = plan.loss
         out = self.layers[-1]
         # forward: a^(l+1) = layer(a^(l)), caching what backward needs
-        a = x
-        if training:
+        a, mask = x, None
+        if plan.masks:  # sequences with padding: each layer also gets / makes the mask
+            a, mask = forward_masked(plan.hidden, a, training, None)
+        elif training:
             for layer in plan.hidden:
                 a = layer.forward(a, True)
         else:  # no training noise (dropout off), caches kept: gradient checks
             for layer in plan.hidden:
                 a = a if layer.stochastic else layer.forward(a, True)
         # the output layer and δ^(L)
-        if plan.one_pass and y.ndim == 1:
+        if plan.one_pass and (y.ndim == 1 or y.dtype.kind == "i"):  # labels (per step)
+            mask = out.compute_mask(a, mask) if plan.masks else None
             z = out.forward_linear(a)  # z^(L)
             a, delta = out.output_buffers()
-            loss = loss_fn.fused_step(y, z, a, delta, scale)  # a = g(z), J, δ = scale·(a − y)/m
+            loss = loss_fn.fused_step(y.reshape(-1), z, a, delta, scale,  # a = g(z), J,
+                                      mask=None if mask is None else mask.reshape(-1))
+            a = a.reshape(*y.shape, -1) if y.ndim == 2 else a  # δ = scale·(a − y)/m
         else:
-            if training or not out.stochastic:
+            if plan.masks:
+                a, mask = forward_masked((out,), a, training, mask)
+            elif training or not out.stochastic:
                 a = out.forward(a, True)
             if plan.fused:  # δ^(L) = (a^(L) − y)/m, J exactly from z^(L)
-                loss = loss_fn.value(y, a, out.z)
-                delta = loss_fn.fused_delta(y, a)
+                loss = loss_fn.value(y, a, out.z, mask=mask)
+                delta = loss_fn.fused_delta(y, a, mask=mask)
             else:  # ∂J/∂a^(L); the output layer's backward multiplies by g'(z^(L))
-                loss = loss_fn.value(y, a)
-                delta = loss_fn.grad(y, a)
+                loss = loss_fn.value(y, a, mask=mask)
+                delta = loss_fn.grad(y, a, mask=mask)
             if scale != 1.0:
                 delta *= scale
         if after_backward is not None and not math.isfinite(loss):
@@ -292,9 +305,7 @@ class Sequential(Trainer):
         step = batch_rows(batch_size, n)
         outs = []
         for s in range(0, max(n, 1), max(step, 1)):
-            a = x[s:s + step]
-            for layer in self.layers:
-                a = layer.forward(a, training=False)
+            a = forward_masked(self.layers, x[s:s + step], None, None)[0]
             outs.append(np.asarray(a))
         return np.concatenate(outs) if len(outs) > 1 else outs[0].copy()
 
@@ -322,15 +333,14 @@ class Sequential(Trainer):
         fused = self._fused()
         *hidden, out = self.layers
         for s in range(0, n, step):
-            a = x[s:s + step]
-            for layer in hidden:
-                a = layer.forward(a, training=False)
+            a, mask = forward_masked(hidden, x[s:s + step], None, None)
             z = None
             if fused:  # J from z^(L) (log-sum-exp), as in training
+                mask = out.compute_mask(a, mask)
                 z, a = out.forward_with_z(a)
             else:
-                a = out.forward(a, training=False)
-            total += self.loss.value(y[s:s + step], a, z) * a.shape[0]
+                a, mask = forward_masked((out,), a, None, mask)
+            total += self.loss.value(y[s:s + step], a, z, mask=mask) * a.shape[0]
             preds.append(np.asarray(a))
         logs = {"loss": total / max(n, 1) + sum(layer.penalty() for layer in self.layers)}
         out_all = np.concatenate(preds) if preds else np.zeros((0, self.output_dim), self.dtype)

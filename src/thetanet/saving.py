@@ -219,14 +219,17 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 #: Config entries that size parameters: bounded by the stored weight count (see below).
-_SIZE_KEYS = ("units", "pieces", "hinges", "input_dim", "filters", "kernel_size", "input_shape")
+_SIZE_KEYS = ("units", "pieces", "hinges", "input_dim", "output_dim", "filters", "kernel_size",
+              "input_shape")
 
 
 def _sizes_in(cfg: dict[str, Any], source: Path) -> Iterator[int]:
     """The size-like entries of a layer config and of its activation's config (the entries of
     a list, such as a kernel size, one by one). Each must be an integer (or absent/null): a
     size written as a string or a float is refused here, before anything is built from it."""
-    for c in (cfg, cfg.get("activation")):
+    inner = cfg.get("layer")  # a wrapped layer (Bidirectional)
+    inner = inner.get("config") if isinstance(inner, dict) else None
+    for c in (cfg, cfg.get("activation"), inner):
         if isinstance(c, dict):
             for k in _SIZE_KEYS:
                 v = c.get(k)

@@ -1,17 +1,27 @@
-"""Layers: Dense (Θ^(j) with bias unit), Activation, Dropout, Maxout, and the convolutional half
-— Conv2D, MaxPool2D, AveragePool2D, Flatten. One file per layer (the two pools share one).
+"""Layers: Dense (Θ^(j) with bias unit), Activation, Dropout, Maxout, the convolutional half
+— Conv2D, MaxPool2D, AveragePool2D, Flatten — and the sequence half — Embedding, Masking,
+SimpleRNN, LSTM, GRU (on a shared recurrent base), Bidirectional. One file per layer (the two
+pools share one).
 
 Importing this package registers every layer class, so ``load_model`` rebuilds any of them in a
 fresh process."""
 
 from thetanet.layers.activation import Activation
 from thetanet.layers.base import Layer, layer_from_config, register_layer
+from thetanet.layers.bidirectional import Bidirectional
 from thetanet.layers.conv2d import Conv2D
 from thetanet.layers.dense import Dense
 from thetanet.layers.dropout import Dropout
+from thetanet.layers.embedding import Embedding
 from thetanet.layers.flatten import Flatten
+from thetanet.layers.gru import GRU
+from thetanet.layers.lstm import LSTM
+from thetanet.layers.masking import Masking
 from thetanet.layers.maxout import Maxout
 from thetanet.layers.pooling import AveragePool2D, MaxPool2D
+from thetanet.layers.recurrent import Recurrent
+from thetanet.layers.simple_rnn import SimpleRNN
 
-__all__ = ["Activation", "AveragePool2D", "Conv2D", "Dense", "Dropout", "Flatten", "Layer",
-           "MaxPool2D", "Maxout", "layer_from_config", "register_layer"]
+__all__ = ["GRU", "LSTM", "Activation", "AveragePool2D", "Bidirectional", "Conv2D", "Dense",
+           "Dropout", "Embedding", "Flatten", "Layer", "MaxPool2D", "Masking", "Maxout",
+           "Recurrent", "SimpleRNN", "layer_from_config", "register_layer"]

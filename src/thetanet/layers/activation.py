@@ -18,6 +18,7 @@ class Activation(Layer):
     channel for feature maps) when it is per unit.
     """
 
+    propagates_mask = True  # per step on sequences
     linear_backward = True  # δ = grad ⊙ g'(z) and ∂J/∂α = Σ grad ⊙ ∂g/∂α: linear in grad
 
     def __init__(self, activation: Any, name: str | None = None) -> None:

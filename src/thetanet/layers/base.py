@@ -25,11 +25,20 @@ training loop never probe for attributes or layer types:
 ``fused_output``           the layer offers ``forward_linear`` / ``output_buffers``: a fused
                            loss computes a = g(z), J and δ^(L) in one pass into its buffers
 ``grad_rows()``            per gradient, the rows the last backward may have made non-zero
+``accepts_mask``           ``forward(x, training, mask=...)`` takes the (batch, T) bool mask of
+                           real steps (sequence layers); others are called without it
+``compute_mask(x, mask)``  the mask of the output given the input and its mask: None by default
+                           (dropped); ``propagates_mask`` layers pass it through unchanged
 =========================  ======================================================================
+
+Masks (sequences): True marks a real step, False a padded one. A padded step changes neither
+a recurrent state nor the loss; backward is unchanged (``backward(grad)``), a mask-aware layer
+keeps the mask it saw in forward.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -94,6 +103,10 @@ class Layer:
     linear_backward: bool = False
     #: The layer implements :meth:`forward_linear` and :meth:`output_buffers`.
     fused_output: ClassVar[bool] = False
+    #: ``forward`` takes ``mask=`` (bool (batch, T), True = real step, or None).
+    accepts_mask: ClassVar[bool] = False
+    #: :meth:`compute_mask` returns the input mask unchanged (steps map to steps).
+    propagates_mask: ClassVar[bool] = False
 
     def __init__(self, name: str | None = None) -> None:
         self.name = name
@@ -170,6 +183,11 @@ class Layer:
         a = g(z) and δ^(L) into them; ``a`` is the layer's cached output from then on."""
         raise NotImplementedError(f"{type(self).__name__} has no fused output")
 
+    def compute_mask(self, x: Any, mask: np.ndarray | None) -> np.ndarray | None:
+        """The mask of this layer's output for input ``x`` with mask ``mask``: the input mask
+        for ``propagates_mask`` layers, else None (no mask downstream)."""
+        return mask if self.propagates_mask else None
+
     # -- parameters --------------------------------------------------------------------------
     @property
     def params(self) -> list[np.ndarray]:
@@ -196,3 +214,25 @@ class Layer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if v is not None)
         return f"{type(self).__name__}({args})"
+
+
+def makes_masks(layers: Sequence[Layer]) -> bool:
+    """Whether a layer may make a mask (overrides ``compute_mask``): then it is threaded."""
+    return any(type(layer).compute_mask is not Layer.compute_mask for layer in layers)
+
+
+def forward_masked(layers: Sequence[Layer], a: Any, training: bool | None, mask: Any
+                   ) -> tuple[Any, Any]:
+    """Forward through ``layers`` threading the mask (the model's way): each layer's output
+    mask comes from ``compute_mask(a, mask)``; mask-aware layers get ``mask=``. ``training``:
+    True (training noise, caches for backward), False (no noise, caches kept: gradient
+    checks), or None for inference (``forward(a, False)``: predict, evaluate)."""
+    cache = training is not None
+    for layer in layers:
+        if training is False and layer.stochastic:
+            continue
+        out_mask = layer.compute_mask(a, mask)
+        a = layer.forward(a, cache, mask=mask) if layer.accepts_mask else \
+            layer.forward(a, cache)
+        mask = out_mask
+    return a, mask

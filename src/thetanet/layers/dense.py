@@ -18,6 +18,11 @@ Backward: δ^(j+1) = grad ⊙ g'(z^(j+1)); ∂J/∂kernel = xᵀ δ (+ λ·kerne
 regularised); ∂J/∂bias = Σ_rows δ; the layer below gets δ kernelᵀ = (Θ^(j))ᵀ δ without the bias
 column. The loss divides by the batch size m, so these are batch averages.
 
+On sequences, x of shape (m, T, s_j), the layer is applied at every step with the same Θ,
+as Keras does: the m·T steps are the rows of one (m·T, s_j) matrix (a reshape, no copy), so
+the forward, the fused softmax + cross-entropy and the backward are the flat layer's, and
+∂J/∂kernel = Σ over the examples and steps of x_tᵀ δ_t. The output mask is the input's.
+
 The first layer also accepts a SciPy CSR matrix ``x`` (sparse features) or a
 :class:`~thetanet.blockmatrix.BlockMatrix` (dense and sparse column blocks side by side): same
 result as the dense array, and no input gradient is needed.
@@ -31,7 +36,7 @@ import numpy as np
 
 from thetanet import activations as _activations
 from thetanet.blockmatrix import BlockMatrix, is_sparse, used_columns
-from thetanet.layers.base import Shape, flat_width, register_layer
+from thetanet.layers.base import Shape, as_shape, register_layer
 from thetanet.layers.weighted import WeightedLayer, positive_int
 
 
@@ -63,16 +68,25 @@ class Dense(WeightedLayer):
         self._kernel_rows: np.ndarray | None = None  # see grad_rows
 
     fused_output = True
+    propagates_mask = True  # sequences: step t of the output is step t of the input
 
     def build(self, input_shape: int | Shape, *, dtype: Any, rng: np.random.Generator
               ) -> Shape:
-        width = flat_width(input_shape, "Dense")
+        shape = as_shape(input_shape)
+        if len(shape) > 2:
+            raise ValueError(f"Dense needs flat inputs (examples × features) or sequences "
+                             f"(examples × steps × features), got examples of shape {shape}; "
+                             "put a Flatten layer before it")
+        width = shape[-1]
         if self.declared_input_dim is not None and width != self.declared_input_dim:
             raise ValueError(f"Dense declared input_dim={self.declared_input_dim} but receives "
                              f"inputs of width {width}")
-        self._set_shapes((width,), (self.units,), dtype)
+        out = (*shape[:-1], self.units)
+        self._set_shapes(shape, out, dtype)
+        self.width = width  # s_j, features per row (per step for sequences)
+        self._lead: tuple[int, ...] | None = None  # (m, T) of the last training sequence batch
         self._create_weights((width, self.units), self.units, rng)
-        return (self.units,)
+        return out
 
     def grad_rows(self) -> list[np.ndarray | None]:
         """With a sparse or block input only the kernel rows of columns that hold a non-zero in
@@ -89,7 +103,7 @@ class Dense(WeightedLayer):
     @theta.setter
     def theta(self, value: np.ndarray) -> None:
         value = np.asarray(value, dtype=self.dtype)
-        want = (self.units, (self.input_dim or 0) + 1)
+        want = (self.units, (self.width if self.built else 0) + 1)
         if not self.built or value.shape != want:
             raise ValueError(f"theta must have shape {want} (units × (inputs + 1)), "
                              f"got {value.shape}" + ("" if self.built else "; build first"))
@@ -105,7 +119,7 @@ class Dense(WeightedLayer):
         across steps; a smaller batch (an epoch's last) gets views of the larger buffers."""
         cap = self._cache.get("cap")
         if cap is None or cap[0] < m or cap[1].dtype != self.dtype:
-            units, d = self.units, self.input_dim or 0
+            units, d = self.units, self.width
             z = np.empty((m, units), self.dtype)
             a = z if self.activation.name == "identity" else np.empty((m, units), self.dtype)
             cap = (m, z, a, np.empty((m, units), self.dtype), np.empty((m, d), self.dtype),
@@ -124,12 +138,20 @@ class Dense(WeightedLayer):
         return z
 
     def forward_with_z(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
+        if type(x) is np.ndarray and x.ndim == 3:  # sequences: g per step (softmax per row)
+            z, a = self.forward_with_z(x.reshape(-1, x.shape[2]))
+            return z.reshape(*x.shape[:2], -1), a.reshape(*x.shape[:2], -1)
         z = self.preactivation(x)
         return z, self.activation.f(z.copy())
 
     def forward_linear(self, x: Any) -> np.ndarray:
         """Training forward without the activation: z = x @ kernel + bias into a reused buffer
-        (``x`` and ``z`` are cached for :meth:`backward`; see :meth:`output_buffers`)."""
+        (``x`` and ``z`` are cached for :meth:`backward`; see :meth:`output_buffers`). A
+        sequence batch (m, T, s_j) is taken as m·T rows: z is (m·T, units)."""
+        self._lead = None
+        if type(x) is np.ndarray and x.ndim == 3:
+            self._lead = x.shape[:2]
+            x = x.reshape(-1, x.shape[2])
         views = self._cache.get("views")
         if views is None or views[0] != x.shape[0]:
             views = self._buffers(x.shape[0])
@@ -162,7 +184,9 @@ class Dense(WeightedLayer):
             a = self._cache["views"][2]
             a = z if a is z else self.activation.f(z, out=a)
             self.a = a
-            return a
+            return a if self._lead is None else a.reshape(*self._lead, self.units)
+        if type(x) is np.ndarray and x.ndim == 3:  # sequences: every step, one GEMM
+            return self.forward(x.reshape(-1, x.shape[2])).reshape(*x.shape[:2], self.units)
         z = np.asarray(x @ self.kernel, dtype=self.dtype)
         if self.use_bias:
             z += self.bias
@@ -170,7 +194,10 @@ class Dense(WeightedLayer):
 
     def backward(self, grad: np.ndarray, *, grad_is_preactivation: bool = False
                  ) -> np.ndarray | None:
-        """grad = ∂J/∂a^(j+1) (or δ^(j+1) itself when ``grad_is_preactivation``)."""
+        """grad = ∂J/∂a^(j+1) (or δ^(j+1) itself when ``grad_is_preactivation``); for
+        sequences (m, T, units) or its (m·T, units) rows."""
+        if self._lead is not None and grad.ndim == 3:
+            grad = grad.reshape(-1, self.units)
         delta = grad if grad_is_preactivation else self.activation.backward(self.z, self.a, grad)
         x = self.x
         self._kernel_rows = None
@@ -208,8 +235,10 @@ class Dense(WeightedLayer):
             return None
         dx = self._cache["views"][4]
         if delta.dtype is dx.dtype:
-            return np.dot(delta, self.kernel.T, out=dx)
-        return np.matmul(delta, self.kernel.T, out=dx)
+            np.dot(delta, self.kernel.T, out=dx)
+        else:
+            np.matmul(delta, self.kernel.T, out=dx)
+        return dx if self._lead is None else dx.reshape(*self._lead, self.width)
 
     def _outer(self, x: np.ndarray, delta: np.ndarray, out: np.ndarray) -> None:
         """out = xᵀ δ for one row. BLAS takes a slow path for a GEMM with k = 1, and

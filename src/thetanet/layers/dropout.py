@@ -19,6 +19,7 @@ from thetanet.layers.base import Layer, register_layer
 class Dropout(Layer):
     """Inverted dropout with probability ``rate`` of zeroing each unit (see the module)."""
 
+    propagates_mask = True  # per step on sequences
     stochastic = True
     linear_backward = True  # grad ⊙ mask
 

@@ -40,6 +40,7 @@ from thetanet._version import __version__
 from thetanet.blockmatrix import BlockMatrix, is_sparse
 from thetanet.files import ModelFileError, locked_dir, read_json
 from thetanet.saving import check_header, check_model_config, read_bundle_arrays, write_bundle
+from thetanet.utils import MultiArray
 
 FORMAT = "thetanet-checkpoint"
 FORMAT_VERSION = 1
@@ -356,6 +357,10 @@ def fingerprint(*arrays: Any) -> str:
     for a in arrays:
         if a is None:
             h.update(b"none;")
+            continue
+        if isinstance(a, MultiArray):  # a multi-input model's inputs: part by part
+            h.update(f"multi{len(a.parts)};".encode())
+            h.update(fingerprint(*a.parts).encode())
             continue
         if isinstance(a, BlockMatrix):  # hash block by block
             h.update(f"blocks{a.shape};".encode())

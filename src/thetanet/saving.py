@@ -259,6 +259,11 @@ def check_model_config(model_cfg: Any, n_elements: int, source: Path) -> None:
     sizes = [v for c in layers for v in _sizes_in(c["config"], source)]
     sizes += list(_sizes_in({k: model_cfg.get(k) for k in ("input_dim", "input_shape")},
                             source))
+    inputs = model_cfg.get("inputs", [])  # a graph's inputs (thetanet.graph.Model)
+    if not isinstance(inputs, list) or not all(isinstance(c, dict) for c in inputs):
+        raise ModelFileError(f"{source}: malformed list of graph inputs")
+    for c in inputs:
+        sizes += list(_sizes_in({"input_shape": c.get("shape")}, source))
     if n_elements:
         if any(not abs(v) <= limit for v in sizes):
             raise ModelFileError(f"{source}: layer sizes in the config do not fit the "

@@ -2,8 +2,8 @@ r"""The fit loop: the lecture's gradient descent over batches, and the machinery
 
 An epoch visits the m training examples in batches (``batch_size=1`` is online learning,
 ``None`` the full batch, anything between mini-batch gradient descent). Each batch is one
-step: the model's forward and backward pass (``Sequential._forward_backward``, δ from the loss
-down to the first layer) fills every layer's ∂J/∂θ, then the optimiser updates Θ.
+step: the model's forward and backward pass (:func:`thetanet.backprop.forward_backward`, δ from
+the loss down to the first layer) fills every layer's ∂J/∂θ, then the optimiser updates Θ.
 
 :class:`Trainer` holds ``fit`` and ``train_on_batch`` and is mixed into ``Sequential``, as
 Keras 3 keeps its Trainer apart from its Model: it uses the model through the attributes and
@@ -91,6 +91,8 @@ class Trainer:
     dtype: np.dtype
     stop_training: bool
     history: History | None
+    #: some layer is called at several nodes (its ∂J/∂Θ is a sum: no update after backward)
+    shared_layers: bool
 
     if TYPE_CHECKING:
         @property
@@ -100,6 +102,7 @@ class Trainer:
         @property
         def output_dim(self) -> int: ...
         def get_weights(self) -> list[np.ndarray]: ...
+        def grad_rows(self) -> list[np.ndarray | None]: ...
         def _require_compiled(self) -> None: ...
         def _check_x(self, x: Any, name: str = "x") -> Any: ...
         def _check_y(self, y: Any, n: int, name: str = "y") -> np.ndarray: ...
@@ -134,7 +137,7 @@ class Trainer:
         fb = self._forward_backward
         isfinite = math.isfinite
         self._make_plan()
-        if (opt.folded_learning_rate() is not None
+        if (opt.folded_learning_rate() is not None and not self.shared_layers
                 and all(layer.linear_backward for layer in layers)):
             pairs = {id(layer): (layer.params, layer.grads) for layer in layers}
             rate_now, apply_folded, end_step = (opt.folded_learning_rate, opt.apply_folded,
@@ -160,7 +163,7 @@ class Trainer:
             def with_rows(x: Any, y: np.ndarray) -> tuple[float, np.ndarray]:
                 loss, a = fb(x, y, True)
                 if isfinite(loss):
-                    opt.step(params, grads, [r for ly in layers for r in ly.grad_rows()])
+                    opt.step(params, grads, self.grad_rows())
                 return loss, a
             return with_rows
         update_all = opt.step
@@ -282,7 +285,7 @@ class Trainer:
                 if not isfinite(loss):
                     run.diverge(epoch, history)
                     break
-                m = a.shape[0]
+                m = len(yb)
                 run.total += loss * m
                 if preds is not None:
                     preds[s:s + m] = a
@@ -352,7 +355,8 @@ def _batches(x: Any, y: np.ndarray, perm: np.ndarray | None, start: int, batch_s
         for s in range(start, n, batch_size):
             yield s, x[s:s + batch_size], y[s:s + batch_size]
         return
-    if type(x) is not np.ndarray:  # sparse / BlockMatrix: gather the epoch at once
+    if type(x) is not np.ndarray or type(y) is not np.ndarray:
+        # sparse / BlockMatrix / several inputs or outputs: gather the epoch at once
         xs, ys = x[perm], y[perm]
         for s in range(start, n, batch_size):
             yield s, xs[s:s + batch_size], ys[s:s + batch_size]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -81,3 +82,38 @@ def check_array(x: Any, dtype: np.dtype, name: str = "x", flat: bool = True) -> 
         where = f"column {bad[1]}" if arr.ndim == 2 else f"index {tuple(bad[1:].tolist())}"
         raise ValueError(f"{name} contains NaN or inf (first at row {bad[0]}, {where})")
     return arr
+
+
+class MultiArray:
+    """Several arrays with the same rows, indexed together: the inputs (or targets) of a model
+    with several inputs (outputs). ``m[rows]`` and ``m[a:b]`` index every part; ``shape`` is
+    ``(n,)``, so the fit loop batches it as it batches one array."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: Any) -> None:
+        self.parts = tuple(parts)
+        n = {p.shape[0] for p in self.parts}
+        if len(n) != 1:
+            raise ValueError(f"the arrays of a multi-input (or output) model must have the "
+                             f"same number of rows, got {sorted(n)}")
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (self.parts[0].shape[0],)
+
+    def __len__(self) -> int:
+        return self.parts[0].shape[0]
+
+    def __getitem__(self, rows: Any) -> MultiArray:
+        return MultiArray(p[rows] for p in self.parts)
+
+
+def sum_is_finite(x: np.ndarray) -> bool:
+    """True when every entry of the 2-D float array ``x`` is finite: then so is its sum (a NaN
+    or inf makes it NaN or inf; a sum that overflows is settled by the exact check). The row
+    sums are one BLAS matrix-vector product over the data, on all of BLAS's threads, without a
+    temporary of the array's size."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        rows = np.dot(x, np.ones(x.shape[1], x.dtype))
+        return math.isfinite(float(np.add.reduce(rows)))

@@ -1,12 +1,14 @@
 """Layers: Dense (Θ^(j) with bias unit), Activation, Dropout, Maxout, the convolutional half
-— Conv2D, MaxPool2D, AveragePool2D, Flatten — and the sequence half — Embedding, Masking,
-SimpleRNN, LSTM, GRU (on a shared recurrent base), Bidirectional. One file per layer (the two
-pools share one).
+— Conv2D, MaxPool2D, AveragePool2D, Flatten, Reshape —, the sequence half — Embedding, Masking,
+SimpleRNN, LSTM, GRU (on a shared recurrent base), Bidirectional — and for model graphs the
+merge layers (Concatenate, Add) and AdditiveAttention. One file per layer (the two pools and the
+two merges share one).
 
 Importing this package registers every layer class, so ``load_model`` rebuilds any of them in a
 fresh process."""
 
 from thetanet.layers.activation import Activation
+from thetanet.layers.attention import AdditiveAttention, Attention
 from thetanet.layers.base import Layer, layer_from_config, register_layer
 from thetanet.layers.bidirectional import Bidirectional
 from thetanet.layers.conv2d import Conv2D
@@ -18,10 +20,13 @@ from thetanet.layers.gru import GRU
 from thetanet.layers.lstm import LSTM
 from thetanet.layers.masking import Masking
 from thetanet.layers.maxout import Maxout
+from thetanet.layers.merge import Add, Concatenate
 from thetanet.layers.pooling import AveragePool2D, MaxPool2D
 from thetanet.layers.recurrent import Recurrent
+from thetanet.layers.reshape import Reshape
 from thetanet.layers.simple_rnn import SimpleRNN
 
-__all__ = ["GRU", "LSTM", "Activation", "AveragePool2D", "Bidirectional", "Conv2D", "Dense",
-           "Dropout", "Embedding", "Flatten", "Layer", "MaxPool2D", "Masking", "Maxout",
-           "Recurrent", "SimpleRNN", "layer_from_config", "register_layer"]
+__all__ = ["GRU", "LSTM", "Activation", "Add", "AdditiveAttention", "Attention",
+           "AveragePool2D", "Bidirectional", "Concatenate", "Conv2D", "Dense", "Dropout",
+           "Embedding", "Flatten", "Layer", "MaxPool2D", "Masking", "Maxout", "Recurrent",
+           "Reshape", "SimpleRNN", "layer_from_config", "register_layer"]

@@ -25,6 +25,11 @@ training loop never probe for attributes or layer types:
 ``fused_output``           the layer offers ``forward_linear`` / ``output_buffers``: a fused
                            loss computes a = g(z), J and δ^(L) in one pass into its buffers
 ``grad_rows()``            per gradient, the rows the last backward may have made non-zero
+``multi_input``            ``forward`` takes a list of arrays (one per input tensor), ``build`` a
+                           list of shapes, ``backward`` returns a list of gradients (merge
+                           layers, attention)
+``n_outputs``              outputs per call; above 1 ``forward`` returns a tuple, ``build`` a
+                           list of shapes and ``backward`` takes a list of gradients
 ``accepts_mask``           ``forward(x, training, mask=...)`` takes the (batch, T) bool mask of
                            real steps (sequence layers); others are called without it
 ``compute_mask(x, mask)``  the mask of the output given the input and its mask: None by default
@@ -33,7 +38,12 @@ training loop never probe for attributes or layer types:
 
 Masks (sequences): True marks a real step, False a padded one. A padded step changes neither
 a recurrent state nor the loss; backward is unchanged (``backward(grad)``), a mask-aware layer
-keeps the mask it saw in forward.
+keeps the mask it saw in forward. A multi-input layer gets (and ``compute_mask`` takes) a list
+of masks, one per input; a layer with several outputs returns a list of masks.
+
+Calling a layer on symbolic tensors (``Dense(8)(Input((4,)))``) records a
+:class:`~thetanet.layers.symbolic.Node` and returns its output tensor(s): the functional style of
+:class:`thetanet.graph.Model`. Arrays go through :meth:`Layer.forward`, never through a call.
 """
 
 from __future__ import annotations
@@ -42,6 +52,8 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
+
+from thetanet.layers.symbolic import Node, SymbolicTensor
 
 _LAYER_CLASSES: dict[str, type[Layer]] = {}
 
@@ -103,6 +115,10 @@ class Layer:
     linear_backward: bool = False
     #: The layer implements :meth:`forward_linear` and :meth:`output_buffers`.
     fused_output: ClassVar[bool] = False
+    #: ``forward`` / ``build`` take lists (one entry per input), ``backward`` returns a list.
+    multi_input: ClassVar[bool] = False
+    #: Outputs per call: above 1, ``forward`` returns a tuple and ``backward`` takes a list.
+    n_outputs: ClassVar[int] = 1
     #: ``forward`` takes ``mask=`` (bool (batch, T), True = real step, or None).
     accepts_mask: ClassVar[bool] = False
     #: :meth:`compute_mask` returns the input mask unchanged (steps map to steps).
@@ -152,6 +168,20 @@ class Layer:
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name}
 
+    def __call__(self, inputs: Any) -> Any:
+        """The functional style: this layer applied to symbolic tensors (one, or a list for a
+        ``multi_input`` layer); returns its output tensor (a tuple for ``n_outputs`` > 1)."""
+        many = isinstance(inputs, (list, tuple))
+        tensors = tuple(inputs) if many else (inputs,)
+        if not tensors or not all(isinstance(t, SymbolicTensor) for t in tensors):
+            raise TypeError(f"{type(self).__name__} is called on symbolic tensors (from "
+                            "thetanet.graph.Input); to apply it to arrays use forward(x)")
+        if many != self.multi_input:
+            what = "a list of tensors" if self.multi_input else "one tensor"
+            raise ValueError(f"{type(self).__name__} is called on {what}")
+        node = Node(self, tensors, self.n_outputs)
+        return node.outputs if self.n_outputs > 1 else node.outputs[0]
+
     # -- declared capabilities (defaults) ----------------------------------------------------
     @property
     def has_penalty(self) -> bool:
@@ -183,9 +213,10 @@ class Layer:
         a = g(z) and δ^(L) into them; ``a`` is the layer's cached output from then on."""
         raise NotImplementedError(f"{type(self).__name__} has no fused output")
 
-    def compute_mask(self, x: Any, mask: np.ndarray | None) -> np.ndarray | None:
+    def compute_mask(self, x: Any, mask: Any) -> Any:
         """The mask of this layer's output for input ``x`` with mask ``mask``: the input mask
-        for ``propagates_mask`` layers, else None (no mask downstream)."""
+        for ``propagates_mask`` layers, else None (no mask downstream). Lists for layers with
+        several inputs / outputs."""
         return mask if self.propagates_mask else None
 
     # -- parameters --------------------------------------------------------------------------

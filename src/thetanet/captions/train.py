@@ -19,7 +19,7 @@ import numpy as np
 
 from thetanet.captions import decode as _decode
 from thetanet.captions import metrics as _metrics
-from thetanet.captions.network import CaptionNet
+from thetanet.captions.model import Captioner
 from thetanet.data import scenes as _scenes
 from thetanet.optimizers import Adam
 
@@ -67,39 +67,40 @@ def split_validation(digits: _scenes.SceneDigits, fraction: float = 0.1
             (digits.train_images[cut:], digits.train_labels[cut:]))
 
 
-def caption_images(net: CaptionNet, images: np.ndarray, beam_width: int = 1,
-                   batch_size: int = 250) -> list[str]:
+def caption_images(cap: Captioner, images: np.ndarray, beam_width: int = 1,
+                   batch_size: int = 500) -> list[str]:
     """Captions of ``images`` (n, H, W): greedy (``beam_width`` 1) or beam search."""
     out: list[str] = []
     for s in range(0, len(images), batch_size):
-        F = net.encode(images[s:s + batch_size])
-        step = net.step_function(F)
-        args = (step, len(F), net.config.max_len, _scenes.START, _scenes.END)
+        encoded = cap.encode(images[s:s + batch_size])
+        step = cap.step_function(encoded)
+        args = (step, len(encoded[0]), cap.config.max_len, _scenes.START, _scenes.END)
         ids = (_decode.greedy_decode(*args) if beam_width == 1
                else _decode.beam_search(*args, beam_width=beam_width))
         out += [_scenes.decode_tokens(t) for t in ids]
     return out
 
 
-def _evaluate(net: CaptionNet, val: _scenes.Scenes, inputs: np.ndarray, targets: np.ndarray
+def _evaluate(cap: Captioner, val: _scenes.Scenes, inputs: np.ndarray, targets: np.ndarray
               ) -> dict[str, float]:
-    P, _ = net.forward(val.images, inputs)
-    hyps = caption_images(net, val.images)
-    return {"val_loss": net.loss(P, targets),
+    loss = cap.train.evaluate([cap.image_input(val.images), inputs], targets)
+    hyps = caption_images(cap, val.images)
+    return {"val_loss": float(loss),
             "val_exact_match": _metrics.exact_match(val.captions, hyps),
             "val_word_accuracy": _metrics.word_accuracy(val.captions, hyps)}
 
 
-def train(net: CaptionNet, digits: _scenes.SceneDigits, config: TrainConfig,
+def train(cap: Captioner, digits: _scenes.SceneDigits, config: TrainConfig,
           report: Callable[[str], None] | None = None, report_every: float = 2.0
           ) -> dict[str, list[float]]:
-    """Train ``net`` in place; returns the history (``loss`` and the ``val_*`` per epoch)."""
+    """Train ``cap`` in place; returns the history (``loss`` and the ``val_*`` per epoch)."""
     (tr_x, tr_y), (va_x, va_y) = split_validation(digits)
-    canvas = net.config.canvas
+    canvas, T = cap.config.canvas, cap.config.max_len
     val = _scenes.make_scenes(va_x, va_y, config.val_scenes, seed=config.seed + 7919,
                               canvas=canvas)
-    val_in, val_out = _scenes.encode_captions(val.captions, net.config.max_len)
+    val_in, val_out = _scenes.encode_captions(val.captions, T)
     opt = Adam(config.learning_rate)
+    cap.train.compile(opt, "sparse_categorical_crossentropy")
     rng = np.random.default_rng(config.seed)
     history: dict[str, list[float]] = {"loss": [], "val_loss": [], "val_exact_match": [],
                                        "val_word_accuracy": []}
@@ -109,21 +110,20 @@ def train(net: CaptionNet, digits: _scenes.SceneDigits, config: TrainConfig,
         opt.learning_rate = config.rate(epoch)
         scenes = _scenes.make_scenes(tr_x, tr_y, config.scenes_per_epoch,
                                      seed=config.seed * 100_003 + epoch, canvas=canvas)
-        inputs, targets = _scenes.encode_captions(scenes.captions, net.config.max_len)
+        inputs, targets = _scenes.encode_captions(scenes.captions, T)
+        images = cap.image_input(scenes.images)
         order = rng.permutation(len(scenes))
         total = 0.0
-        for b, start in enumerate(range(0, len(order), config.batch_size)):
+        for start in range(0, len(order), config.batch_size):
             rows = order[start:start + config.batch_size]
-            P, _ = net.forward(scenes.images[rows], inputs[rows], training=True)
-            total += net.loss(P, targets[rows]) * rows.size
-            net.backward(targets[rows])
-            opt.step(net.params, net.grads)
+            total += cap.train.train_on_batch([images[rows], inputs[rows]],
+                                              targets[rows]) * rows.size
             if time.monotonic() - last >= report_every:
                 last = time.monotonic()
                 say(f"epoch {epoch + 1}/{config.epochs}: {start + rows.size}/{len(order)} "
                     f"scenes, loss {total / (start + rows.size):.4f}")
         history["loss"].append(total / len(order))
-        for k, v in _evaluate(net, val, val_in, val_out).items():
+        for k, v in _evaluate(cap, val, val_in, val_out).items():
             history[k].append(v)
         last = time.monotonic()
         say(f"epoch {epoch + 1}/{config.epochs}: loss {history['loss'][-1]:.4f}, val loss "

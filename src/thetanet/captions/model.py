@@ -1,0 +1,258 @@
+r"""The captioner as a model graph: a CNN encoder and an LSTM decoder with attention (Figure 3).
+
+Built from the engine's layers in Keras's functional style (:mod:`thetanet.graph`)::
+
+    image (H, W, 3) ─ [Conv2D 3×3 same ReLU ─ MaxPool2D 2] × k ─┬─ Reshape (L, d) ─── features f_l
+                                                               └─ Flatten ─ Dense(s, ReLU) ─ summary
+    words (T,) ─ Embedding(mask_zero) ─┐
+    summary ─ RepeatVector(T) ─────────┴─ Concatenate ─ LSTM(u, return_sequences) ─ h_t
+    [h_t, features] ─ AdditiveAttention ─ (ctx_t, α_t)
+    [h_t, ctx_t] ─ Concatenate ─ Dense(hidden, ReLU) ─ Dense(V, softmax) ─ P(w_{t+1} | w_≤t, image)
+
+- The image gets two coordinate channels (row and column position in [−1, 1],
+  :func:`with_coordinates`), so the features know *where* they are: the words "left",
+  "above"… need it.
+- The summary (the whole flattened feature map through one Dense layer) enters the LSTM at
+  every step: the decoder knows the scene's layout before it names a digit.
+- Teacher forcing: ``words`` are ``<start> w_1 … w_k`` and the targets ``w_1 … w_k <end>``;
+  padding (id 0) is masked from the embedding on, so padded steps count neither in J nor in δ.
+- ``attention=False`` replaces ctx_t by the whole flattened feature map at every step (one
+  vector for the whole caption, "Show and Tell"): the baseline.
+
+Four :class:`~thetanet.graph.Model` objects share the same layers (one set of weights Θ):
+``train`` (image, words → P), ``full`` (→ P, α, for the plots), ``encoder`` (image →
+features, summary) and ``decoder`` (features, summary, words → P, α), which decoding re-runs on
+each prefix without re-running the CNN.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from thetanet.data import scenes as _scenes
+from thetanet.graph import Input, Model
+from thetanet.layers import (
+    LSTM,
+    AdditiveAttention,
+    Concatenate,
+    Conv2D,
+    Dense,
+    Embedding,
+    Flatten,
+    MaxPool2D,
+    RepeatVector,
+    Reshape,
+)
+from thetanet.model import load_model
+
+__all__ = ["CaptionConfig", "Captioner", "with_coordinates"]
+
+
+@dataclass
+class CaptionConfig:
+    """The captioner's architecture (saved with the model)."""
+
+    canvas: int = 48
+    filters: tuple[int, ...] = (8, 16, 32)
+    summary: int = 64
+    embed: int = 16
+    units: int = 64
+    attention_units: int = 32
+    hidden: int = 64
+    attention: bool = True
+    vocab: int = len(_scenes.VOCAB)
+    max_len: int = _scenes.MAX_WORDS + 1
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        self.filters = tuple(self.filters)
+        sizes = (self.canvas, self.summary, self.embed, self.units, self.attention_units,
+                 self.hidden, self.vocab, self.max_len, *self.filters)
+        if not self.filters or any(isinstance(s, bool) or not isinstance(s, int) or s < 1
+                                   for s in sizes):
+            raise ValueError(f"caption config sizes must be positive integers: {self}")
+        if self.canvas % 2 ** len(self.filters):
+            raise ValueError(f"canvas {self.canvas} must be divisible by 2^{len(self.filters)}"
+                             " (one 2×2 pooling per conv layer)")
+        if self.dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(g_h, g_w): the feature map's size, L = g_h·g_w locations."""
+        side = self.canvas // 2 ** len(self.filters)
+        return side, side
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["filters"] = list(self.filters)
+        return d
+
+
+def with_coordinates(images: np.ndarray) -> np.ndarray:
+    """(n, H, W) images → (n, H, W, 3): the image, its row and its column position in [−1, 1]."""
+    images = np.asarray(images)
+    if images.ndim != 3:
+        raise ValueError(f"images must be (n, H, W), got shape {images.shape}")
+    n, h, w = images.shape
+    out = np.empty((n, h, w, 3), images.dtype)
+    out[..., 0] = images
+    out[..., 1] = np.linspace(-1, 1, h, dtype=images.dtype)[:, None]
+    out[..., 2] = np.linspace(-1, 1, w, dtype=images.dtype)[None, :]
+    return out
+
+
+def _layers(cfg: CaptionConfig) -> dict[str, Any]:
+    """Every layer of the captioner, by name (names are how a loaded model is re-wired)."""
+    out: dict[str, Any] = {}
+    for i, f in enumerate(cfg.filters):
+        out[f"conv{i}"] = Conv2D(f, 3, padding="same", activation="relu",
+                                 kernel_initializer="he_uniform", name=f"conv{i}")
+        out[f"pool{i}"] = MaxPool2D(2, name=f"pool{i}")
+    g_h, g_w = cfg.grid
+    out["features"] = Reshape((g_h * g_w, cfg.filters[-1]), name="features")
+    out["flatten"] = Flatten(name="flatten")
+    out["summary"] = Dense(cfg.summary, "relu", name="summary")
+    out["repeat"] = RepeatVector(cfg.max_len, name="repeat")
+    out["embedding"] = Embedding(cfg.vocab, cfg.embed, mask_zero=True, name="embedding")
+    out["lstm_in"] = Concatenate(name="lstm_in")
+    out["lstm"] = LSTM(cfg.units, return_sequences=True, name="lstm")
+    if cfg.attention:
+        out["attention"] = AdditiveAttention(cfg.attention_units, name="attention")
+    else:
+        out["repeat_map"] = RepeatVector(cfg.max_len, name="repeat_map")
+    out["deep_in"] = Concatenate(name="deep_in")
+    out["deep"] = Dense(cfg.hidden, "relu", name="deep")
+    out["next_word"] = Dense(cfg.vocab, "softmax", name="next_word")
+    return out
+
+
+def _encode(cfg: CaptionConfig, lay: dict[str, Any], image: Any) -> tuple[Any, Any, Any]:
+    """(features (L, d), summary (s,), flat map) tensors of an image tensor."""
+    a = image
+    for i in range(len(cfg.filters)):
+        a = lay[f"pool{i}"](lay[f"conv{i}"](a))
+    flat = lay["flatten"](a)
+    return lay["features"](a), lay["summary"](flat), flat
+
+
+def _decode(cfg: CaptionConfig, lay: dict[str, Any], features: Any, summary: Any, flat: Any,
+            words: Any) -> tuple[Any, Any]:
+    """(P, α or None) tensors: the decoder on features, summary and the words so far."""
+    x = lay["lstm_in"]([lay["embedding"](words), lay["repeat"](summary)])
+    h = lay["lstm"](x)
+    if cfg.attention:
+        ctx, alpha = lay["attention"]([h, features])
+    else:
+        ctx, alpha = lay["repeat_map"](flat), None
+    r = lay["deep"](lay["deep_in"]([h, ctx]))
+    return lay["next_word"](r), alpha
+
+
+class Captioner:
+    """The four models of the module doc over one set of layers; ``train`` is compiled by the
+    caller (:mod:`thetanet.captions.train`)."""
+
+    def __init__(self, config: CaptionConfig, seed: int = 0,
+                 trained: Model | None = None) -> None:
+        self.config = cfg = config
+        dt = cfg.dtype
+        if trained is None:
+            lay = _layers(cfg)
+        else:
+            lay = {layer.name: layer for layer in trained.layers}
+        image = Input((cfg.canvas, cfg.canvas, 3), name="image")
+        words = Input((cfg.max_len,), name="words")
+        feats, summ, flat = _encode(cfg, lay, image)
+        probs, alpha = _decode(cfg, lay, feats, summ, flat, words)
+        if trained is None:
+            trained = Model([image, words], probs, dtype=dt, seed=seed, name="captioner")
+        self.train = trained
+        weights = [w.copy() for w in trained.get_weights()]
+        enc_out = [feats, summ] + ([] if cfg.attention else [flat])
+        self.encoder = Model(image, enc_out, dtype=dt, seed=seed)
+        f_in = Input(tuple(feats.shape), name="features_in")
+        s_in = Input(tuple(summ.shape), name="summary_in")
+        m_in = Input(tuple(flat.shape), name="map_in")
+        w_in = Input((cfg.max_len,), name="words_in")
+        p2, a2 = _decode(cfg, lay, f_in, s_in, m_in, w_in)
+        dec_in = [f_in, s_in, w_in] if cfg.attention else [f_in, s_in, m_in, w_in]
+        self.decoder = Model(dec_in, [p2, a2] if cfg.attention else [p2], dtype=dt, seed=seed)
+        # building a model (re)initialises the layers it calls: put the first model's Θ back
+        trained.set_weights(weights)
+
+    # -- inputs --------------------------------------------------------------------------------
+    def image_input(self, images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images, self.config.dtype)
+        c = self.config.canvas
+        if images.ndim != 3 or images.shape[1:] != (c, c):
+            raise ValueError(f"the captioner reads ({c}, {c}) images, got {images.shape[1:]}")
+        return with_coordinates(images)
+
+    def encode(self, images: np.ndarray) -> list[np.ndarray]:
+        """The encoder's outputs for images (n, H, W): [features, summary(, flat map)]."""
+        out = self.encoder.predict(self.image_input(images), batch_size=500)
+        return out if isinstance(out, list) else [out]
+
+    def words_input(self, prefixes: np.ndarray) -> np.ndarray:
+        """Token prefixes (k, t), t ≤ T, zero-padded to the model's T steps."""
+        k, t = prefixes.shape
+        if t > self.config.max_len:
+            raise ValueError(f"prefix of {t} tokens is longer than {self.config.max_len}")
+        words = np.zeros((k, self.config.max_len), self.config.dtype)
+        words[:, :t] = prefixes
+        return words
+
+    def step_function(self, encoded: list[np.ndarray]) -> Any:
+        """``step(rows, prefixes) -> log P(next token | image, prefix)`` for
+        :mod:`thetanet.captions.decode`: the decoder re-run on each prefix, the encoder's
+        outputs ``encoded`` computed once."""
+
+        def step(rows: np.ndarray, prefixes: np.ndarray) -> np.ndarray:
+            x = [e[rows] for e in encoded] + [self.words_input(prefixes)]
+            out = self.decoder.predict(x, batch_size=1000)
+            probs = out[0] if isinstance(out, list) else out
+            return np.log(np.maximum(probs[:, prefixes.shape[1] - 1], 1e-30))
+
+        return step
+
+    def attention_maps(self, images: np.ndarray, captions: list[str]) -> list[np.ndarray]:
+        """Per image, α (k, g_h, g_w) of each of its caption's k words: where the decoder
+        looked when it produced that word (teacher-forced on the caption)."""
+        if not self.config.attention:
+            raise ValueError("a model trained --no-attention has no attention weights")
+        inputs, _ = _scenes.encode_captions(captions, self.config.max_len)
+        encoded = self.encode(images)
+        _, alpha = self.decoder.predict([*encoded, inputs.astype(self.config.dtype)])
+        g = self.config.grid
+        return [alpha[i, :len(c.split())].reshape(-1, *g) for i, c in enumerate(captions)]
+
+    # -- files -----------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None
+             ) -> Path:
+        """The training model via the engine's save (JSON + .npz), the config in metadata."""
+        meta = {"captioner": self.config.to_json(), **(metadata or {})}
+        self.train.save(path, metadata=meta)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> tuple[Captioner, dict[str, Any]]:
+        """(captioner, metadata) of a model saved by :meth:`save`."""
+        trained = load_model(path, compile=False)
+        meta = dict(getattr(trained, "metadata", {}) or {})
+        raw = meta.get("captioner")
+        if not isinstance(raw, dict) or set(raw) - set(CaptionConfig.__dataclass_fields__):
+            raise ValueError(f"{path}: not a saved captioner (no captioner config)")
+        try:
+            config = CaptionConfig(**raw)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: invalid captioner config: {exc}") from exc
+        if not isinstance(trained, Model) or {"conv0", "lstm", "next_word"} - {
+                layer.name for layer in trained.layers}:
+            raise ValueError(f"{path}: the saved model is not a captioner graph")
+        return cls(config, trained=trained), meta

@@ -2,16 +2,23 @@ r"""The captioner as a model graph: a CNN encoder and an LSTM decoder with atten
 
 Built from the engine's layers in Keras's functional style (:mod:`thetanet.graph`)::
 
-    image (H, W, 3) ─ [Conv2D 3×3 same ReLU ─ MaxPool2D 2] × k ─┬─ Reshape (L, d) ─── features f_l
-                                                               └─ Flatten ─ Dense(s, ReLU) ─ summary
+    image (H, W, 1) ─ [Conv2D 3×3 same ReLU ─ MaxPool2D 2] × k ─ Conv2D w×w valid ReLU (window)
+        window ─┬─ Reshape (L, d) ─┬─ Concatenate ─ features f_l = [what, where]
+                │   positions (L, 2)┘
+                └─ Flatten ─ Dense(s, ReLU) ─ summary
     words (T,) ─ Embedding(mask_zero) ─┐
     summary ─ RepeatVector(T) ─────────┴─ Concatenate ─ LSTM(u, return_sequences) ─ h_t
     [h_t, features] ─ AdditiveAttention ─ (ctx_t, α_t)
     [h_t, ctx_t] ─ Concatenate ─ Dense(hidden, ReLU) ─ Dense(V, softmax) ─ P(w_{t+1} | w_≤t, image)
 
-- The image gets two coordinate channels (row and column position in [−1, 1],
-  :func:`with_coordinates`), so the features know *where* they are: the words "left",
-  "above"… need it.
+- Each location's feature gets its position (row and column of the window's centre in
+  [−1, 1], :func:`grid_positions`, a constant second input), so attention can pick "the digit
+  at the top left" and the context says where it looked: the words "left", "above"… need it.
+  (Coordinates as extra image channels instead slowed the CNN's learning of the digits
+  severalfold: they dominate the first layers' activations.)
+- The window layer makes each location's feature f_l describe a whole quadrant-sized window
+  (w = 3 pooled cells = 24 px on a 48-px canvas, windows 8 px apart): a digit is read from one
+  f_l, so attention has to pick a location, not assemble a digit from pieces.
 - The summary (the whole flattened feature map through one Dense layer) enters the LSTM at
   every step: the decoder knows the scene's layout before it names a digit.
 - Teacher forcing: ``words`` are ``<start> w_1 … w_k`` and the targets ``w_1 … w_k <end>``;
@@ -19,10 +26,10 @@ Built from the engine's layers in Keras's functional style (:mod:`thetanet.graph
 - ``attention=False`` replaces ctx_t by the whole flattened feature map at every step (one
   vector for the whole caption, "Show and Tell"): the baseline.
 
-Four :class:`~thetanet.graph.Model` objects share the same layers (one set of weights Θ):
-``train`` (image, words → P), ``full`` (→ P, α, for the plots), ``encoder`` (image →
-features, summary) and ``decoder`` (features, summary, words → P, α), which decoding re-runs on
-each prefix without re-running the CNN.
+Three :class:`~thetanet.graph.Model` objects share the same layers (one set of weights Θ):
+``train`` (image, words → P), ``encoder`` (image → features, summary) and ``decoder``
+(features, summary, words → P, α), which decoding re-runs on each prefix without re-running
+the CNN, and which gives α for the plots.
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ from thetanet.layers import (
 )
 from thetanet.model import load_model
 
-__all__ = ["CaptionConfig", "Captioner", "with_coordinates"]
+__all__ = ["CaptionConfig", "Captioner", "grid_positions"]
 
 
 @dataclass
@@ -59,6 +66,8 @@ class CaptionConfig:
 
     canvas: int = 48
     filters: tuple[int, ...] = (8, 16, 32)
+    window: int = 3
+    features: int = 64
     summary: int = 64
     embed: int = 16
     units: int = 64
@@ -71,21 +80,23 @@ class CaptionConfig:
 
     def __post_init__(self) -> None:
         self.filters = tuple(self.filters)
-        sizes = (self.canvas, self.summary, self.embed, self.units, self.attention_units,
-                 self.hidden, self.vocab, self.max_len, *self.filters)
+        sizes = (self.canvas, self.window, self.features, self.summary, self.embed, self.units,
+                 self.attention_units, self.hidden, self.vocab, self.max_len, *self.filters)
         if not self.filters or any(isinstance(s, bool) or not isinstance(s, int) or s < 1
                                    for s in sizes):
             raise ValueError(f"caption config sizes must be positive integers: {self}")
         if self.canvas % 2 ** len(self.filters):
             raise ValueError(f"canvas {self.canvas} must be divisible by 2^{len(self.filters)}"
                              " (one 2×2 pooling per conv layer)")
+        if self.window > self.canvas // 2 ** len(self.filters):
+            raise ValueError(f"window {self.window} is larger than the pooled map")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
 
     @property
     def grid(self) -> tuple[int, int]:
         """(g_h, g_w): the feature map's size, L = g_h·g_w locations."""
-        side = self.canvas // 2 ** len(self.filters)
+        side = self.canvas // 2 ** len(self.filters) - self.window + 1
         return side, side
 
     def to_json(self) -> dict[str, Any]:
@@ -94,17 +105,11 @@ class CaptionConfig:
         return d
 
 
-def with_coordinates(images: np.ndarray) -> np.ndarray:
-    """(n, H, W) images → (n, H, W, 3): the image, its row and its column position in [−1, 1]."""
-    images = np.asarray(images)
-    if images.ndim != 3:
-        raise ValueError(f"images must be (n, H, W), got shape {images.shape}")
-    n, h, w = images.shape
-    out = np.empty((n, h, w, 3), images.dtype)
-    out[..., 0] = images
-    out[..., 1] = np.linspace(-1, 1, h, dtype=images.dtype)[:, None]
-    out[..., 2] = np.linspace(-1, 1, w, dtype=images.dtype)[None, :]
-    return out
+def grid_positions(config: CaptionConfig) -> np.ndarray:
+    """(L, 2): each feature location's (row, column) position in [−1, 1], row-major."""
+    g_h, g_w = config.grid
+    rows, cols = np.meshgrid(np.linspace(-1, 1, g_h), np.linspace(-1, 1, g_w), indexing="ij")
+    return np.stack([rows.ravel(), cols.ravel()], axis=1).astype(config.dtype)
 
 
 def _layers(cfg: CaptionConfig) -> dict[str, Any]:
@@ -114,8 +119,11 @@ def _layers(cfg: CaptionConfig) -> dict[str, Any]:
         out[f"conv{i}"] = Conv2D(f, 3, padding="same", activation="relu",
                                  kernel_initializer="he_uniform", name=f"conv{i}")
         out[f"pool{i}"] = MaxPool2D(2, name=f"pool{i}")
+    out["window"] = Conv2D(cfg.features, cfg.window, padding="valid", activation="relu",
+                           kernel_initializer="he_uniform", name="window")
     g_h, g_w = cfg.grid
-    out["features"] = Reshape((g_h * g_w, cfg.filters[-1]), name="features")
+    out["reshape"] = Reshape((g_h * g_w, cfg.features), name="reshape")
+    out["features"] = Concatenate(name="features")
     out["flatten"] = Flatten(name="flatten")
     out["summary"] = Dense(cfg.summary, "relu", name="summary")
     out["repeat"] = RepeatVector(cfg.max_len, name="repeat")
@@ -132,13 +140,15 @@ def _layers(cfg: CaptionConfig) -> dict[str, Any]:
     return out
 
 
-def _encode(cfg: CaptionConfig, lay: dict[str, Any], image: Any) -> tuple[Any, Any, Any]:
-    """(features (L, d), summary (s,), flat map) tensors of an image tensor."""
+def _encode(cfg: CaptionConfig, lay: dict[str, Any], image: Any, positions: Any
+            ) -> tuple[Any, Any, Any]:
+    """(features (L, d + 2), summary (s,), flat map) tensors of an image tensor."""
     a = image
     for i in range(len(cfg.filters)):
         a = lay[f"pool{i}"](lay[f"conv{i}"](a))
+    a = lay["window"](a)
     flat = lay["flatten"](a)
-    return lay["features"](a), lay["summary"](flat), flat
+    return lay["features"]([lay["reshape"](a), positions]), lay["summary"](flat), flat
 
 
 def _decode(cfg: CaptionConfig, lay: dict[str, Any], features: Any, summary: Any, flat: Any,
@@ -155,27 +165,26 @@ def _decode(cfg: CaptionConfig, lay: dict[str, Any], features: Any, summary: Any
 
 
 class Captioner:
-    """The four models of the module doc over one set of layers; ``train`` is compiled by the
-    caller (:mod:`thetanet.captions.train`)."""
+    """The models of the module doc over one set of layers; ``train`` is compiled by the
+    caller (:mod:`thetanet.captions.train`). ``trained``: a loaded training model whose
+    layers (and Θ) to use."""
 
     def __init__(self, config: CaptionConfig, seed: int = 0,
                  trained: Model | None = None) -> None:
         self.config = cfg = config
         dt = cfg.dtype
-        if trained is None:
-            lay = _layers(cfg)
-        else:
-            lay = {layer.name: layer for layer in trained.layers}
-        image = Input((cfg.canvas, cfg.canvas, 3), name="image")
+        lay = _layers(cfg)  # a loaded model's layers replace these (unused ones stay fresh)
+        lay.update({} if trained is None else {layer.name: layer for layer in trained.layers})
+        saved = None if trained is None else {
+            layer.name: [p.copy() for p in layer.params] for layer in trained.layers}
+        image = Input((cfg.canvas, cfg.canvas, 1), name="image")
+        positions = Input((cfg.grid[0] * cfg.grid[1], 2), name="positions")
         words = Input((cfg.max_len,), name="words")
-        feats, summ, flat = _encode(cfg, lay, image)
+        feats, summ, flat = _encode(cfg, lay, image, positions)
         probs, alpha = _decode(cfg, lay, feats, summ, flat, words)
-        if trained is None:
-            trained = Model([image, words], probs, dtype=dt, seed=seed, name="captioner")
-        self.train = trained
-        weights = [w.copy() for w in trained.get_weights()]
-        enc_out = [feats, summ] + ([] if cfg.attention else [flat])
-        self.encoder = Model(image, enc_out, dtype=dt, seed=seed)
+        self.encoder = Model([image, positions],
+                             [feats, summ] + ([] if cfg.attention else [flat]), dtype=dt,
+                             seed=seed)
         f_in = Input(tuple(feats.shape), name="features_in")
         s_in = Input(tuple(summ.shape), name="summary_in")
         m_in = Input(tuple(flat.shape), name="map_in")
@@ -183,16 +192,28 @@ class Captioner:
         p2, a2 = _decode(cfg, lay, f_in, s_in, m_in, w_in)
         dec_in = [f_in, s_in, w_in] if cfg.attention else [f_in, s_in, m_in, w_in]
         self.decoder = Model(dec_in, [p2, a2] if cfg.attention else [p2], dtype=dt, seed=seed)
-        # building a model (re)initialises the layers it calls: put the first model's Θ back
-        trained.set_weights(weights)
+        # Building a model (re)initialises the layers it calls and decides which of them pass
+        # δ down: the model that trains is built last, then the loaded Θ (if any) put back.
+        self.train = Model([image, positions, words], probs, dtype=dt, seed=seed,
+                           name="captioner")
+        if saved is not None:
+            for layer in self.train.layers:
+                for p, w in zip(layer.params, saved[layer.name]):
+                    p[...] = w
 
     # -- inputs --------------------------------------------------------------------------------
-    def image_input(self, images: np.ndarray) -> np.ndarray:
+    def image_input(self, images: np.ndarray) -> list[np.ndarray]:
+        """The encoder's inputs for images (n, H, W): [images (n, H, W, 1), positions]."""
         images = np.asarray(images, self.config.dtype)
         c = self.config.canvas
         if images.ndim != 3 or images.shape[1:] != (c, c):
             raise ValueError(f"the captioner reads ({c}, {c}) images, got {images.shape[1:]}")
-        return with_coordinates(images)
+        pos = grid_positions(self.config)
+        return [images[..., None], np.broadcast_to(pos, (len(images), *pos.shape))]
+
+    def inputs(self, images: np.ndarray, words: np.ndarray) -> list[np.ndarray]:
+        """The training model's inputs: images (n, H, W) and input tokens (n, T)."""
+        return [*self.image_input(images), np.asarray(words, self.config.dtype)]
 
     def encode(self, images: np.ndarray) -> list[np.ndarray]:
         """The encoder's outputs for images (n, H, W): [features, summary(, flat map)]."""

@@ -30,12 +30,12 @@ __all__ = ["TrainConfig", "caption_images", "split_validation", "train"]
 class TrainConfig:
     """The training recipe (saved with the model)."""
 
-    epochs: int = 12
+    epochs: int = 16
     scenes_per_epoch: int = 4000
     batch_size: int = 32
-    learning_rate: float = 0.005
-    final_learning_rate: float = 0.0005
-    val_scenes: int = 300
+    learning_rate: float = 0.004
+    final_learning_rate: float = 0.0004
+    val_scenes: int = 200
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -74,7 +74,8 @@ def caption_images(cap: Captioner, images: np.ndarray, beam_width: int = 1,
     for s in range(0, len(images), batch_size):
         encoded = cap.encode(images[s:s + batch_size])
         step = cap.step_function(encoded)
-        args = (step, len(encoded[0]), cap.config.max_len, _scenes.START, _scenes.END)
+        # at most T − 1 words: with <start> they fill the T input steps (for α, teacher-forced)
+        args = (step, len(encoded[0]), cap.config.max_len - 1, _scenes.START, _scenes.END)
         ids = (_decode.greedy_decode(*args) if beam_width == 1
                else _decode.beam_search(*args, beam_width=beam_width))
         out += [_scenes.decode_tokens(t) for t in ids]
@@ -83,7 +84,7 @@ def caption_images(cap: Captioner, images: np.ndarray, beam_width: int = 1,
 
 def _evaluate(cap: Captioner, val: _scenes.Scenes, inputs: np.ndarray, targets: np.ndarray
               ) -> dict[str, float]:
-    loss = cap.train.evaluate([cap.image_input(val.images), inputs], targets)
+    loss = cap.train.evaluate(cap.inputs(val.images, inputs), targets)
     hyps = caption_images(cap, val.images)
     return {"val_loss": float(loss),
             "val_exact_match": _metrics.exact_match(val.captions, hyps),
@@ -111,13 +112,12 @@ def train(cap: Captioner, digits: _scenes.SceneDigits, config: TrainConfig,
         scenes = _scenes.make_scenes(tr_x, tr_y, config.scenes_per_epoch,
                                      seed=config.seed * 100_003 + epoch, canvas=canvas)
         inputs, targets = _scenes.encode_captions(scenes.captions, T)
-        images = cap.image_input(scenes.images)
+        x = cap.inputs(scenes.images, inputs)
         order = rng.permutation(len(scenes))
         total = 0.0
         for start in range(0, len(order), config.batch_size):
             rows = order[start:start + config.batch_size]
-            total += cap.train.train_on_batch([images[rows], inputs[rows]],
-                                              targets[rows]) * rows.size
+            total += cap.train.train_on_batch([a[rows] for a in x], targets[rows]) * rows.size
             if time.monotonic() - last >= report_every:
                 last = time.monotonic()
                 say(f"epoch {epoch + 1}/{config.epochs}: {start + rows.size}/{len(order)} "

@@ -214,10 +214,13 @@ def plot_filters(kernel: Any, path: str | os.PathLike[str], title: str | None = 
 
 
 def plot_attention(image: Any, words: Sequence[str], alphas: Any, path: str | os.PathLike[str],
-                   title: str | None = None, columns: int = 7) -> Path:
+                   title: str | None = None, columns: int = 7,
+                   extent: tuple[float, float, float, float] | None = None) -> Path:
     """The lecture's Figure 3 rows: the image, then for each generated word the image with that
     word's attention weights α (one per feature-map location, shape (T, g_h, g_w)) laid over
-    it, smoothed to the image's size; the brightest region is where the word "looked"."""
+    it, smoothed; the brightest region is where the word "looked". ``extent`` (left, right,
+    bottom, top in pixel coordinates) places the α grid's outer cell edges on the image
+    (default: the whole image)."""
     image = np.asarray(image, float)
     alphas = np.asarray(alphas, float)
     if image.ndim != 2 or alphas.ndim != 3 or alphas.shape[0] != len(words) or not len(words):
@@ -233,9 +236,11 @@ def plot_attention(image: Any, words: Sequence[str], alphas: Any, path: str | os
         ax.axis("off")
     axes[0].imshow(image, cmap="gray", vmin=0, vmax=1)
     axes[0].set_title("image", fontsize=8)
-    extent = (-0.5, w - 0.5, h - 0.5, -0.5)
+    extent = extent or (-0.5, w - 0.5, h - 0.5, -0.5)
     for ax, word, alpha in zip(axes[1:], words, alphas):
         ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+        ax.set_xlim(-0.5, w - 0.5)
+        ax.set_ylim(h - 0.5, -0.5)
         ax.imshow(alpha / max(alpha.max(), 1e-12), cmap="inferno", alpha=0.6, extent=extent,
                   interpolation="bilinear", vmin=0, vmax=1)
         ax.set_title(word, fontsize=9)

@@ -57,7 +57,7 @@ from thetanet.layers import (
 )
 from thetanet.model import load_model
 
-__all__ = ["CaptionConfig", "Captioner", "grid_positions"]
+__all__ = ["CaptionConfig", "Captioner", "grid_extent", "grid_positions"]
 
 
 @dataclass
@@ -103,6 +103,15 @@ class CaptionConfig:
         d = asdict(self)
         d["filters"] = list(self.filters)
         return d
+
+
+def grid_extent(config: CaptionConfig) -> tuple[float, float, float, float]:
+    """Where the α grid lies on the image (left, right, bottom, top, pixel coordinates): cell
+    (i, j) drawn around its window's centre, (i + w/2)·c pixels (c pixels per pooled cell)."""
+    c = 2 ** len(config.filters)
+    g_h, g_w = config.grid
+    lo = config.window / 2 * c - c / 2 - 0.5
+    return lo, lo + g_w * c, lo + g_h * c, lo
 
 
 def grid_positions(config: CaptionConfig) -> np.ndarray:

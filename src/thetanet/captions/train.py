@@ -30,7 +30,7 @@ __all__ = ["TrainConfig", "caption_images", "split_validation", "train"]
 class TrainConfig:
     """The training recipe (saved with the model)."""
 
-    epochs: int = 16
+    epochs: int = 24
     scenes_per_epoch: int = 4000
     batch_size: int = 32
     learning_rate: float = 0.004

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from thetanet.captions import metrics as _metrics
-from thetanet.captions.model import CaptionConfig, Captioner
+from thetanet.captions.model import CaptionConfig, Captioner, grid_extent
 from thetanet.captions.train import TrainConfig, caption_images, train
 from thetanet.cli import CLIError, positive_int
 from thetanet.cli.arguments import input_file, output_dir
@@ -172,7 +172,7 @@ def _write_plots(directory: Path, cap: Captioner, digits: _scenes.SceneDigits,
         alpha = cap.attention_maps(img[None], [" ".join(words)])[0]
         title = f"generated: {hyp}" + ("" if hyp == ref else f"\ntrue: {ref}")
         paths.append(plot_attention(img, words, alpha, directory / f"attention_{i}.png",
-                                    title=title))
+                                    title=title, extent=grid_extent(cap.config)))
     return paths
 
 

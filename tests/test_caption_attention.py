@@ -68,7 +68,8 @@ def test_each_digit_word_looks_at_its_digit(data_root):
                      [scenes.placements[i] for i in two])
     masses = np.array(digit_attention(cap, fixed))
     own, other = masses[:, 0], masses[:, 1]
-    # most of α (more than half) on the named digit's quadrant, for (nearly) every such word
-    assert np.mean(own > 0.5) >= 0.95, np.sort(own)[:10]
-    assert np.median(own) > 0.8
-    assert np.all(own > other)
+    # most of α (more than half) on the named digit's quadrant, for every such word (the
+    # fixture puts at least 0.97 there; an untrained captioner about a quarter)
+    assert np.all(own > 0.5), np.sort(own)[:10]
+    assert np.median(own) > 0.9
+    assert np.all(own > 5 * other)

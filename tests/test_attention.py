@@ -114,7 +114,7 @@ def captioner_like(seed: int = 0) -> tuple[Model, Model]:
     context, alpha = AdditiveAttention(U, name="att")([h, feats])
     probs = Dense(9, "softmax", name="next")(Concatenate()([h, context]))
     train = Model([words, feats], probs, dtype="float64", seed=seed)
-    return train, Model([words, feats], [probs, alpha], dtype="float64", seed=seed)
+    return train, Model([words, feats], [probs, alpha])  # the same layers: Θ shared
 
 
 def caption_batch(seed: int = 3) -> tuple[list[np.ndarray], np.ndarray]:
@@ -140,6 +140,7 @@ def test_captioner_pattern_gradcheck_and_masked_steps(tmp_path: object) -> None:
     assert alpha.shape == (M, T, L) and np.allclose(alpha.sum(axis=-1), 1.0)
     hist = train.fit(x, y, epochs=3, batch_size=2, verbose=0, seed=0)
     assert hist.history["loss"][-1] < hist.history["loss"][0]
+    assert np.array_equal(with_alpha.predict(x)[0], train.predict(x))  # trained Θ shared
     with_alpha.save(tmp_path / "m")  # type: ignore[operator]
     again = load_model(tmp_path / "m")  # type: ignore[operator]
     for a, b in zip(with_alpha.predict(x), again.predict(x)):

@@ -58,7 +58,11 @@ def test_graph_structure_shared_layer_has_two_nodes_and_one_theta() -> None:
     assert model.shared_layers
     assert [t.shape for t in model.outputs] == [(3,), (2,)]
     text = model.summary(print_fn=None)
-    assert "shared" in text and "Connected to" in text and "proj_a, proj_b" not in text
+    rows = [line.split() for line in text.splitlines()]
+    shared_rows = [r for r in rows if r[0] == "shared"]
+    assert [r[-2:] for r in shared_rows] == [["24", "proj_a"], ["shared", "proj_b"]]
+    assert ["add_6", "(Add)", "4", "0", "shared,", "shared,", "skip"] in rows
+    assert f"Total params: {model.count_params()}" in text and model.count_params() == 130
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.4])
@@ -147,6 +151,8 @@ def test_bad_inputs_are_refused_with_clear_messages() -> None:
         model.compile("sgd", ["mse"])
     with pytest.raises(TypeError, match="symbolic tensors"):
         Dense(3)(x[0])
+    with pytest.raises(ValueError, match="share the name"):
+        Model(model.inputs[0], Dense(2, name="x")(Dense(2, name="x")(model.inputs[0])))
     orphan = Input((2,))
     with pytest.raises(ValueError, match="disconnected"):
         Model(model.inputs, Add()([Dense(2)(orphan), Dense(2)(model.inputs[0])]))
@@ -184,6 +190,12 @@ def test_output_without_loss_is_not_trained_but_predicted() -> None:
     assert np.array_equal(w0["reg/kernel"], w1["reg/kernel"])  # nothing flows into it
     assert not np.array_equal(w0["cls/kernel"], w1["cls/kernel"])
     assert len(model.predict(x)) == 2
+    # a second model on the same layers shares their Θ: same outputs
+    assert model.get_layer("cls") is model.outputs[0].node.layer
+    cls_only = Model(model.inputs, model.outputs[0])
+    assert np.array_equal(cls_only.predict(x), model.predict(x)[0])
+    with pytest.raises(ValueError, match="no layer named"):
+        model.get_layer("nope")
 
 
 def test_tampered_graph_input_shape_is_refused(tmp_path: object) -> None:

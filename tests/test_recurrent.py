@@ -271,6 +271,9 @@ def test_errors():
     seq.compile("sgd", "mse")
     with pytest.raises(ValueError, match=r"sequences of shape \(3, 2\)"):
         seq.fit(np.ones((2, 3)), np.ones((2, 4, 2)), verbose=0)
+    seq.compile("sgd", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    with pytest.raises(ValueError, match="metrics are not supported on sequence outputs"):
+        seq.fit(np.ones((2, 3)), np.ones((2, 3)), verbose=0)
     seq.compile("sgd", "sparse_categorical_crossentropy")
     with pytest.raises(ValueError, match="integer labels"):
         seq.fit(np.ones((2, 3)), np.ones((2, 3, 2)), verbose=0)

@@ -1,5 +1,6 @@
 """SimpleRNN, LSTM and GRU against PyTorch autograd (float64): outputs, J and ∂J/∂(every
-parameter) within 1e-6 relative, and five optimiser steps (SGD with momentum, Adam) equal.
+parameter) within 1e-6 relative, and five optimiser steps (plain SGD, SGD with momentum,
+Adam) equal.
 
 Keras 3's layout ↔ torch's: kernel = weight_ihᵀ, recurrent_kernel = weight_hhᵀ; LSTM gates
 i, f, c, o in both; GRU z, r, h (Keras) ↔ r, z, n (torch), reset_after=True ↔ torch's GRU,
@@ -89,19 +90,20 @@ def test_outputs_and_every_gradient_match_torch(cls):
 
 
 @pytest.mark.parametrize("cls", [SimpleRNN, LSTM, GRU])
-@pytest.mark.parametrize("opt", ["momentum", "adam"])
+@pytest.mark.parametrize("opt", ["sgd", "momentum", "adam"])
 def test_five_optimiser_steps_match_torch(cls, opt):
     rng = np.random.default_rng(2)
     x, y = rng.normal(size=(B, T, D)), rng.integers(0, K, (B, T))
-    ours = {"momentum": {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9},
+    ours = {"sgd": {"name": "sgd", "learning_rate": 0.1},  # the folded-η path
+            "momentum": {"name": "sgd", "learning_rate": 0.1, "momentum": 0.9},
             "adam": {"name": "adam", "learning_rate": 0.01}}[opt]
     model = _model(cls, ours)
     rnn, dense = model.layers
     module = _torch_rnn(cls, rnn)
     td = [torch.tensor(p.copy(), requires_grad=True) for p in dense.params]
     trainable = [p for p in module.parameters() if p.requires_grad] + td
-    topt = torch.optim.SGD(trainable, lr=0.1, momentum=0.9) if opt == "momentum" else \
-        torch.optim.Adam(trainable, lr=0.01)
+    topt = torch.optim.Adam(trainable, lr=0.01) if opt == "adam" else \
+        torch.optim.SGD(trainable, lr=0.1, momentum=0.9 if opt == "momentum" else 0.0)
     for _ in range(5):
         loss = model.train_on_batch(x, y)
         topt.zero_grad()

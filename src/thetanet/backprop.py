@@ -99,26 +99,39 @@ class FusedOnePass(Fused):
             return super().run(layer, x, y, mask, scale, training)
         z = layer.forward_linear(x)
         a, delta = layer.output_buffers()
+        if y.ndim == 1 and mask is None:  # one label per example (the common case)
+            return a, self.loss.fused_step(y, z, a, delta, scale), delta
         loss = self.loss.fused_step(y.reshape(-1), z, a, delta, scale,  # type: ignore[call-arg]
                                     mask=None if mask is None else mask.reshape(-1))
         return (a.reshape(*y.shape, -1) if y.ndim == 2 else a), loss, delta
 
 
-@dataclass(frozen=True, eq=False)
 class Call:
     """One node of the graph as the plan runs it: ``layer`` on the values in slots ``ins``,
-    writing slots ``outs``."""
+    writing slots ``outs``; what the pass needs to know about it is worked out once here."""
 
-    layer: Layer
-    ins: tuple[int, ...]
-    outs: tuple[int, ...]
-    #: output rules applied to this node's outputs: (output number k, its slot, rule); a rule
-    #: that ``owns_forward`` is the only one and replaces the node's forward
-    rules: tuple[tuple[int, int, OutputRule], ...]
-    #: the layer is shared: outputs copied, forward replayed before backward, ∂J/∂Θ summed
-    shared: bool
-    #: this is the layer's first node: its gradient is complete after this node's backward
-    first: bool
+    __slots__ = ("accepts_mask", "first", "fused", "in0", "ins", "layer", "multi_in",
+                 "multi_out", "out0", "outs", "post", "pre", "shared", "simple")
+
+    def __init__(self, layer: Layer, ins: tuple[int, ...], outs: tuple[int, ...],
+                 rules: Sequence[tuple[int, int, OutputRule]], shared: bool, first: bool
+                 ) -> None:
+        self.layer, self.ins, self.outs = layer, ins, outs
+        self.in0, self.out0 = ins[0], outs[0]
+        self.multi_in, self.multi_out = layer.multi_input, len(outs) > 1
+        self.accepts_mask = layer.accepts_mask
+        #: the output rule that runs this node's forward (fused), or None
+        self.fused = rules[0] if rules and rules[0][2].owns_forward else None
+        #: output rules applied after the forward: (output number k, its slot, rule)
+        self.post = tuple(r for r in rules if not r[2].owns_forward)
+        #: the δ handed to backward is ∂J/∂z (fused) rather than ∂J/∂a
+        self.pre = self.fused is not None
+        #: the layer is shared: outputs copied, forward replayed before backward, Σ ∂J/∂Θ
+        self.shared = shared
+        #: the layer's first node: its gradient is complete after this node's backward
+        self.first = first
+        #: one tensor in, one out, an unshared layer that takes no mask: the short path
+        self.simple = not (self.multi_in or self.multi_out or shared or self.accepts_mask)
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,6 +143,9 @@ class Plan:
     n_slots: int
     penalized: tuple[Layer, ...]  # layers with a term in J (L2)
     losses: tuple[Loss | None, ...]
+    #: some layer makes masks (overrides ``compute_mask``): thread them; else all are None
+    masks: bool
+    shared: bool  # some layer is shared
 
 
 def choose_rule(layer: Layer, loss: Loss, weight: float, alone: bool) -> OutputRule:
@@ -168,9 +184,11 @@ def make_plan(nodes: Sequence[tuple[Layer, tuple[int, ...], tuple[int, ...]]],
                 rules.append((k, s, choose_rule(layer, loss, weights[k], alone)))
         calls.append(Call(layer, ins, outs, tuple(rules), shared, id(layer) not in seen))
         seen.add(id(layer))
-    unique = {id(c.layer): c.layer for c in calls}
+    unique = list({id(c.layer): c.layer for c in calls}.values())
+    makes_masks = any(type(ly).compute_mask is not Layer.compute_mask for ly in unique)
     return Plan(tuple(calls), tuple(input_slots), n_slots,
-                tuple(ly for ly in unique.values() if ly.has_penalty), tuple(losses))
+                tuple(ly for ly in unique if ly.has_penalty), tuple(losses), makes_masks,
+                len(unique) < len(calls))
 
 
 def forward_backward(plan: Plan, xs: Sequence[Any], ys: Sequence[Any], training: bool = True,
@@ -195,58 +213,81 @@ def forward_backward(plan: Plan, xs: Sequence[Any], ys: Sequence[Any], training:
 class _Run:
     """The values, masks and gradients of one forward/backward pass, slot by slot."""
 
+    __slots__ = ("acc", "grads", "last", "masks", "plan", "replay", "training", "vals")
+
     def __init__(self, plan: Plan, training: bool) -> None:
         self.plan, self.training = plan, training
         self.vals: list[Any] = [None] * plan.n_slots
         self.masks: list[Any] = [None] * plan.n_slots
         self.grads: list[Any] = [None] * plan.n_slots  # ∂J/∂a (or δ = ∂J/∂z, fused)
-        self.replay: dict[int, tuple[Any, Any, Any]] = {}  # shared nodes: inputs, masks, rng
-        self.last: dict[int, int] = {}  # per shared layer: the node its caches belong to
-        self.acc: dict[int, list[np.ndarray]] = {}  # per shared layer: Σ ∂J/∂Θ so far
-
-    def inputs(self, call: Call) -> tuple[Any, Any]:
-        if call.layer.multi_input:
-            return [self.vals[i] for i in call.ins], [self.masks[i] for i in call.ins]
-        return self.vals[call.ins[0]], self.masks[call.ins[0]]
+        if plan.shared:
+            self.replay: dict[int, tuple[Any, Any, Any]] = {}  # node: inputs, masks, rng
+            self.last: dict[int, int] = {}  # per shared layer: the node its caches hold
+            self.acc: dict[int, list[np.ndarray]] = {}  # per shared layer: Σ ∂J/∂Θ so far
 
     def forward(self, xs: Sequence[Any], ys: Sequence[Any], scale: float) -> float:
         """a^(n) for every node in topological order; returns Σ_k w_k J_k."""
+        vals, training = self.vals, self.training
         for s, x in zip(self.plan.input_slots, xs):
-            self.vals[s] = x
+            vals[s] = x
         loss = 0.0
+        plain = not self.plan.masks
         for i, call in enumerate(self.plan.calls):
-            x, mask = self.inputs(call)
-            layer = call.layer
-            out_mask = layer.compute_mask(x, mask)
-            if call.rules and call.rules[0][2].owns_forward:
-                k, _, rule = call.rules[0]
-                a, j, delta = rule.run(layer, x, ys[k], out_mask, scale * rule.weight,
-                                       self.training)  # type: ignore[attr-defined]
-                self.vals[call.outs[0]], self.grads[call.outs[0]] = a, delta
-                self.masks[call.outs[0]] = out_mask
-                loss += rule.weight * j
-                continue
-            if call.shared:
-                self.replay[i] = (x, mask, _rng_state(layer))
-                self.last[id(layer)] = i
-            self.store(call, self.call_forward(layer, x, mask), out_mask)
-            for k, s, rule in call.rules:
-                j, delta = rule.on_output(self.vals[s], ys[k], self.masks[s],  # type: ignore
+            if call.fused is not None:  # the output rule runs this node's forward
+                loss += self.forward_fused(call, ys, scale)
+            elif plain and call.simple:  # one tensor in, one out, no mask: a = layer(x)
+                layer, x = call.layer, vals[call.in0]
+                vals[call.out0] = x if not training and layer.stochastic else \
+                    layer.forward(x, True)
+            else:
+                self.forward_call(i, call)
+            for k, s, rule in call.post:  # J_k and ∂J/∂a^(L) of an unfused output
+                j, delta = rule.on_output(vals[s], ys[k], self.masks[s],  # type: ignore
                                           scale * rule.weight)
                 self.add(s, delta)
                 loss += rule.weight * j
         return loss
 
-    def call_forward(self, layer: Layer, x: Any, mask: Any) -> Any:
-        if not self.training and layer.stochastic:
-            return x
-        if layer.accepts_mask:
-            return layer.forward(x, True, mask=mask)  # type: ignore[call-arg]
-        return layer.forward(x, True)
+    def inputs(self, call: Call) -> tuple[Any, Any]:
+        """The node's input value(s) and mask(s)."""
+        vals, masks = self.vals, self.masks
+        if call.multi_in:
+            return [vals[s] for s in call.ins], [masks[s] for s in call.ins]
+        return vals[call.in0], masks[call.in0]
+
+    def forward_fused(self, call: Call, ys: Sequence[Any], scale: float) -> float:
+        """An output node whose rule computes a^(L), w_k J_k and δ^(L) itself."""
+        if self.plan.masks or call.multi_in:
+            x, mask = self.inputs(call)
+            out_mask = call.layer.compute_mask(x, mask) if self.plan.masks else None
+        else:
+            x, out_mask = self.vals[call.in0], None
+        k, s, rule = call.fused  # type: ignore[misc]
+        self.vals[s], j, self.grads[s] = rule.run(  # type: ignore[attr-defined]
+            call.layer, x, ys[k], out_mask, scale * rule.weight, self.training)
+        self.masks[s] = out_mask
+        return rule.weight * j
+
+    def forward_call(self, i: int, call: Call) -> None:
+        """Any other node: masks threaded, several inputs or outputs, shared layers."""
+        layer = call.layer
+        x, mask = self.inputs(call)
+        out_mask = layer.compute_mask(x, mask) if self.plan.masks else None
+        if call.shared:
+            self.replay[i] = (x, mask, _rng_state(layer))
+            self.last[id(layer)] = i
+        if not self.training and layer.stochastic:  # no noise: the identity
+            out = x
+        elif call.accepts_mask:
+            out = layer.forward(x, True, mask=mask)  # type: ignore[call-arg]
+        else:
+            out = layer.forward(x, True)
+        self.store(call, out, out_mask)
 
     def store(self, call: Call, out: Any, out_mask: Any) -> None:
-        outs = out if len(call.outs) > 1 else (out,)
-        masks = out_mask if len(call.outs) > 1 else (out_mask,)
+        outs = out if call.multi_out else (out,)
+        masks = out_mask if call.multi_out and out_mask is not None else \
+            (out_mask,) * len(call.outs)
         for s, a, m in zip(call.outs, outs, masks):
             # a shared layer writes its next call into the same buffers: keep a copy
             self.vals[s] = np.array(a, copy=True) if call.shared else a
@@ -261,40 +302,69 @@ class _Run:
 
     def backward(self, after_backward: Callable[[Layer], None] | None) -> None:
         """δ from the outputs down, nodes in reverse topological order."""
-        for i in range(len(self.plan.calls) - 1, -1, -1):
-            call = self.plan.calls[i]
-            g = [self.grads[s] for s in call.outs]
-            if all(d is None for d in g):
+        grads, training, calls = self.grads, self.training, self.plan.calls
+        for i in range(len(calls) - 1, -1, -1):
+            call = calls[i]
+            if not call.simple:
+                self.backward_call(i, call, after_backward)
+                continue
+            g = grads[call.out0]
+            if g is None:
                 continue  # nothing above this node learns from it
             layer = call.layer
-            if not self.training and layer.stochastic:
-                self.add(call.ins[0], g[0])  # skipped in forward: the identity
-                continue
-            if len(g) > 1:  # an output nobody reads sends back zeros
-                g = [np.zeros_like(self.vals[s]) if d is None else d
-                     for s, d in zip(call.outs, g)]
-            if call.shared:
-                self.prepare_shared(i, layer)
-            pre = bool(call.rules) and call.rules[0][2].preactivation
-            din = layer.backward(g if len(g) > 1 else g[0], grad_is_preactivation=pre)
-            if call.shared:
-                self.sum_shared(call, layer)
-            if layer.multi_input:
-                for s, d in zip(call.ins, din or ()):
-                    self.add(s, d)
-            else:
-                self.add(call.ins[0], din)
-            if after_backward is not None and call.first:
+            if training or not layer.stochastic:  # (skipped in forward: the identity)
+                g = layer.backward(g, grad_is_preactivation=True) if call.pre else \
+                    layer.backward(g)
+            if g is not None:  # Σ over readers
+                cur = grads[call.in0]
+                grads[call.in0] = g if cur is None else cur + g
+            if after_backward is not None:
                 after_backward(layer)
 
-    def prepare_shared(self, i: int, layer: Layer) -> None:
+    def backward_call(self, i: int, call: Call,
+                      after_backward: Callable[[Layer], None] | None) -> None:
+        """The backward of a node with several inputs or outputs, or of a shared layer."""
+        g: Any = self.output_grads(call) if call.multi_out else self.grads[call.out0]
+        if g is None:
+            return
+        layer = call.layer
+        if not self.training and layer.stochastic:
+            self.add(call.in0, g)  # skipped in forward: the identity
+            return
+        if call.shared:
+            self.prepare_shared(i, call)
+        din = layer.backward(g, grad_is_preactivation=call.pre)
+        if call.shared:
+            self.sum_shared(call, layer)
+        if call.multi_in:
+            for s, d in zip(call.ins, din or ()):
+                self.add(s, d)
+        else:
+            self.add(call.in0, din)
+        if after_backward is not None and call.first:
+            after_backward(layer)
+
+    def output_grads(self, call: Call) -> list[Any] | None:
+        """The gradients of a node's several outputs (zeros for one nobody reads), or None
+        when none has one."""
+        g = [self.grads[s] for s in call.outs]
+        if all(d is None for d in g):
+            return None
+        return [np.zeros_like(self.vals[s]) if d is None else d for s, d in zip(call.outs, g)]
+
+    def prepare_shared(self, i: int, call: Call) -> None:
         """Give the shared layer the caches of node ``i`` (replaying its forward)."""
+        layer = call.layer
         if self.last.get(id(layer)) == i:
             return
         x, mask, state = self.replay[i]
         if state is not None:
             layer.rng.bit_generator.state = state  # the same dropout draws as in forward
-        self.call_forward(layer, x, mask)
+        if self.training or not layer.stochastic:
+            if call.accepts_mask:
+                layer.forward(x, True, mask=mask)  # type: ignore[call-arg]
+            else:
+                layer.forward(x, True)
         self.last[id(layer)] = i
 
     def sum_shared(self, call: Call, layer: Layer) -> None:
@@ -326,19 +396,20 @@ def infer(plan: Plan, xs: Sequence[Any], with_z: bool = False
         vals[s] = x
     for call in plan.calls:
         layer = call.layer
-        if layer.multi_input:
+        if call.multi_in:
             x, mask = [vals[i] for i in call.ins], [masks[i] for i in call.ins]
         else:
-            x, mask = vals[call.ins[0]], masks[call.ins[0]]
-        out_mask = layer.compute_mask(x, mask)
-        if with_z and call.rules and call.rules[0][2].owns_forward:
-            zs[call.outs[0]], out = layer.forward_with_z(x)
+            x, mask = vals[call.in0], masks[call.in0]
+        out_mask = layer.compute_mask(x, mask) if plan.masks else None
+        if with_z and call.fused is not None:
+            zs[call.out0], out = layer.forward_with_z(x)
         elif layer.accepts_mask:
             out = layer.forward(x, training=False, mask=mask)  # type: ignore[call-arg]
         else:
             out = layer.forward(x, training=False)
-        outs = out if len(call.outs) > 1 else (out,)
-        out_masks = out_mask if len(call.outs) > 1 else (out_mask,)
+        outs = out if call.multi_out else (out,)
+        out_masks = out_mask if call.multi_out and out_mask is not None else \
+            (out_mask,) * len(call.outs)
         for s, a, m in zip(call.outs, outs, out_masks):
             vals[s] = np.array(a, copy=True) if call.shared else a
             masks[s] = m

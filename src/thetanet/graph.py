@@ -4,10 +4,10 @@ Keras's functional style::
 
     image = Input((8, 8, 1), name="image")
     words = Input((5,), name="words")
-    shared = Dense(6, "tanh")
-    h = Concatenate()([Flatten()(image), shared(words)])
-    out1 = Dense(3, "softmax", name="class")(h)
-    out2 = Dense(1, name="size")(Add()([shared(words), h2]))   # shared: Θ used twice
+    shared = Dense(6, "tanh")                     # one Θ, called on two tensors below
+    a, b = shared(Dense(5)(Flatten()(image))), shared(words)
+    out1 = Dense(3, "softmax", name="class")(Concatenate()([a, b]))
+    out2 = Dense(1, name="size")(Add()([a, b]))
     model = Model([image, words], [out1, out2])
 
 A model is a directed acyclic graph whose nodes are layer calls. Forward propagation visits
@@ -24,6 +24,7 @@ J = Σ_k w_k J_k with ``loss_weights`` w.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,6 +42,11 @@ from thetanet.training import Trainer
 from thetanet.utils import MultiArray, check_array, sum_is_finite
 
 __all__ = ["Input", "Model"]
+
+#: The layers a Model has built, with their (input shapes, output shapes): a Model made later
+#: from the same layers shares their Θ instead of drawing new weights.
+_BUILT: weakref.WeakKeyDictionary[Layer, tuple[list[Any], list[Any]]] = \
+    weakref.WeakKeyDictionary()
 
 
 class InputLayer(Layer):
@@ -104,15 +110,20 @@ class Model(GraphIO, Trainer):
     Args:
         inputs: one ``Input`` tensor or a list of them.
         outputs: one tensor or a list of them, computed from the inputs by layer calls.
-        dtype: "float32" (default) or "float64".
+        dtype: "float32" or "float64" (default: float32, or the dtype of the layers when
+            another Model built them: the two then share their Θ).
         seed: seed for weight initialisation (and, plus one, for the layers' generators).
         name: optional name (shown by :meth:`summary`, saved in the config).
     """
 
-    def __init__(self, inputs: Any, outputs: Any, dtype: Any = "float32",
+    def __init__(self, inputs: Any, outputs: Any, dtype: Any = None,
                  seed: int | None = None, name: str | None = None) -> None:
+        ins, outs = _as_list(inputs, "inputs"), _as_list(outputs, "outputs")
+        if dtype is None:  # the dtype of layers another Model built, else float32
+            built = [n.layer for n in topological_nodes(ins, outs) if n.layer in _BUILT]
+            dtype = built[0].dtype if built else "float32"
         self._setup(dtype, seed, name)
-        self._init_graph(_as_list(inputs, "inputs"), _as_list(outputs, "outputs"),
+        self._init_graph(ins, outs,
                          many_in=isinstance(inputs, (list, tuple)),
                          many_out=isinstance(outputs, (list, tuple)))
 
@@ -133,6 +144,7 @@ class Model(GraphIO, Trainer):
         self.history = None
         self.metadata: dict[str, Any] = {}
         self._plan_cache: _backprop.Plan | None = None
+        self._plan_loss: Any = None  # the loss the cached plan was made for
 
     # -- construction ------------------------------------------------------------------------
     def _init_graph(self, inputs: list[SymbolicTensor], outputs: list[SymbolicTensor],
@@ -163,33 +175,48 @@ class Model(GraphIO, Trainer):
 
     def _build_layers(self) -> None:
         """Create each layer's parameters at its first call (topological order, one
-        generator: a chain initialises exactly as a Sequential always has)."""
+        generator: a chain initialises exactly as a Sequential always has). A layer already
+        built by another Model keeps its Θ (the two models share it)."""
+        self._name_layers()
         rng = np.random.default_rng(self.seed)
-        for i, layer in enumerate(self.layers):
-            if layer.name is None:
-                layer.name = f"{type(layer).__name__.lower()}_{i}"
         first: dict[int, tuple[list[Any], list[Any]]] = {}  # per layer: in and out shapes
         for node in self.nodes:
             layer = node.layer
             shapes = [t.shape for t in node.inputs]
             if any(s is None for s in shapes):
                 raise ValueError(f"layer {layer.name}: an input's shape is unknown")
-            if id(layer) in first:  # a shared layer: same input shapes at every call
-                if first[id(layer)][0] != shapes:
-                    raise ValueError(f"shared layer {layer.name} is called on shapes "
-                                     f"{shapes} after {first[id(layer)][0]}")
-                outs = first[id(layer)][1]
+            known = first.get(id(layer)) or _BUILT.get(layer)
+            if known is not None:  # a shared layer: the same input shapes at every call
+                if known[0] != shapes or layer.dtype != self.dtype:
+                    raise ValueError(f"layer {layer.name} was built for {known[0]} "
+                                     f"({layer.dtype.name}), called on {shapes} "
+                                     f"({self.dtype.name})")
+                outs = known[1]
             else:
                 arg = shapes if layer.multi_input else shapes[0]
                 out = layer.build(arg, dtype=self.dtype, rng=rng)
                 outs = list(out) if layer.n_outputs > 1 else [out]
-                first[id(layer)] = (shapes, outs)
+            first[id(layer)] = (shapes, outs)
             for t, s in zip(node.outputs, outs):
                 t.shape = as_shape(s)
         self._set_needs_input_grad()
+        for layer in self.layers:
+            _BUILT[layer] = first[id(layer)]
+
+    def _name_layers(self) -> None:
+        """``<class>_<index>`` for unnamed layers; two layers of one name are refused."""
+        for i, layer in enumerate(self.layers):
+            if layer.name is None:
+                layer.name = f"{type(layer).__name__.lower()}_{i}"
+        names = [layer.name for layer in self.layers]
+        twice = sorted({str(n) for n in names if names.count(n) > 1})
+        if twice:  # the weights are saved and shown by layer name
+            raise ValueError(f"two layers of the model share the name(s) {twice}; a layer used "
+                             "twice is one layer called twice, not two layers of one name")
 
     def _set_needs_input_grad(self) -> None:
-        """A layer needs ∂J/∂x when something that learns lies below one of its calls."""
+        """A layer needs ∂J/∂x when something that learns lies below one of its calls (in
+        this model, or in another that shares the layer)."""
         learns: dict[int, bool] = {}
         needs: dict[int, bool] = {}
         for node in self.nodes:
@@ -198,7 +225,8 @@ class Model(GraphIO, Trainer):
             for t in node.outputs:
                 learns[id(t)] = below or bool(node.layer.params)
         for layer in self.layers:
-            layer.needs_input_grad = needs[id(layer)]
+            shared = layer in _BUILT and layer.needs_input_grad
+            layer.needs_input_grad = needs[id(layer)] or shared
 
     def _reseed(self, seed: Any) -> np.random.Generator:
         """Give every layer its own generator, derived from ``seed`` (dropout masks)."""
@@ -206,6 +234,13 @@ class Model(GraphIO, Trainer):
         for layer, child in zip(self.layers, rng.spawn(len(self.layers))):
             layer.rng = child
         return rng
+
+    def get_layer(self, name: str) -> Layer:
+        """The layer called ``name`` (to call it again in another Model: its Θ is shared)."""
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"no layer named {name!r}; layers: {[ly.name for ly in self.layers]}")
 
     @property
     def output_names(self) -> list[str]:
@@ -287,7 +322,7 @@ class Model(GraphIO, Trainer):
     # -- propagation -------------------------------------------------------------------------
     def _plan(self) -> _backprop.Plan:
         plan = self._plan_cache
-        if plan is not None and plan.losses == self.losses:
+        if plan is not None and self._plan_loss is self.loss:
             return plan
         return self._make_plan()
 
@@ -298,7 +333,7 @@ class Model(GraphIO, Trainer):
         plan = _backprop.make_plan(self._topology, range(len(self.inputs)), self.output_slots,
                                    len(self._slots), self.losses,
                                    self.loss_weights or (1.0,) * len(self.outputs))
-        self._plan_cache = plan
+        self._plan_cache, self._plan_loss = plan, self.loss
         return plan
 
     def forward_backward(self, x: Any, y: Any, training: bool = True) -> tuple[float, Any]:
@@ -313,7 +348,8 @@ class Model(GraphIO, Trainer):
         """The lecture's forward and backward pass on one batch (:mod:`thetanet.backprop`)."""
         xs = x.parts if self.many_in else (x,)
         ys = y.parts if self.many_out else (y,)
-        loss, vals = _backprop.forward_backward(self._plan(), xs, ys, training, scale,
+        plan = self._plan_cache if self._plan_loss is self.loss else self._plan()
+        loss, vals = _backprop.forward_backward(plan, xs, ys, training, scale,  # type: ignore
                                                 after_backward)
         if self.many_out:
             return loss, [vals[s] for s in self.output_slots]
@@ -402,5 +438,7 @@ class Model(GraphIO, Trainer):
         if loss is None:  # not trained: no targets needed
             return np.zeros((n, 0), self.dtype)
         if shape is not None and len(shape) == 2:
+            if self.metrics:  # they would count the padded steps: compute them from predict
+                raise ValueError("compiled metrics are not supported on sequence outputs yet")
             return loss.sequence_targets(y, n, shape, self.dtype, name)
         return loss.targets(y, n, int(np.prod(shape)), self.dtype, name)

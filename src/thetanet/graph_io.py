@@ -109,7 +109,8 @@ class GraphIO:
         n = x.shape[0]
         step = batch_rows(batch_size, n)
         plan = self._plan()
-        rules = {k: r for c in plan.calls for k, _, r in c.rules}
+        rules = {k: r for c in plan.calls
+                 for k, _, r in (*c.post, *([c.fused] if c.fused else []))}
         totals = [0.0] * len(self.outputs)
         preds: list[np.ndarray] = []
         for s in range(0, n, step):

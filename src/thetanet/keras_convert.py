@@ -19,6 +19,15 @@ way), ``MaxPooling2D`` ↔ ``MaxPool2D``, ``AveragePooling2D`` ↔ ``AveragePool
 averaged in either), ``Flatten`` ↔ ``Flatten`` (both channels-last). Dilated or grouped
 convolutions and channels-first layers raise ``ValueError``.
 
+Sequence models convert too: Keras ``Embedding(input_dim, output_dim, mask_zero)`` ↔
+``Embedding``, ``Masking(mask_value)`` ↔ ``Masking``, ``SimpleRNN`` / ``LSTM`` / ``GRU`` (units,
+activation, recurrent_activation, use_bias, unit_forget_bias, return_sequences,
+go_backwards; GRU with ``reset_after=True``) ↔ the thetanet layers of the same name, whose
+weights have Keras 3's layout and gate order (kernel, recurrent_kernel, bias), and
+``Bidirectional(layer, merge_mode)`` (concat, sum, ave) ↔ ``Bidirectional``; a Dense layer
+after a ``return_sequences`` layer is applied at every step in both. Stateful layers,
+recurrent dropout and regularisers on recurrent layers raise ``ValueError``.
+
 Activations: Keras's own ``linear``, ``sigmoid``, ``tanh``, ``relu``, ``softplus`` and
 ``softmax`` map to thetanet's identity, logistic, tanh, relu, softplus and softmax. The other
 non-learnable thetanet activations (binary_step, arctan, bent_identity, soft_exponential with a
@@ -43,7 +52,22 @@ from typing import Any
 import numpy as np
 
 from thetanet import activations as _activations
-from thetanet.layers import Activation, AveragePool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D
+from thetanet.layers import (
+    GRU,
+    LSTM,
+    Activation,
+    AveragePool2D,
+    Bidirectional,
+    Conv2D,
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    Masking,
+    MaxPool2D,
+    Recurrent,
+    SimpleRNN,
+)
 from thetanet.model import Sequential
 
 __all__ = ["from_keras", "keras_activation", "to_keras"]
@@ -190,6 +214,91 @@ def _from_keras_spatial(kl: Any, keras: Any) -> Any:
                   name=kl.name)
 
 
+_RNN_NAMES = ("SimpleRNN", "LSTM", "GRU")
+
+
+def _from_keras_rnn(kl: Any, keras: Any) -> Any:
+    """The thetanet layer for a Keras SimpleRNN, LSTM or GRU."""
+    kind = type(kl).__name__
+    cfg = kl.get_config()
+    if cfg.get("stateful") or cfg.get("dropout") or cfg.get("recurrent_dropout"):
+        raise ValueError(f"Keras layer {kl.name}: stateful layers and recurrent dropout do "
+                         "not convert")
+    if any(cfg.get(k) for k in ("kernel_regularizer", "recurrent_regularizer",
+                                "bias_regularizer", "activity_regularizer")):
+        raise ValueError(f"Keras layer {kl.name}: regularisers on recurrent layers do not "
+                         "convert")
+    if cfg.get("return_state"):
+        raise ValueError(f"Keras layer {kl.name}: return_state does not fit a Sequential")
+    args: dict[str, Any] = {
+        "activation": _thetanet_activation(kl.activation, keras),
+        "use_bias": bool(cfg["use_bias"]), "return_sequences": bool(cfg["return_sequences"]),
+        "go_backwards": bool(cfg["go_backwards"]),
+        "zero_output_for_mask": bool(cfg.get("zero_output_for_mask", False)), "name": kl.name}
+    if kind != "SimpleRNN":
+        args["recurrent_activation"] = _thetanet_activation(kl.recurrent_activation, keras)
+    if kind == "LSTM":
+        args["unit_forget_bias"] = bool(cfg["unit_forget_bias"])
+    if kind == "GRU" and not cfg.get("reset_after", True):
+        raise ValueError(f"Keras layer {kl.name}: only GRU(reset_after=True) converts")
+    return {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}[kind](int(cfg["units"]), **args)
+
+
+def _from_keras_sequence(kl: Any, keras: Any) -> Any:
+    """The thetanet layer for a Keras Embedding, Masking, recurrent or Bidirectional layer
+    (None for others)."""
+    if isinstance(kl, keras.layers.Embedding):
+        if getattr(kl, "embeddings_regularizer", None) is not None:
+            raise ValueError(f"Keras layer {kl.name}: a regularised Embedding does not convert")
+        return Embedding(int(kl.input_dim), int(kl.output_dim), mask_zero=bool(kl.mask_zero),
+                         name=kl.name)
+    if isinstance(kl, keras.layers.Masking):
+        return Masking(float(kl.mask_value), name=kl.name)
+    if isinstance(kl, keras.layers.Bidirectional):
+        if type(kl.forward_layer).__name__ not in _RNN_NAMES:
+            raise ValueError(f"Keras layer {kl.name}: Bidirectional converts around SimpleRNN, "
+                             "LSTM or GRU only")
+        inner = _from_keras_rnn(kl.forward_layer, keras)
+        inner.name = None
+        return Bidirectional(inner, kl.merge_mode, name=kl.name)
+    if type(kl).__name__ in _RNN_NAMES and isinstance(kl, keras.layers.RNN):
+        return _from_keras_rnn(kl, keras)
+    return None
+
+
+def _to_keras_sequence(layer: Any, keras: Any, dtype: str) -> Any:
+    """The Keras layer for a thetanet sequence layer (None for others)."""
+    if isinstance(layer, Embedding):
+        return keras.layers.Embedding(layer.vocab, layer.width, mask_zero=layer.mask_zero,
+                                      dtype=dtype, name=layer.name)
+    if isinstance(layer, Masking):
+        return keras.layers.Masking(layer.mask_value, dtype=dtype, name=layer.name)
+    if isinstance(layer, Bidirectional):
+        inner = _to_keras_rnn(layer.forward_layer, keras, dtype)
+        return keras.layers.Bidirectional(inner, merge_mode=layer.merge_mode, dtype=dtype,
+                                          name=layer.name)
+    if isinstance(layer, Recurrent):
+        return _to_keras_rnn(layer, keras, dtype, layer.name)
+    return None
+
+
+def _to_keras_rnn(layer: Any, keras: Any, dtype: str, name: str | None = None) -> Any:
+    kind = type(layer).__name__
+    if kind not in _RNN_NAMES:
+        raise ValueError(f"layer {layer.name} ({kind}) has no Keras counterpart here")
+    args: dict[str, Any] = {
+        "activation": keras_activation(layer.activation), "use_bias": layer.use_bias,
+        "return_sequences": layer.return_sequences, "go_backwards": layer.go_backwards,
+        "dtype": dtype}
+    if name is not None:
+        args["name"] = name
+    if kind != "SimpleRNN":
+        args["recurrent_activation"] = keras_activation(layer.recurrent_activation)
+    if kind == "LSTM":
+        args["unit_forget_bias"] = layer.unit_forget_bias
+    return getattr(keras.layers, kind)(layer.units, **args)
+
+
 def from_keras(keras_model: Any, dtype: Any = None) -> Sequential:
     """A built thetanet ``Sequential`` with the layers and weights of a Keras Sequential.
 
@@ -225,15 +334,17 @@ def from_keras(keras_model: Any, dtype: Any = None) -> Sequential:
             layers.append(Dropout(float(kl.rate), name=kl.name))
         elif isinstance(kl, keras.layers.Activation):
             layers.append(Activation(_thetanet_activation(kl.activation, keras), name=kl.name))
-        elif (layer := _from_keras_spatial(kl, keras)) is not None:
+        elif ((layer := _from_keras_spatial(kl, keras)) is not None
+              or (layer := _from_keras_sequence(kl, keras)) is not None):
             layers.append(layer)
             weights += [np.asarray(w) for w in kl.get_weights()]
             if layer.params:
                 dtypes.add(np.dtype(kl.variable_dtype))
         else:
             raise ValueError(f"Keras layer {kl.name} ({kind}) does not convert; only Dense, "
-                             "Dropout, Activation, Conv2D, MaxPooling2D, AveragePooling2D and "
-                             "Flatten layers do")
+                             "Dropout, Activation, Conv2D, MaxPooling2D, AveragePooling2D, "
+                             "Flatten, Embedding, Masking, SimpleRNN, LSTM, GRU and "
+                             "Bidirectional layers do")
     if dtype is None:
         dtype = np.float64 if dtypes == {np.dtype(np.float64)} else np.float32
     model = Sequential(layers, dtype=dtype, name=keras_model.name)
@@ -253,7 +364,9 @@ def to_keras(model: Any) -> Any:
     if not getattr(model, "built", False):
         raise ValueError("the model is not built yet: fit it or call build(input_dim) first")
     dtype = model.dtype.name
-    klayers: list[Any] = [keras.Input(shape=tuple(model.input_shape), dtype=dtype)]
+    ids = isinstance(model.layers[0], Embedding)  # integer ids in
+    klayers: list[Any] = [keras.Input(shape=tuple(model.input_shape),
+                                      dtype="int32" if ids else dtype)]
     weights: list[tuple[int, list[np.ndarray]]] = []
     for layer in model.layers:
         if isinstance(layer, Dense):
@@ -282,10 +395,14 @@ def to_keras(model: Any) -> Any:
                                 name=layer.name))
         elif isinstance(layer, Flatten):
             klayers.append(keras.layers.Flatten(dtype=dtype, name=layer.name))
+        elif (kl := _to_keras_sequence(layer, keras, dtype)) is not None:
+            if layer.params:
+                weights.append((len(klayers), [p.copy() for p in layer.params]))
+            klayers.append(kl)
         else:
             raise ValueError(f"layer {layer.name} ({type(layer).__name__}) has no Keras "
                              "counterpart here; only Dense, Dropout, Activation, Conv2D, the "
-                             "pools and Flatten convert")
+                             "pools, Flatten and the sequence layers convert")
     kmodel = keras.Sequential(klayers, name=model.name or "thetanet")
     for index, ws in weights:
         kmodel.layers[index - 1].set_weights(ws)

@@ -44,6 +44,10 @@ and the Dense kernels read the same columns), a softmax or a learnable activatio
 and parameters are per channel, the last axis), and the output. Elementwise activations and
 dropout run in either layout.
 
+Sequence models (Embedding, Masking, SimpleRNN, LSTM, GRU, Bidirectional, a Dense layer at
+every step) export as unrolled graphs over their fixed T steps: see
+:mod:`thetanet.onnx_recurrent`. Their input is the ids as float32 [batch, T].
+
 Learnable activations (PReLU, APL, learnable SoftExponential) are exported with their current
 parameter values. Weights are written as float32 (a float64 model is converted). An activation
 or layer without a converter here raises ``NotImplementedError``: register one in
@@ -70,11 +74,13 @@ from thetanet.layers import (
     Conv2D,
     Dense,
     Dropout,
+    Embedding,
     Flatten,
     Layer,
     Maxout,
     MaxPool2D,
 )
+from thetanet.onnx_recurrent import sequence_converters
 
 __all__ = ["ACTIVATION_CONVERTERS", "DEFAULT_OPSET", "LAYER_CONVERTERS", "MIN_OPSET",
            "max_abs_diff", "run_onnxruntime", "to_onnx"]
@@ -110,6 +116,8 @@ class GraphBuilder:
         #: the current tensor is in ONNX's (N, C, H, W) layout, transposed from thetanet's
         #: (N, H, W, C) (see the module)
         self.nchw = False
+        #: the current tensor's mask of real steps (bool [batch, T]), or None
+        self.mask: str | None = None
 
     def _name(self, hint: str) -> str:
         self._count += 1
@@ -354,6 +362,7 @@ LAYER_CONVERTERS: dict[type[Layer], LayerConverter] = {
     MaxPool2D: _pool("MaxPool"),
     AveragePool2D: _pool("AveragePool", count_include_pad=0),
     Flatten: _flatten,
+    **sequence_converters(_activation),
 }
 
 
@@ -437,10 +446,13 @@ def run_onnxruntime(onnx_model: Any, x: Any) -> np.ndarray:
 def max_abs_diff(model: Any, onnx_model: Any, x: Any = None, n: int = 256,
                  seed: int = 0) -> float:
     """max |onnxruntime(x) − model.predict(x)| over ``x`` (default: n standard-normal
-    examples of the model's input shape)."""
+    examples of the model's input shape; random ids, some 0, before an Embedding)."""
     model = _as_sequential(model)
     if x is None:
-        x = np.random.default_rng(seed).standard_normal((n, *model.input_shape))
+        rng = np.random.default_rng(seed)
+        first = model.layers[0]
+        x = rng.integers(0, first.vocab, (n, *model.input_shape)) \
+            if isinstance(first, Embedding) else rng.standard_normal((n, *model.input_shape))
     x = np.asarray(x, dtype=_F32)
     want = np.asarray(model.predict(x), dtype=np.float64)
     got = np.asarray(run_onnxruntime(onnx_model, x), dtype=np.float64)

@@ -15,18 +15,9 @@ state, written every epoch, every k batches and on Ctrl-C; ``resume=True`` conti
 bit-identically), Ctrl-C (:class:`_SigintGuard`: the first stops after the batch, the second
 aborts), callbacks, and the progress display (:class:`~thetanet.callbacks.ProgressLogger`).
 
-The step (:meth:`Trainer._make_step`) is chosen once per fit from what the optimiser and the
-layers declare:
-
-- plain: backprop, then ``optimizer.step(params, grads)``; the layers' ``grads`` hold ∂J/∂θ;
-- row hints (``optimizer.uses_rows``, lazy Adam): the same, with every layer's
-  ``grad_rows()`` passed as ``rows``;
-- folded learning rate (``optimizer.folded_learning_rate()`` is η, as for SGD without
-  momentum, and every layer is ``linear_backward``, so no L2 term): backprop starts from
-  η·δ^(L) and each layer is updated θ ← θ − η∂J/∂θ as soon as its backward is done. Only after
-  such a step do the layers' ``grads`` hold η·∂J/∂θ instead of ∂J/∂θ (``forward_backward``
-  always leaves ∂J/∂θ): it saves a pass over every gradient per step, and each layer is
-  updated while its gradient is still in cache.
+The step (:meth:`Trainer._make_step`) is one of the named strategies of :mod:`thetanet.steps`
+(plain, lazy rows, folded η with an update after each layer's backward), chosen once per fit
+from what the optimiser and the layers declare.
 """
 
 from __future__ import annotations
@@ -51,6 +42,7 @@ from thetanet.checkpoint import (
     run_settings,
     save_training_state,
 )
+from thetanet.steps import StepParts, choose_step
 
 if TYPE_CHECKING:
     from thetanet.layers import Layer
@@ -128,52 +120,13 @@ class Trainer:
         return self._make_step()(x, y)[0]
 
     def _make_step(self) -> Step:
-        """One optimiser step on a batch, ``step(x, y) -> (J, a^(L))``, with the parameter and
-        gradient lists looked up once (valid while the model's arrays are not replaced). No
-        update when J is not finite (the caller handles the divergence)."""
+        """One optimiser step on a batch, ``step(x, y) -> (J, a^(L))``: the strategy of
+        :mod:`thetanet.steps` that this optimiser and these layers allow, chosen once."""
         opt = self.optimizer
         assert opt is not None
-        params, grads, layers = self.params, self.grads, self.layers
-        fb = self._forward_backward
-        isfinite = math.isfinite
         self._make_plan()
-        if (opt.folded_learning_rate() is not None and not self.shared_layers
-                and all(layer.linear_backward for layer in layers)):
-            pairs = {id(layer): (layer.params, layer.grads) for layer in layers}
-            rate_now, apply_folded, end_step = (opt.folded_learning_rate, opt.apply_folded,
-                                                opt.end_folded_step)
-
-            def update(layer: Layer) -> None:  # θ ← θ − η∂J/∂θ, right after its backward
-                apply_folded(*pairs[id(layer)])
-
-            def folded(x: Any, y: np.ndarray) -> tuple[float, np.ndarray]:
-                rate = rate_now()  # read every step: a callback may change η
-                if rate is None:  # … or the momentum
-                    loss, a = fb(x, y, True)
-                    if isfinite(loss):
-                        opt.step(params, grads)
-                    return loss, a
-                loss, a = fb(x, y, True, rate, update)  # no update if J is not finite
-                if isfinite(loss):
-                    end_step()
-                return loss, a
-            return folded
-        if opt.uses_rows:
-            # the layers say which kernel rows got a gradient (sparse inputs)
-            def with_rows(x: Any, y: np.ndarray) -> tuple[float, np.ndarray]:
-                loss, a = fb(x, y, True)
-                if isfinite(loss):
-                    opt.step(params, grads, self.grad_rows())
-                return loss, a
-            return with_rows
-        update_all = opt.step
-
-        def plain(x: Any, y: np.ndarray) -> tuple[float, np.ndarray]:
-            loss, a = fb(x, y, True)
-            if isfinite(loss):
-                update_all(params, grads)
-            return loss, a
-        return plain
+        return choose_step(StepParts(self._forward_backward, opt, self.layers, self.params,
+                                     self.grads, self.grad_rows, self.shared_layers))
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self, x: Any, y: Any, epochs: int = 1, batch_size: int | None = 32,

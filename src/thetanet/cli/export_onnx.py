@@ -59,7 +59,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "export-onnx", help="export a saved model to ONNX (checked, optionally verified)",
         description="Write a saved thetanet model as an ONNX graph of standard operators "
-                    "(Dense, Dropout, Maxout and every activation; float32).")
+                    "(Dense, Dropout, Maxout, the convolutional and the recurrent layers, "
+                    "every activation; float32).")
     p.add_argument("model", metavar="MODEL", help="saved model directory (Sequential.save)")
     p.add_argument("-o", "--output", default="model.onnx",
                    help="the .onnx file to write (default: model.onnx)")

@@ -3,7 +3,8 @@ r"""Bidirectional: one recurrent layer reading forwards and a copy reading backw
     h→_t = RNN→(x_1 … x_t),   h←_t = RNN←(x_T … x_t),   y_t = [h→_t | h←_t]   (merge "concat")
 
 (``"sum"``: h→_t + h←_t, ``"ave"``: their mean). The backward copy has ``go_backwards``
-flipped; its outputs are put back in time order before merging, as Keras does. Weights: the
+flipped; its outputs are put back in time order before merging, and with a mask both output 0
+at padded steps (``zero_output_for_mask``), as Keras does. Weights: the
 forward layer's, then the backward layer's (Keras's ``get_weights()`` order). Backward: the
 merged δ is split between the two, each runs its own BPTT, and ∂J/∂x is the sum.
 """
@@ -39,6 +40,7 @@ class Bidirectional(Layer):
         if merge_mode not in MERGE_MODES:
             raise ValueError(f"merge_mode must be one of {MERGE_MODES}, got {merge_mode!r}")
         self.merge_mode = merge_mode
+        layer.zero_output_for_mask = layer.return_sequences
         self.forward_layer = layer
         cfg = {"class_name": type(layer).__name__, "config": dict(layer.get_config())}
         cfg["config"]["go_backwards"] = not layer.go_backwards

@@ -120,6 +120,8 @@ class Recurrent(Layer):
         return_sequences: output every h_t, (batch, T, u), instead of the last h_T (batch, u).
         return_state: ``forward`` returns [output, *final states] (layer-level use).
         go_backwards: process the sequence from the end; outputs come in that order.
+        zero_output_for_mask: with ``return_sequences``, padded steps output 0 instead of the
+            carried h (Keras sets it inside Bidirectional).
     """
 
     accepts_mask = True
@@ -133,7 +135,8 @@ class Recurrent(Layer):
                  kernel_initializer: Any = "glorot_uniform",
                  recurrent_initializer: Any = "orthogonal", bias_initializer: Any = "zeros",
                  return_sequences: bool = False, return_state: bool = False,
-                 go_backwards: bool = False, name: str | None = None) -> None:
+                 go_backwards: bool = False, zero_output_for_mask: bool = False,
+                 name: str | None = None) -> None:
         super().__init__(name)
         kind = type(self).__name__
         self.units = positive_int(units, f"{kind} units")
@@ -145,6 +148,7 @@ class Recurrent(Layer):
         self.return_sequences = bool(return_sequences)
         self.return_state = bool(return_state)
         self.go_backwards = bool(go_backwards)
+        self.zero_output_for_mask = bool(zero_output_for_mask)
         self.kernel = np.empty((0, 0), np.float32)
         self.recurrent_kernel = np.empty((0, 0), np.float32)
         self.bias = np.empty(0, np.float32)
@@ -254,8 +258,11 @@ class Recurrent(Layer):
         if training:
             self._cache = {"xt": xt, "mt": mt, "hs": hs, "cell": cache, "batch": batch,
                            "given_state": initial_state is not None}
-        out = np.ascontiguousarray(hs[1:].transpose(1, 0, 2)) if self.return_sequences \
-            else hs[-1].copy()
+        if self.return_sequences:
+            seq = hs[1:] * mt if (self.zero_output_for_mask and mt is not None) else hs[1:]
+            out = np.ascontiguousarray(seq.transpose(1, 0, 2))
+        else:
+            out = hs[-1].copy()
         if self.return_state:
             return [out, *(s.copy() for s in finals)]
         return out
@@ -278,6 +285,8 @@ class Recurrent(Layer):
         d_hs = None
         if d_out is not None and self.return_sequences:
             d_hs = np.asarray(d_out, self.dtype).transpose(1, 0, 2)  # (T, B, u) in order
+            if self.zero_output_for_mask and mt is not None:
+                d_hs = d_hs * mt  # padded outputs were 0: no gradient flows from them
         d_last = [np.zeros((batch, self.units), self.dtype) for _ in self.state_names]
         if d_out is not None and not self.return_sequences:
             d_last[0] += d_out
@@ -335,6 +344,7 @@ class Recurrent(Layer):
             "return_sequences": self.return_sequences,
             "return_state": self.return_state,
             "go_backwards": self.go_backwards,
+            "zero_output_for_mask": self.zero_output_for_mask,
             "name": self.name,
         }
 

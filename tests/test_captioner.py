@@ -53,7 +53,7 @@ def test_padded_steps_do_not_change_the_loss():
 
 
 @pytest.mark.parametrize("attention", [True, False])
-def test_the_four_models_share_one_set_of_weights(attention):
+def test_the_three_models_share_one_set_of_weights(attention):
     cap = Captioner(CaptionConfig(**TINY, attention=attention, dtype="float64"), seed=2)
     images, words, _ = _tiny_batch(3)
     # training changes the shared layers: every model sees the change
@@ -104,6 +104,21 @@ def test_load_refuses_other_models(tmp_path):
     m.save(tmp_path / "plain")
     with pytest.raises(ValueError, match="not a saved captioner"):
         Captioner.load(tmp_path / "plain")
+
+
+def test_load_refuses_a_config_that_does_not_match_the_graph(tmp_path):
+    cap = Captioner(CaptionConfig(**TINY), seed=5)
+    cap.save(tmp_path / "m")
+    doc = json.loads((tmp_path / "m" / "config.json").read_text())
+    doc["metadata"]["captioner"]["canvas"] = 16  # edited: the document checksum catches it
+    (tmp_path / "m" / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="checksum"):
+        Captioner.load(tmp_path / "m")
+    wrong = Captioner(CaptionConfig(**TINY), seed=5)
+    wrong.config = CaptionConfig(**{**TINY, "canvas": 16})  # a mismatching config, signed
+    wrong.save(tmp_path / "w")
+    with pytest.raises(ValueError, match="does not match"):
+        Captioner.load(tmp_path / "w")
 
 
 def test_grid_positions_are_the_window_centres_in_reading_order():

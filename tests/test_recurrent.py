@@ -10,6 +10,7 @@ from thetanet import (
     LSTM,
     Bidirectional,
     Dense,
+    Dropout,
     Embedding,
     Masking,
     Sequential,
@@ -17,6 +18,7 @@ from thetanet import (
     load_model,
 )
 from thetanet.gradcheck import gradcheck, relative_error
+from thetanet.layers import ParameterBudgetError
 
 RNNS = [SimpleRNN, LSTM, GRU]
 
@@ -267,6 +269,10 @@ def test_errors():
         model.predict(np.array([[1, 0.5, 0]]))
     with pytest.raises(ValueError, match="needs sequences"):
         Sequential([LSTM(2)]).build(4)
+    with pytest.raises(ParameterBudgetError, match="Embedding"):
+        Sequential([Embedding(10**6, 200)]).build(3)  # refused before allocating
+    with pytest.raises(ParameterBudgetError, match="LSTM"):
+        Sequential([LSTM(6000)]).build((3, 10))
     seq = Sequential([Embedding(5, 2), LSTM(2, return_sequences=True), Dense(2)])
     seq.compile("sgd", "mse")
     with pytest.raises(ValueError, match=r"sequences of shape \(3, 2\)"):
@@ -277,3 +283,15 @@ def test_errors():
     seq.compile("sgd", "sparse_categorical_crossentropy")
     with pytest.raises(ValueError, match="integer labels"):
         seq.fit(np.ones((2, 3)), np.ones((2, 3, 2)), verbose=0)
+
+
+def test_dense_and_dropout_between_recurrent_layers_apply_per_step():
+    """A hidden Dense on (batch, T, d) and a dropout keep the mask for the LSTM above them;
+    checked with dropout active (the same masks for every evaluation)."""
+    rng = np.random.default_rng(9)
+    x = _ids(rng)
+    y = rng.integers(0, 3, (5, 6))
+    model = _model([Embedding(7, 3, mask_zero=True), Dense(4, "tanh"), Dropout(0.3),
+                    LSTM(3, return_sequences=True), Dense(3, "softmax")])
+    assert gradcheck(model, x, y, training=True) < 1e-5
+    assert model.layers[1].output_shape == (6, 4)

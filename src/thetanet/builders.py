@@ -19,9 +19,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from thetanet.layers import Dense, Dropout, Layer
+from thetanet.layers.weighted import check_budget
 from thetanet.model import Sequential
 
-__all__ = ["mlp"]
+__all__ = ["MAX_NETWORK_PARAMS", "mlp"]
+
+#: Most parameters an MLP built here may hold (each layer is also held to
+#: :data:`thetanet.layers.MAX_LAYER_PARAMS`): refused before anything is allocated.
+MAX_NETWORK_PARAMS = 10**8
 
 
 def mlp(sizes: Sequence[int], *, activation: Any = "relu",
@@ -45,6 +50,8 @@ def mlp(sizes: Sequence[int], *, activation: Any = "relu",
         raise ValueError(f"an MLP needs at least the input and the output size, got {sizes!r}")
     if any(w < 1 for w in widths):
         raise ValueError(f"layer sizes must be positive, got {list(sizes)!r}")
+    check_budget(sum(a * b + b for a, b in zip(widths, widths[1:])),
+                 f"an MLP {'-'.join(map(str, widths))}", MAX_NETWORK_PARAMS)
     layers: list[Layer] = []
     if input_dropout:
         layers.append(Dropout(input_dropout))

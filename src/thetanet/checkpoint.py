@@ -280,10 +280,17 @@ def resume_training_state(path: str | os.PathLike[str], run: RunState, model: An
 def _restore(path: Any, st: dict[str, Any], weights: list[np.ndarray], run: RunState,
              model: Any, rng: np.random.Generator, callbacks: list[Any]) -> None:
     saved_cbs = st["callbacks"]
-    if [c["class"] for c in saved_cbs] != [type(cb).__name__ for cb in callbacks]:
+    if not isinstance(saved_cbs, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("class"), str) for c in saved_cbs):
+        raise ValueError("the callback list is malformed")
+    saved_names = [c["class"][:80] for c in saved_cbs]
+    names = [type(cb).__name__ for cb in callbacks]
+    if saved_names != names:
+        # the History every fit has first is left out of the message, unless it differs
+        cut = 1 if saved_names[:1] == names[:1] else 0
         raise CheckpointMismatchError(
-            f"checkpoint {path} was written with callbacks {[c['class'] for c in saved_cbs][1:]}"
-            f", this fit has {[type(cb).__name__ for cb in callbacks][1:]}; refusing to resume")
+            f"checkpoint {path} was written with callbacks {saved_names[cut:]}"[:400]
+            + f", this fit has {names[cut:]}; refusing to resume")
     if len(st["layer_rngs"]) != len(model.layers):
         raise CheckpointMismatchError(f"checkpoint {path}: layer count differs")
     shapes = [p.shape for p in model.params]
@@ -299,8 +306,17 @@ def _restore(path: Any, st: dict[str, Any], weights: list[np.ndarray], run: RunS
         set_rng_state(layer.rng, rs)
     for cb, saved in zip(callbacks, saved_cbs):
         cb.set_state(saved["state"])
+    for key in ("epoch", "offset"):
+        if isinstance(st[key], bool) or not isinstance(st[key], int):
+            raise ValueError(f"{key} must be an integer, got {st[key]!r:.40}")
+    if not isinstance(st["finished"], bool):
+        raise ValueError(f"finished must be true or false, got {st['finished']!r:.40}")
     run.epoch, run.offset = int(st["epoch"]), int(st["offset"])
-    run.finished = bool(st["finished"])
+    run.finished = st["finished"]
+    epochs = getattr(run, "epochs", None)  # the fit's (a plain RunState has none)
+    if epochs is not None and run.epoch > epochs:
+        raise CheckpointMismatchError(f"checkpoint {path} is at epoch {run.epoch}, beyond the "
+                                      f"{epochs} epochs of this fit; refusing to resume")
     model.stop_training = run.finished
     if not 0 <= run.offset <= run.n or not 0 <= run.epoch:
         raise ValueError(f"position epoch {run.epoch}, offset {run.offset} is impossible")

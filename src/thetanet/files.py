@@ -54,12 +54,20 @@ except ImportError:  # pragma: no cover - Windows
 
 
 class ModelFileError(ValueError):
-    """A file is missing, corrupt, tampered with, unsafe or from an unknown format."""
+    """A file is missing, corrupt, edited, unsafe, out of range or from an unknown format.
+
+    Its checksums detect accidents (damage, truncation, a partial copy), not tampering: an
+    edit with a recomputed checksum passes them, so every value is also validated."""
 
 
-class UnsignedFileWarning(UserWarning):
-    """A document of an older format without its own checksum was read: it is validated, but
-    an edit that keeps it well-formed cannot be detected (saving it again signs it)."""
+class NoChecksumWarning(UserWarning):
+    """A document of an older format without a checksum of its own was read: it is
+    validated, but an edit that keeps it well-formed cannot be detected (saving it again
+    gives it its checksum)."""
+
+
+#: The earlier name of :class:`NoChecksumWarning` (kept for code that catches it).
+UnsignedFileWarning = NoChecksumWarning
 
 
 def error_naming(exc: OSError, path: Path) -> OSError:

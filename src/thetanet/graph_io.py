@@ -97,6 +97,8 @@ class GraphIO:
         self._require_compiled()
         x = self._check_x(x)
         y = self._check_y(y, x.shape[0])
+        if x.shape[0] == 0:  # a loss of 0 for no data would read as a perfect score
+            raise ValueError("evaluate needs at least one example, got 0")
         logs = self._evaluate(x, y, batch_size)
         if return_dict:
             return logs

@@ -23,6 +23,23 @@ import numpy as np
 
 Initializer = Callable[[tuple[int, ...], np.random.Generator, np.dtype], np.ndarray]
 
+#: Elements drawn at a time: the float64 draws are written into the result (in the model's
+#: dtype) chunk by chunk, so a float32 kernel never needs a float64 copy of its own size. The
+#: generator's stream is sequential: the values equal one draw of the whole shape.
+DRAW_CHUNK = 1 << 20
+
+
+def _draw(shape: tuple[int, ...], dtype: Any,
+          sample: Callable[[int], np.ndarray]) -> np.ndarray:
+    """An array of ``shape`` in ``dtype`` filled from ``sample(n)`` (n float64 draws), in
+    chunks of :data:`DRAW_CHUNK`."""
+    out = np.empty(shape, dtype=dtype)
+    flat = out.reshape(-1)
+    for start in range(0, flat.size, DRAW_CHUNK):
+        stop = min(start + DRAW_CHUNK, flat.size)
+        flat[start:stop] = sample(stop - start)
+    return out
+
 
 def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
     """(fan_in, fan_out) as Keras computes them: a kernel (s_in, s_out), or a convolution
@@ -52,7 +69,7 @@ def constant(value: float = 0.0) -> Initializer:
 
 def normal(stddev: float = 0.05, mean: float = 0.0) -> Initializer:
     def init(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> np.ndarray:
-        return rng.normal(mean, stddev, size=shape).astype(dtype)
+        return _draw(shape, dtype, lambda n: rng.normal(mean, stddev, size=n))
 
     init.__name__ = "normal"
     init.config = {"name": "normal", "stddev": float(stddev), "mean": float(mean)}  # type: ignore[attr-defined]
@@ -61,7 +78,7 @@ def normal(stddev: float = 0.05, mean: float = 0.0) -> Initializer:
 
 def uniform(minval: float = -0.05, maxval: float = 0.05) -> Initializer:
     def init(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> np.ndarray:
-        return rng.uniform(minval, maxval, size=shape).astype(dtype)
+        return _draw(shape, dtype, lambda n: rng.uniform(minval, maxval, size=n))
 
     init.__name__ = "uniform"
     init.config = {"name": "uniform", "minval": float(minval), "maxval": float(maxval)}  # type: ignore[attr-defined]
@@ -82,7 +99,7 @@ def orthogonal(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> 
 def uniform_epsilon(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> np.ndarray:
     fan_in, fan_out = _fans(shape)
     eps = np.sqrt(6.0) / np.sqrt(fan_in + fan_out)
-    return rng.uniform(-eps, eps, size=shape).astype(dtype)
+    return _draw(shape, dtype, lambda n: rng.uniform(-eps, eps, size=n))
 
 
 def glorot_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> np.ndarray:
@@ -91,18 +108,20 @@ def glorot_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any)
 
 def glorot_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> np.ndarray:
     fan_in, fan_out = _fans(shape)
-    return rng.normal(0.0, np.sqrt(2.0 / (fan_in + fan_out)), size=shape).astype(dtype)
+    sd = np.sqrt(2.0 / (fan_in + fan_out))
+    return _draw(shape, dtype, lambda n: rng.normal(0.0, sd, size=n))
 
 
 def he_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> np.ndarray:
     fan_in, _ = _fans(shape)
     lim = np.sqrt(6.0 / fan_in)
-    return rng.uniform(-lim, lim, size=shape).astype(dtype)
+    return _draw(shape, dtype, lambda n: rng.uniform(-lim, lim, size=n))
 
 
 def he_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: Any) -> np.ndarray:
     fan_in, _ = _fans(shape)
-    return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=shape).astype(dtype)
+    sd = np.sqrt(2.0 / fan_in)
+    return _draw(shape, dtype, lambda n: rng.normal(0.0, sd, size=n))
 
 
 _NAMED: dict[str, Initializer] = {

@@ -38,7 +38,7 @@ import numpy as np
 from thetanet._version import __version__
 from thetanet.files import (
     ModelFileError,
-    UnsignedFileWarning,
+    NoChecksumWarning,
     atomic_write_text,
     load_arrays,
     locked_dir,
@@ -183,8 +183,8 @@ def check_header(doc: Any, source: Path, fmt: str, version: int, what: str,
     """Validate ``format``/``format_version`` of a parsed JSON document and its checksum.
 
     The document checksum is required from format ``digest_since`` on, checked when present
-    (so a signed document relabelled as an older format is refused). An older document
-    without one is accepted with an :class:`~thetanet.files.UnsignedFileWarning`: what such a
+    (so a checksummed document relabelled as an older format is refused). An older document
+    without one is accepted with an :class:`~thetanet.files.NoChecksumWarning`: what such a
     file guarantees is only what its format had — checksummed arrays, a validated structure.
     """
     if not isinstance(doc, dict) or doc.get("format") != fmt:
@@ -200,10 +200,10 @@ def check_header(doc: Any, source: Path, fmt: str, version: int, what: str,
         if doc.get("sha256") != doc_digest(doc):
             raise ModelFileError(f"{source}: checksum mismatch for the {what} document: the "
                                  "file is corrupt or was edited")
-    else:  # an older format, written before documents were signed: see UnsignedFileWarning
-        warnings.warn(UnsignedFileWarning(
+    else:  # an older format, written before documents had a checksum: NoChecksumWarning
+        warnings.warn(NoChecksumWarning(
             f"{source}: {what} format {v} has no checksum of its own (the files it lists are "
-            "still checked): an edit of it cannot be detected; save it again to sign it"),
+            "still checked): an edit of it cannot be detected; save it again to add one"),
             stacklevel=3)
     return doc
 
@@ -242,6 +242,21 @@ def _sizes_in(cfg: dict[str, Any], source: Path) -> Iterator[int]:
                     yield e
 
 
+def _kernel_size(cfg: dict[str, Any]) -> int:
+    """A lower bound on the kernel a layer config builds: the product of its units, pieces,
+    filters, kernel size and declared input width (``input_dim``, or the channels of an
+    ``input_shape``), those it has (all checked to be integers by :func:`_sizes_in`)."""
+    product = 1
+    for k in ("units", "pieces", "filters", "kernel_size", "input_dim", "output_dim"):
+        v = cfg.get(k)
+        for e in (v if isinstance(v, list) else [v]):
+            product *= abs(e) if isinstance(e, int) and e else 1
+    shape = cfg.get("input_shape")
+    if isinstance(shape, list) and shape and isinstance(shape[-1], int) and shape[-1]:
+        product *= abs(shape[-1])
+    return product
+
+
 def check_model_config(model_cfg: Any, n_elements: int, source: Path) -> None:
     """Refuse configs that cannot match the stored weights before building (allocating) them.
 
@@ -268,6 +283,10 @@ def check_model_config(model_cfg: Any, n_elements: int, source: Path) -> None:
         if any(not abs(v) <= limit for v in sizes):
             raise ModelFileError(f"{source}: layer sizes in the config do not fit the "
                                  f"{n_elements} stored weight values")
+        for c in layers:  # each size fits, but a kernel is their product
+            if _kernel_size(c["config"]) > limit:
+                raise ModelFileError(f"{source}: the kernel of layer {c['class_name']!r:.40} "
+                                     f"would exceed the {n_elements} stored weight values")
 
 
 def read_model(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[np.ndarray]]:
@@ -295,5 +314,9 @@ def read_model(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[np.nd
                         "weights_file"):
                     raise
     weights = [arrays[s["key"]] for s in config["weights"]]
+    for spec, w in zip(config["weights"], weights):  # NaN/inf would only show at predict time
+        if w.dtype.kind == "f" and not np.all(np.isfinite(w)):
+            raise ModelFileError(f"{path / CONFIG_NAME}: weight {spec.get('name') or spec['key']}"
+                                 " holds NaN or infinite values")
     check_model_config(config.get("model"), sum(w.size for w in weights), path / CONFIG_NAME)
     return config, weights

@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from thetanet.tensorfile import read_tensors
+
 __all__ = [
     "EncoderConfig",
     "TransformerEncoder",
@@ -147,12 +149,9 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = 0) -> tuple[np.n
 
 
 def load_safetensors(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Every tensor of a ``.safetensors`` file as a name → NumPy array mapping."""
-    try:
-        from safetensors.numpy import load_file
-    except ImportError:
-        raise ImportError("reading .safetensors needs `pip install safetensors`") from None
-    return dict(load_file(str(path)))
+    """Every tensor of a ``.safetensors`` file as a name → NumPy array mapping, validated
+    (:func:`thetanet.tensorfile.read_tensors`: float dtypes, offsets, finite values)."""
+    return read_tensors(path)
 
 
 @dataclass(frozen=True)

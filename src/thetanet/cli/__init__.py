@@ -3,7 +3,7 @@
 Each subcommand lives in its own module here and exposes ``register(subparsers)``, which adds
 its parser and sets ``func`` (``args -> int``). Modules are discovered, so adding a command is
 adding a file. Commands turn user-facing errors into :class:`CLIError`, which becomes one line
-on stderr and exit status 2, without a traceback; warnings (an unsigned old model file, a
+on stderr and exit status 2, without a traceback; warnings (an old model file without a checksum, a
 model restored after an interrupted save, …) become one line each, ``warning: …``.
 """
 

@@ -16,14 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from thetanet.cli import CLIError
+from thetanet.compounds.settings import MAX_HIDDEN
 from thetanet.compounds.storage import DOC_NAME, MAX_LOGIT_ADJUSTMENT
 
 __all__ = ["MAX_HIDDEN", "check_digits_args", "check_evaluate_args", "check_predict_args",
            "check_score_args", "check_train_args", "input_file", "number", "output_dir",
            "output_file", "whole"]
-
-#: Widest hidden layer accepted on the command line.
-MAX_HIDDEN = 100_000
 
 
 def number(option: str, value: float | None, *, low: float | None = None,

@@ -99,7 +99,8 @@ def _fetch_tratz(args: argparse.Namespace) -> list[str]:
         d = tratz.download_split(split, args.data_dir, parts=parts, overwrite=args.overwrite,
                                  progress=not args.quiet, **kw)
         names = ", ".join(f"{p}.tsv" for p in parts)
-        state = "already in" if len(before) == len(parts) else "fetched into"
+        state = ("already in" if len(before) == len(parts) and not args.overwrite
+                 else "fetched into")
         lines.append(f"tratz {split}: {names} {state} {d} (verified)")
     return lines
 
@@ -153,7 +154,8 @@ def _mnist_status(root: Path) -> dict[str, Any]:
     d = root / "mnist"
     return {"dir": str(d), **{s: all(
         (d / n).is_file() or (d / f"{n}.gz").is_file() for n in names)
-        for s, names in idx.MNIST_FILES.items()}}
+        for s, names in idx.MNIST_FILES.items()},
+        "verified": {s: idx.mnist_state(s, root) for s in idx.MNIST_FILES}}
 
 
 def _wordnet_status() -> dict[str, Any]:
@@ -216,7 +218,9 @@ def cmd_where(args: argparse.Namespace) -> int:
     have = [s for s in ("train", "t10k") if m[s]]
     lack = [s for s in ("train", "t10k") if not m[s]]
     out.append(f"mnist          {m['dir']}: " + ", ".join(
-        [f"{s} found" for s in have] + [f"{s} missing" for s in lack])
+        [f"{s} found" + (" (sha256 verified)" if m["verified"][s] == "ok"
+                         else f" but {m['verified'][s]}") for s in have]
+        + [f"{s} missing" for s in lack])
         + (f" (get it: {fetch_command('mnist', args.data_dir)})" if lack else ""))
     for label, key in (("WordNet", "wordnet"), ("MiniLM", "minilm")):
         s = info[key]

@@ -20,7 +20,7 @@ from thetanet.compounds.embeddings import EmbeddingsMissingError
 from thetanet.compounds.features import available_features, default_cache_dir
 from thetanet.compounds.progress import Progress
 from thetanet.compounds.recipes import PUBLISHED_BEST, recipe
-from thetanet.compounds.scoring import format_report, score_labels
+from thetanet.compounds.scoring import alignment_problems, format_report, score_labels
 from thetanet.compounds.system import NCClassifier
 from thetanet.compounds.wordnet import WordNetMissingError
 from thetanet.data.tratz import (
@@ -32,12 +32,14 @@ from thetanet.data.tratz import (
     read_tsv,
 )
 from thetanet.files import ModelFileError
+from thetanet.layers import ParameterBudgetError
 from thetanet.utils import blas_threads
 
 #: Errors that mean the user's input or environment, shown as one line (exit 2).
 USER_ERRORS: tuple[type[BaseException], ...] = (
     DataFormatError, ModelFileError, EmbeddingsMissingError, WordNetMissingError,
-    CheckpointMismatchError, FileNotFoundError, PermissionError, IsADirectoryError)
+    CheckpointMismatchError, FileNotFoundError, PermissionError, IsADirectoryError,
+    ParameterBudgetError)
 
 
 def _ints(text: str) -> list[int]:
@@ -417,13 +419,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     checks.check_score_args(args)
     gold = read_tsv(args.gold, require_label=True)
     pred = read_tsv(args.pred, require_label="prediction")
-    problems = []
-    if len(gold) != len(pred):
-        problems.append(f"{args.gold} has {len(gold)} compounds but {args.pred} has {len(pred)}")
-    for i, (gm, gh, pm, ph) in enumerate(zip(gold.modifiers, gold.heads, pred.modifiers,
-                                             pred.heads), start=1):
-        if (gm, gh) != (pm, ph):
-            problems.append(f"line {i}: gold has '{gm} {gh}' but predictions have '{pm} {ph}'")
+    problems = alignment_problems(list(zip(gold.modifiers, gold.heads)),
+                                  list(zip(pred.modifiers, pred.heads)), args.gold, args.pred)
     if problems:
         for msg in problems[:20]:
             print(f"thetanet nc score: {msg}", file=sys.stderr)

@@ -73,8 +73,10 @@ def add_from_study(t: argparse.ArgumentParser) -> None:
 
 def settings_from_study(split: str, args: argparse.Namespace) -> Any:
     """The best trial's settings for ``nc train --from-study``, printed before training."""
+    from thetanet.cli.search_checks import check_storage
     from thetanet.compounds.search import best_settings
 
+    check_storage(args.storage, writing=False)
     try:
         settings, origin = _call(best_settings, split, storage=args.storage,
                                  study_name=args.study)
@@ -101,11 +103,14 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise CLIError(f"the search needs Optuna: pip install 'thetanet[search]' ({exc})"
                        ) from exc
     except Exception as exc:
+        from optuna.exceptions import StorageInternalError
         from sqlalchemy.exc import SQLAlchemyError
 
-        if isinstance(exc, SQLAlchemyError):
-            msg = str(exc).splitlines()[0]
-            raise CLIError(f"storage error: {msg}") from exc
+        if isinstance(exc, (SQLAlchemyError, StorageInternalError)):
+            cause = exc.__cause__ or exc.__context__
+            detail = cause if isinstance(cause, SQLAlchemyError) else exc
+            msg = (str(detail).splitlines() or [type(detail).__name__])[0]
+            raise CLIError(f"storage error: {msg[:300]}") from exc
         raise
 
 
@@ -157,8 +162,10 @@ def _progress(verbose: bool) -> Any:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from thetanet.cli.search_checks import check_search_args
     from thetanet.utils import blas_threads
 
+    check_search_args(args)  # before any work: outputs, storage, timeout
     if args.threads < 0:
         raise CLIError(f"--threads must be 0 (BLAS default) or more, got {args.threads}")
     with blas_threads(args.threads or None), _quiet_optuna(args.verbose):

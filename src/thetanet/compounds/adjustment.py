@@ -21,12 +21,21 @@ __all__ = ["AdjustedValF1", "adjusted", "class_prior"]
 
 def adjusted(probs: np.ndarray, prior: np.ndarray | None, tau: float) -> np.ndarray:
     """Logit adjustment in place: p·π^(−τ), renormalised — the softmax of the adjusted logits
-    log p − τ log π (τ = 0: ``probs`` unchanged)."""
+    log p − τ log π (τ = 0: ``probs`` unchanged). Factors that could overflow (or vanish) in
+    ``probs``'s dtype are scaled so that the largest is 1 and applied in float64 instead: no
+    NaN for any π in (0, 1] and |τ| ≤ 10."""
     if tau:
         if prior is None:
             raise ValueError("logit adjustment needs the training relation frequencies")
-        probs *= (prior ** -tau).astype(probs.dtype)
-        probs /= probs.sum(axis=1, keepdims=True)
+        factor = np.asarray(prior, np.float64) ** -tau
+        big = np.finfo(probs.dtype).max / (4 * factor.size)
+        if np.all(np.isfinite(factor)) and factor.max() < big and factor.min() > 1e-30:
+            probs *= factor.astype(probs.dtype)  # the usual case, as it always was computed
+            probs /= probs.sum(axis=1, keepdims=True)
+        else:
+            shift = -tau * np.log(np.asarray(prior, np.float64))
+            out = probs.astype(np.float64) * np.exp(shift - shift.max())
+            probs[...] = out / out.sum(axis=1, keepdims=True)
     return probs
 
 

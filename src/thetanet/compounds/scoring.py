@@ -11,7 +11,20 @@ import numpy as np
 from thetanet import metrics
 from thetanet.compounds.recipes import PUBLISHED_BEST
 
-__all__ = ["PUBLISHED_BEST", "format_report", "score_labels"]
+__all__ = ["PUBLISHED_BEST", "alignment_problems", "format_report", "score_labels"]
+
+
+def alignment_problems(gold: Sequence[tuple[str, str]], pred: Sequence[tuple[str, str]],
+                       gold_name: str, pred_name: str) -> list[str]:
+    """What keeps predictions from being scored against gold: a different number of compounds,
+    or a compound (modifier, head) other than gold's at the same line. Empty when they align."""
+    problems = []
+    if len(gold) != len(pred):
+        problems.append(f"{gold_name} has {len(gold)} compounds but {pred_name} has {len(pred)}")
+    for i, ((gm, gh), (pm, ph)) in enumerate(zip(gold, pred), start=1):
+        if (gm, gh) != (pm, ph):
+            problems.append(f"line {i}: gold has '{gm} {gh}' but predictions have '{pm} {ph}'")
+    return problems
 
 
 def score_labels(gold: Sequence[str], pred: Sequence[str],

@@ -26,6 +26,12 @@ from thetanet.compounds.features.neighbours import SPACES as NEIGHBOUR_SPACES
 from thetanet.compounds.features.neighbours import NeighbourOptions
 from thetanet.compounds.recipes import MAX_EPOCHS, PATIENCE
 from thetanet.compounds.settings import NCSettings
+from thetanet.compounds.study_checks import (
+    NamedTrial,
+    check_params,
+    check_seeds,
+    check_space,
+)
 from thetanet.compounds.system import NCClassifier
 from thetanet.search import (
     SETUP_ATTR,
@@ -82,6 +88,9 @@ class NCSpace:
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> NCSpace:
+        """A space from JSON, every field checked (:func:`check_space`)."""
+        if not isinstance(doc, dict):
+            raise ValueError(f"a search space must be an object, got {doc!r:.60}")
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(doc) - known)
         if unknown:
@@ -91,7 +100,8 @@ class NCSpace:
         if not spaces or not all(isinstance(s, str) and s in NEIGHBOUR_SPACES for s in spaces):
             raise ValueError(f"neighbour_spaces must list word spaces among "
                              f"{', '.join(NEIGHBOUR_SPACES)}, got {spaces!r:.80}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in doc.items()})
+        return check_space(cls(**{k: tuple(v) if isinstance(v, list) else v
+                                  for k, v in doc.items()}))
 
 
 #: ready-made spaces: ``full`` (the default) and ``quick`` (one cheap extractor, small nets,
@@ -183,6 +193,32 @@ def settings_from_params(params: dict[str, Any], space: NCSpace,
                    logit_adjustment=float(params.get("logit_adjustment", 0.0)),
                    neighbours=_neighbours_spec(params, space),
                    max_epochs=space.max_epochs, patience=space.patience)
+
+
+def checked_settings(params: dict[str, Any], space: NCSpace, base: NCSettings,
+                     where: str) -> NCSettings:
+    """The settings of a trial's parameters, checked: in the space (:func:`check_params`),
+    then by the command line's rules (:meth:`NCSettings.validate`)."""
+    check_params(params, space, where)
+    settings = settings_from_params(dict(params), space, base)
+    try:
+        settings.validate()
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    return settings
+
+
+def setup_of(study: Any, name: str) -> tuple[NCSpace, list[int]]:
+    """The space and the training seeds a study's stored setup describes, checked."""
+    setup = study.user_attrs.get(SETUP_ATTR)
+    setup = {} if setup is None else setup
+    if not isinstance(setup, dict):
+        raise ValueError(f"study {name!r}: its setup must be an object, got {setup!r:.60}")
+    try:
+        space = NCSpace.from_dict(setup["space"]) if "space" in setup else SPACES["full"]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"study {name!r}: setup space: {exc}") from None
+    return space, check_seeds(setup.get("seeds", [0]), name)
 
 
 def _neighbours_spec(params: dict[str, Any], space: NCSpace) -> str | None:
@@ -278,8 +314,11 @@ def search_nc(split: str, train: Any, val: Any, labels: Sequence[str], *,
         study.enqueue_trial(params, skip_if_exists=True)
 
     def objective(trial: Any, stop: StopRequest) -> float:
-        settings = suggest_settings(trial, space, base)
-        settings.validate()
+        where = f"study {study.study_name!r} trial {trial.number}"
+        check_params(_enqueued(study, trial), space, where)  # before anything is drawn
+        settings = suggest_settings(NamedTrial(trial, where), space, base)
+        # an enqueued trial's values may lie outside the space: refused, never trained
+        settings = checked_settings(trial.params, space, base, where)
         # the model's F1 on val after each epoch, logit-adjusted when τ > 0 (what selects)
         key = "val_f1_weighted_adjusted" if settings.logit_adjustment else "val_f1_weighted"
         values, epochs = [], []
@@ -300,22 +339,31 @@ def search_nc(split: str, train: Any, val: Any, labels: Sequence[str], *,
     return done, summary(study)
 
 
+def _enqueued(study: Any, trial: Any) -> dict[str, Any]:
+    """The parameters fixed for a running trial by ``enqueue_trial`` (none: ``{}``)."""
+    for frozen in study.get_trials(deepcopy=False):
+        if frozen.number == trial.number:
+            fixed = frozen.system_attrs.get("fixed_params")
+            return fixed if isinstance(fixed, dict) else {}
+    return {}
+
+
 def best_settings(split: str, *, storage: str | None = None, study_name: str | None = None
                   ) -> tuple[NCSettings, dict[str, Any]]:
     """The settings of the study's best trial (rebuilt from its parameters) and its origin:
     study, trial number, value."""
     name = study_name or study_name_for(split)
     study = load_existing_study(storage, name)
+    space, seeds = setup_of(study, name)  # checked before anything is loaded
     setup = study.user_attrs.get(SETUP_ATTR) or {}
     if setup.get("split", split) != split:
-        raise ValueError(f"study {name!r} searched split {setup['split']!r}, not {split!r}")
+        raise ValueError(f"study {name!r} searched split {setup['split']!r:.40}, not {split!r}")
     try:
         best = study.best_trial
     except ValueError as exc:
         raise ValueError(f"study {name!r} has no finished trial yet") from exc
-    space = NCSpace.from_dict(setup["space"]) if "space" in setup else SPACES["full"]
-    seeds = setup.get("seeds", [0])
-    settings = settings_from_params(best.params, space, NCSettings(seeds=seeds[:1]))
+    settings = checked_settings(best.params, space, NCSettings(seeds=seeds[:1]),
+                                f"study {name!r} trial {best.number}")
     origin = {"study": name, "trial": best.number, "value": best.value,
               "seeds": seeds, "storage": display_url(storage_url(storage))}
     return settings, origin

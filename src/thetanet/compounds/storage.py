@@ -13,10 +13,13 @@
 canonical form (:func:`thetanet.saving.doc_digest`), so any edit — swapped labels, a reversed
 vocabulary, another member's files — is refused, and every entry is validated (types, bounds,
 cross-references) before anything is built from it; each problem is one
-:class:`~thetanet.files.ModelFileError` line. Formats 1 and 2 (thetanet ≤ 0.1, unsigned) are
-still read, validated the same way, with an :class:`~thetanet.files.UnsignedFileWarning`:
-their members' weights and configs are checksummed, but an edit of ``nc.json`` itself that
-keeps it well-formed cannot be detected. Saving such a model again signs it.
+:class:`~thetanet.files.ModelFileError` line. Formats 1 and 2 (thetanet ≤ 0.1, without a checksum of
+their own) are still read, validated the same way, with an
+:class:`~thetanet.files.NoChecksumWarning`: their members' weights and configs are
+checksummed, but an edit of ``nc.json`` itself that keeps it well-formed cannot be detected.
+Saving such a model again gives it its checksum. A checksum detects accidents (a damaged or
+truncated file, a partial copy), not tampering: whoever edits the file can recompute it —
+which is why every value is also validated on its own.
 
 A save builds the whole new directory aside (``.NAME.XXXXXXXX``, locked and marked while it
 is built) and swaps it in under the parent directory's lock with two renames: the old model
@@ -58,11 +61,14 @@ __all__ = ["MAX_LOGIT_ADJUSTMENT", "NC_FORMAT", "NC_FORMAT_VERSION", "check_docu
            "read_model_dir", "write_model_dir"]
 
 NC_FORMAT = "thetanet-nc"
-#: 3: signed (``sha256``) and members pinned (``member_sha256``); 2: class_prior (logit
-#: adjustment); 1. All three are read (1 and 2 unsigned, see the module).
+#: 3: checksummed (``sha256``) and members pinned (``member_sha256``); 2: class_prior (logit
+#: adjustment); 1. All three are read (1 and 2 without a checksum, see the module).
 NC_FORMAT_VERSION = 3
 DOC_NAME = "nc.json"
 _MAX_LABELS = 10_000
+#: Smallest relation frequency a model file may carry (training's add-one smoothing gives
+#: at least 1/(compounds + relations), far above).
+MIN_PRIOR = 1e-12
 _MAX_MEMBERS = 1_000
 _MEMBER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,100}")
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
@@ -127,7 +133,7 @@ def read_model_dir(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[S
                      digest_since=3)
         members = []
         for i, name in enumerate(doc["members"]):
-            with warnings.catch_warnings():  # unsigned members of an unsigned model: one
+            with warnings.catch_warnings():  # members of a model without checksum: one
                 warnings.simplefilter("ignore")  # warning (nc.json's) says it
                 config, weights = read_model(path / name)
             pinned = doc.get("member_sha256")
@@ -195,8 +201,10 @@ def check_document(doc: dict[str, Any], source: Path) -> None:
         raise _bad(source, "'best_epochs' must hold at most one epoch (≥ 0) per member")
     prior = doc.get("class_prior")
     if prior is not None and (not isinstance(prior, list) or len(prior) != len(labels)
-                              or not all(_is_number(p) and p > 0 for p in prior)):
-        raise _bad(source, "class_prior must hold one positive frequency per relation")
+                              or not all(_is_number(p) and MIN_PRIOR <= p <= 1 for p in prior)
+                              or not abs(math.fsum(prior) - 1) <= 1e-6):
+        raise _bad(source, f"class_prior must hold one frequency in [{MIN_PRIOR:g}, 1] per "
+                           "relation, summing to 1")
     check_settings(doc["settings"], source)
 
 

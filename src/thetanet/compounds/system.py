@@ -453,7 +453,7 @@ class NCClassifier:
             clf.class_prior = np.asarray(prior, dtype=np.float64)
             if clf.class_prior.shape != (len(clf.labels),) or not np.all(clf.class_prior > 0):
                 raise ModelFileError(f"{doc_path}: class_prior must hold one positive "
-                                     f"frequency per relation")
+                                     f"frequency per relation")  # bounds: check_document
         clf.best_epochs = list(doc.get("best_epochs", []))
         clf.report = doc.get("report", {})
         clf.metadata = doc.get("metadata", {})

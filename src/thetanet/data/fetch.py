@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import re
 import socket
 import sys
 import time
@@ -25,11 +26,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["ChecksumError", "FetchError", "download", "sha256_file"]
+__all__ = ["ChecksumError", "FetchError", "download", "remove_stale_temps", "sha256_file"]
 
 #: Largest download accepted (the biggest file fetched, MNIST's training images, is ~10 MB).
 MAX_BYTES = 256 * 2**20
+#: Longest one file may take, in seconds, however steadily its bytes trickle in (a server
+#: sending one byte a second never trips the socket timeout).
+DEADLINE = 900.0
 _CHUNK = 1 << 16
+#: Seconds between plain progress lines while bytes arrive (so a slow small file shows life).
+_PROGRESS_EVERY = 10.0
 
 
 class FetchError(ConnectionError):
@@ -98,6 +104,7 @@ class _Progress:
         self.quarter = 0
         self.started = False
         self.t0 = time.monotonic()
+        self.last_line = self.t0  # see _slow_progress_line
 
     def start(self, total: int | None) -> None:
         self.total = total
@@ -127,6 +134,8 @@ class _Progress:
                 self.quarter = q
                 print(f"  {25 * q}% ({_human(self.done)} of {_human(self.total)})",
                       file=self.stream, flush=True)
+        else:
+            _slow_progress_line(self)
 
     def finish(self, outcome: str) -> None:
         if self.bar is not None:
@@ -135,6 +144,53 @@ class _Progress:
             secs = time.monotonic() - self.t0
             print(f"  {outcome}: {_human(self.done)} in {secs:.1f} s", file=self.stream,
                   flush=True)
+
+
+def _slow_progress_line(report: _Progress) -> None:
+    """A plain line every :data:`_PROGRESS_EVERY` seconds for a download too small for
+    quarter lines (or of unknown size): a slow server still shows that bytes arrive."""
+    now = time.monotonic()
+    if now - report.last_line >= _PROGRESS_EVERY:
+        report.last_line = now
+        of = f" of {_human(report.total)}" if report.total else ""
+        print(f"  {_human(report.done)}{of} after {now - report.t0:.0f} s",
+              file=report.stream, flush=True)
+
+
+def _temp_name(target: Path) -> re.Pattern[str]:
+    """The names of the temp files a download of ``target`` writes (``.NAME.XXXXXXXX.tmp``,
+    see :func:`thetanet.files.atomic_write_with`)."""
+    return re.compile(re.escape(f".{target.name}.") + r"[A-Za-z0-9_]{8}\.tmp")
+
+
+def remove_stale_temps(target: Path) -> list[Path]:
+    """Remove the temp files that killed downloads of ``target`` left beside it; return them.
+
+    Call only while holding :func:`thetanet.files.locked_dir` on ``target.parent``: every
+    download holds it while it writes, so a temp file found then belongs to a dead one."""
+    pattern = _temp_name(target)
+    gone = []
+    for p in target.parent.glob(f".{target.name}.*.tmp"):
+        if pattern.fullmatch(p.name) and p.is_file() and not p.is_symlink():
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                continue
+            gone.append(p)
+    return gone
+
+
+def _read_block(resp: Any, url: str, t_end: float, deadline: float, done: int) -> bytes:
+    """The next bytes of ``resp`` as soon as some arrive (``read1``), or a
+    :class:`FetchError` when the file's deadline has passed."""
+    if time.monotonic() > t_end:
+        raise FetchError(url, f"still downloading after {deadline:g} s ({done} bytes "
+                              "received); the server is too slow")
+    read = getattr(resp, "read1", None) or resp.read
+    try:
+        return read(_CHUNK)
+    except (OSError, http.client.HTTPException) as exc:
+        raise FetchError(url, _reason(exc)) from None
 
 
 def _open(url: str, timeout: float) -> Any:
@@ -155,6 +211,8 @@ def download(
     stream: IO[str] | None = None,
     timeout: float = 60.0,
     max_bytes: int = MAX_BYTES,
+    deadline: float = DEADLINE,
+    watch: Callable[[bytes], None] | None = None,
 ) -> Path:
     """Download ``url`` to ``target``, verified, atomically; return ``target``.
 
@@ -164,8 +222,11 @@ def download(
     instead (e.g. the same content recompressed). Only then is the temp file renamed to
     ``target``. On any failure the temp file is removed and ``target`` is left as it was.
     ``progress``: report to ``stream`` (default stderr), a tqdm bar when it is a terminal.
+    ``deadline``: most seconds for the whole file. ``watch(block)`` sees each block as it
+    arrives and may raise to stop at once (e.g. a header that is wrong, a size beyond the
+    expected one). Temp files of earlier, killed downloads of ``target`` are removed first.
     """
-    from thetanet.files import atomic_write_with
+    from thetanet.files import atomic_write_with, locked_dir
 
     target = Path(target)
     report = _Progress(url, target, progress, stream)
@@ -177,13 +238,13 @@ def download(
         length = resp.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
         report.start(total)
+        t_end = time.monotonic() + deadline
         while True:
-            try:
-                block = resp.read(_CHUNK)
-            except (OSError, http.client.HTTPException) as exc:
-                raise FetchError(url, _reason(exc)) from None
+            block = _read_block(resp, url, t_end, deadline, len(data))
             if not block:
                 break
+            if watch is not None:
+                watch(block)
             fh.write(block)
             h.update(block)
             data += block
@@ -206,7 +267,9 @@ def download(
     try:
         with resp:
             target.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_with(target, fill)
+            with locked_dir(target.parent):  # one download here at a time: see below
+                remove_stale_temps(target)
+                atomic_write_with(target, fill)
     except BaseException as exc:
         report.finish("failed" if not isinstance(exc, KeyboardInterrupt) else "interrupted")
         raise

@@ -11,10 +11,11 @@ match — raises :class:`IdxFormatError` (a ``ValueError``) naming the file and 
 MNIST lives under ``<data root>/mnist/`` (data root: ``--data-dir``, else ``$THETANET_DATA``,
 else the per-user cache; see :mod:`thetanet.data.paths`). ``thetanet data fetch mnist``
 (:func:`download_mnist`) fetches the four files from the public mirrors. The mirrors' ``.gz``
-bytes differ (some were re-compressed), so downloads are verified by their *decompressed*
-content: sha256 for the t10k files; for the training files, whose decompressed checksums are
-not pinned here, by structure, the image and label counts, and the per-digit label counts of
-the published training set.
+bytes differ (some were re-compressed), so downloads are verified by the SHA-256 of their
+*decompressed* content, pinned for all four files (:data:`MNIST_SHA256`), besides structure,
+counts and the published per-digit label counts. While a file streams in, its IDX header and
+inflated size are checked block by block (:mod:`thetanet.data.idx_stream`), so a wrong file
+stops at once and a gzip bomb never inflates past the expected size.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from thetanet.data.idx_stream import IdxStreamCheck, mnist_header
 from thetanet.data.paths import data_root, missing_data_hint
 
 __all__ = [
@@ -208,8 +210,13 @@ MNIST_LABEL_COUNTS: dict[str, tuple[int, ...]] = {
     "train": (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
     "t10k": (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009),
 }
-#: sha256 of the decompressed IDX content (the .gz bytes differ between mirrors).
+#: sha256 of the decompressed IDX content (the .gz bytes differ between mirrors). The train
+#: values were computed from the decompressed files of the published MNIST training set (as
+#: shipped in a package on PyPI, whose t10k files match the t10k values here and whose label
+#: counts match MNIST_LABEL_COUNTS) and agree with the values other projects publish.
 MNIST_SHA256: dict[str, str] = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
@@ -239,6 +246,21 @@ def mnist_available(split: str, data_dir: str | os.PathLike[str] | None = None) 
     """Whether both files of ``split`` ("train" or "t10k") are in the data root."""
     _check_split(split)
     return all(find_mnist_file(n, data_dir) is not None for n in MNIST_FILES[split])
+
+
+def mnist_state(split: str, data_dir: str | os.PathLike[str] | None = None) -> str:
+    """``"ok"`` when both files of ``split`` are present and verified (the pinned sha256 of
+    their content), else what is wrong: ``"missing"`` or the first problem found."""
+    _check_split(split)
+    for name in MNIST_FILES[split]:
+        path = find_mnist_file(name, data_dir)
+        if path is None:
+            return "missing"
+        try:
+            verify_mnist_content(name, _maybe_gunzip(path.read_bytes(), str(path)), str(path))
+        except (IdxFormatError, OSError) as exc:
+            return f"invalid ({str(exc)[:160]})"
+    return "ok"
 
 
 def _check_split(split: str) -> None:
@@ -310,19 +332,13 @@ def read_mnist(split: str = "t10k", data_dir: str | os.PathLike[str] | None = No
 def verify_mnist_content(name: str, raw: bytes, source: str = "<bytes>") -> np.ndarray:
     """Check the decompressed content of MNIST file ``name``; return its array.
 
-    sha256 where pinned (:data:`MNIST_SHA256`), else structure, count and, for labels, the
-    published per-digit counts. Raises :class:`IdxFormatError` on any difference.
+    Structure, count, for labels the published per-digit counts, and the sha256 pinned in
+    :data:`MNIST_SHA256`. Raises :class:`IdxFormatError` on any difference.
     """
     split = name.split("-", 1)[0]
     _check_split(split)
     is_images = "images" in name
     arr = (decode_mnist_images if is_images else decode_mnist_labels)(raw, source)
-    expected = MNIST_SHA256.get(name)
-    if expected is not None:
-        got = hashlib.sha256(raw).hexdigest()
-        if got != expected:
-            raise IdxFormatError(f"{source}: decompressed sha256 {got} differs from the "
-                                 f"published {expected}")
     if arr.shape[0] != MNIST_COUNTS[split]:
         raise IdxFormatError(f"{source}: expected {MNIST_COUNTS[split]} "
                              f"{'images' if is_images else 'labels'}, found {arr.shape[0]}")
@@ -331,14 +347,33 @@ def verify_mnist_content(name: str, raw: bytes, source: str = "<bytes>") -> np.n
         if counts != MNIST_LABEL_COUNTS[split]:
             raise IdxFormatError(f"{source}: per-digit label counts {counts} differ from the "
                                  f"published {MNIST_LABEL_COUNTS[split]}")
+    got = hashlib.sha256(raw).hexdigest()  # last: the messages above say more
+    if got != MNIST_SHA256[name]:
+        raise IdxFormatError(f"{source}: decompressed sha256 {got} differs from the "
+                             f"published {MNIST_SHA256[name]}")
     return arr
+
+
+def _expected_size(name: str) -> tuple[bytes, int]:
+    """The IDX header and the decompressed size of MNIST file ``name``."""
+    split = name.split("-", 1)[0]
+    images = "images" in name
+    header = mnist_header(images, MNIST_COUNTS[split])
+    return header, len(header) + MNIST_COUNTS[split] * (28 * 28 if images else 1)
+
+
+def stream_check(name: str, url: str) -> IdxStreamCheck:
+    """The fetcher's ``watch`` for MNIST file ``name``: header and size while it streams."""
+    header, size = _expected_size(name)
+    return IdxStreamCheck(url, header, size, IdxFormatError)
 
 
 def _stored_form(name: str, url: str) -> Callable[[bytes], bytes | None]:
     """The fetcher's content check for MNIST file ``name``: verify the decompressed content;
     keep a gzip payload as served, compress a plain one (files are stored as ``.gz``)."""
     def check(blob: bytes) -> bytes | None:
-        verify_mnist_content(name, _maybe_gunzip(blob, url), url)
+        raw = _gunzip(blob, url, _expected_size(name)[1]) if _is_gzip(blob) else blob
+        verify_mnist_content(name, raw, url)
         return None if _is_gzip(blob) else gzip.compress(blob, compresslevel=6, mtime=0)
 
     return check
@@ -378,7 +413,8 @@ def download_mnist(splits: Sequence[str] = ("train", "t10k"),
                 url = f"{base.rstrip('/')}/{name}.gz"
                 try:
                     download(url, directory / f"{name}.gz", check=_stored_form(name, url),
-                             progress=progress, stream=stream, timeout=120.0)
+                             progress=progress, stream=stream, timeout=120.0,
+                             watch=stream_check(name, url))
                 except FetchError as exc:
                     errors.append(f"{url}: {exc.reason}")
                     continue

@@ -51,6 +51,7 @@ __all__ = [
     "load_split",
     "read_compound_lines",
     "read_tsv",
+    "read_tsv_bytes",
     "split_dir",
 ]
 
@@ -142,8 +143,11 @@ def read_tsv(
         raise DataFormatError(source, 0, "is a directory, not a file") from None
 
 
-def _parse_bytes(data: bytes, source: str, require_label: bool | str | None,
-                 known_labels: Iterable[str] | None) -> Compounds:
+def read_tsv_bytes(data: bytes, source: str = "<bytes>",
+                   require_label: bool | str | None = True,
+                   known_labels: Iterable[str] | None = None) -> Compounds:
+    """:func:`read_tsv` on bytes already in memory (an upload); ``source`` names them in the
+    ``"<source>:<lineno>: <problem>"`` messages."""
     return _parse_stream(io.BytesIO(data), source, require_label, known_labels)
 
 
@@ -291,7 +295,7 @@ def download_split(
 
     def well_formed(url: str) -> Callable[[bytes], None]:
         def check(data: bytes) -> None:
-            _parse_bytes(data, url, True, known)  # a well-formed file, whatever its checksum
+            read_tsv_bytes(data, url, True, known)  # a well-formed file, whatever its checksum
 
         return check
 

@@ -26,8 +26,10 @@ from thetanet.layers.recurrent import Recurrent
 from thetanet.layers.repeat_vector import RepeatVector
 from thetanet.layers.reshape import Reshape
 from thetanet.layers.simple_rnn import SimpleRNN
+from thetanet.layers.weighted import MAX_LAYER_PARAMS, ParameterBudgetError
 
-__all__ = ["GRU", "LSTM", "Activation", "Add", "AdditiveAttention", "Attention",
-           "AveragePool2D", "Bidirectional", "Concatenate", "Conv2D", "Dense", "Dropout",
-           "Embedding", "Flatten", "Layer", "MaxPool2D", "Masking", "Maxout", "Recurrent",
-           "RepeatVector", "Reshape", "SimpleRNN", "layer_from_config", "register_layer"]
+__all__ = ["GRU", "LSTM", "MAX_LAYER_PARAMS", "Activation", "Add", "AdditiveAttention",
+           "Attention", "AveragePool2D", "Bidirectional", "Concatenate", "Conv2D", "Dense",
+           "Dropout", "Embedding", "Flatten", "Layer", "MaxPool2D", "Masking", "Maxout",
+           "ParameterBudgetError", "Recurrent", "RepeatVector", "Reshape", "SimpleRNN",
+           "layer_from_config", "register_layer"]

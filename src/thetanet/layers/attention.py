@@ -30,7 +30,7 @@ import numpy as np
 
 from thetanet import initializers as _initializers
 from thetanet.layers.base import Layer, Shape, as_shape, register_layer
-from thetanet.layers.weighted import positive_int
+from thetanet.layers.weighted import check_budget, positive_int
 
 
 @register_layer
@@ -67,6 +67,7 @@ class AdditiveAttention(Layer):
         self._set_shapes(q_shape, outs[0], dtype)
         self.output_shapes = outs
         u, init = self.units, self.kernel_initializer
+        check_budget((q_shape[-1] + d + 2) * u, f"AdditiveAttention {self.name!r}")
         self.query_kernel = np.ascontiguousarray(init((q_shape[-1], u), rng, self.dtype))
         self.features_kernel = np.ascontiguousarray(init((d, u), rng, self.dtype))
         self.bias = np.zeros(u, self.dtype)

@@ -57,7 +57,7 @@ import numpy as np
 from thetanet import activations as _activations
 from thetanet import conv_ops as ops
 from thetanet.layers.base import Shape, register_layer
-from thetanet.layers.weighted import WeightedLayer, positive_int
+from thetanet.layers.weighted import WeightedLayer, check_budget, positive_int
 
 
 @register_layer
@@ -106,6 +106,8 @@ class Conv2D(WeightedLayer):
         (kh, kw), (sh, sw) = self.kernel_size, self.strides
         ho, pt, pb = ops.output_size(h, kh, sh, self.padding)
         wo, pl, pr = ops.output_size(w, kw, sw, self.padding)
+        check_budget(ho * wo * kh * kw * c, f"Conv2D {self.name!r} (im2col columns per "
+                     "example)")
         self._set_shapes((h, w, c), (ho, wo, self.filters), dtype)
         self._pads = (pt, pb, pl, pr)
         self._transposed = ops.use_transposed_columns(c, kw, wo)

@@ -21,7 +21,7 @@ import numpy as np
 
 from thetanet import initializers as _initializers
 from thetanet.layers.base import Layer, Shape, as_shape, register_layer
-from thetanet.layers.weighted import positive_int
+from thetanet.layers.weighted import check_budget, positive_int
 
 
 @register_layer
@@ -53,6 +53,8 @@ class Embedding(Layer):
             raise ValueError(f"Embedding declared input_length={self.input_length} but "
                              f"receives sequences of length {shape[0]}")
         out = (*shape, self.width)
+        check_budget(self.vocab * self.width, f"Embedding {self.name!r} ({self.vocab}, "
+                     f"{self.width})")
         self._set_shapes(shape, out, dtype)
         self.embeddings = np.ascontiguousarray(
             self.embeddings_initializer((self.vocab, self.width), rng, self.dtype), self.dtype)

@@ -24,6 +24,7 @@ import numpy as np
 
 from thetanet import conv_ops as ops
 from thetanet.layers.base import Layer, Shape, register_layer
+from thetanet.layers.weighted import check_budget
 
 
 class _Pool2D(Layer):
@@ -45,8 +46,13 @@ class _Pool2D(Layer):
               ) -> Shape:
         h, w, c = ops.input_hwc(input_shape, type(self).__name__)
         (ph, pw), (sh, sw) = self.pool_size, self.strides
+        if ph > 2 * h or pw > 2 * w:  # 'same' would pad it: windows mostly of padding, slow
+            raise ValueError(f"{type(self).__name__} pool_size {self.pool_size} exceeds "
+                             f"twice the input's {h}×{w}")
         ho, pt, pb = ops.output_size(h, ph, sh, self.padding)
         wo, pl, pr = ops.output_size(w, pw, sw, self.padding)
+        check_budget(ho * wo * c * ph * pw, f"{type(self).__name__} {self.name!r} (work per "
+                     "example)")
         self._set_shapes((h, w, c), (ho, wo, c), dtype)
         self._pads = (pt, pb, pl, pr)
         # the windows tile the input exactly: every input gets exactly one window's gradient

@@ -51,7 +51,7 @@ import numpy as np
 from thetanet import activations as _activations
 from thetanet import initializers as _initializers
 from thetanet.layers.base import Layer, Shape, as_shape
-from thetanet.layers.weighted import positive_int
+from thetanet.layers.weighted import check_budget, positive_int
 
 #: Activations whose g′ is cheaper from a = g(z) than from z.
 _FROM_OUTPUT = {"logistic": lambda a: a * (1 - a), "tanh": lambda a: 1 - a * a,
@@ -170,6 +170,7 @@ class Recurrent(Layer):
         steps, d = shape
         u, gu = self.units, self.gates * self.units
         out = (steps, u) if self.return_sequences else (u,)
+        check_budget((d + u + 2) * gu, f"{type(self).__name__} {self.name!r} ({d} + {u}, {gu})")
         self._set_shapes(shape, out, dtype)
         dt = self.dtype
         self.kernel = np.ascontiguousarray(self.kernel_initializer((d, gu), rng, dt), dt)

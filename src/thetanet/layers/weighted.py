@@ -17,6 +17,22 @@ import numpy as np
 from thetanet import initializers as _initializers
 from thetanet.layers.base import Layer, l2_penalty
 
+#: Most parameters one layer's kernel may hold (10⁸: 0.4 GB of float32, 1.6 GB with its
+#: gradient and Adam's two moments). A wider layer is refused when it is built, before
+#: anything is allocated.
+MAX_LAYER_PARAMS = 10**8
+
+
+class ParameterBudgetError(ValueError):
+    """A network or layer above the documented parameter budget (nothing was allocated)."""
+
+
+def check_budget(count: int, what: str, limit: int = MAX_LAYER_PARAMS) -> None:
+    """Refuse ``count`` parameters above ``limit`` (a :class:`ParameterBudgetError`)."""
+    if count > limit:
+        raise ParameterBudgetError(f"{what} would hold {count:,} parameters, above the budget "
+                                   f"of {limit:,}; choose a smaller network")
+
 
 def positive_int(value: Any, what: str) -> int:
     """``value`` as an int ≥ 1, or a ValueError naming ``what`` (e.g. "Dense units")."""
@@ -49,7 +65,10 @@ class WeightedLayer(Layer):
     def _create_weights(self, kernel_shape: tuple[int, ...], bias_size: int,
                         rng: np.random.Generator) -> None:
         """Draw kernel and bias from the initialisers (contiguous, the layer's dtype) and
-        make their zeroed gradient arrays; build the activation for ``bias_size`` units."""
+        make their zeroed gradient arrays; build the activation for ``bias_size`` units.
+        Refused first when the kernel would exceed :data:`MAX_LAYER_PARAMS`."""
+        check_budget(int(np.prod(kernel_shape, dtype=object)) + bias_size,
+                     f"{type(self).__name__} {self.name!r} {kernel_shape}")
         self.kernel = np.ascontiguousarray(
             self.kernel_initializer(kernel_shape, rng, self.dtype), self.dtype)
         self.bias = np.ascontiguousarray(

@@ -26,7 +26,6 @@ import contextlib
 import functools
 import hashlib
 import json
-import numbers
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -36,18 +35,23 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import scipy.sparse as sp
 
+from thetanet.compounds.features.options import (
+    MAX_WEIGHT,
+    Rule,
+    anything,
+    check_options,
+    number,
+)
 from thetanet.data.paths import cache_root
 from thetanet.files import ModelFileError, load_arrays, save_arrays
 
-__all__ = ["CACHE_LAYOUT", "EXTRACTORS", "CacheDir", "Extractor", "Matrix",
+__all__ = ["CACHE_LAYOUT", "EXTRACTORS", "MAX_WEIGHT", "CacheDir", "Extractor", "Matrix",
            "PerWordExtractor", "available_features", "decode_strings", "default_cache_dir",
            "encode_strings", "frozen_caches", "register"]
 
 #: Layout of the cache files, part of their key. 2: strings as UTF-8 bytes + offsets (1 held
 #: fixed-width NumPy strings, which drop trailing NULs and pad every word to the longest).
 CACHE_LAYOUT = 2
-#: Largest |weight| of an extractor's block (beyond, float32 features overflow).
-MAX_WEIGHT = 1e6
 #: Rows of words outside the cache a frozen extractor keeps between calls (the most recent).
 RECENT_WORDS = 8192
 _UTF8, _OFFSETS = "__utf8", "__offsets"
@@ -87,28 +91,40 @@ def _resolve_cache_dir(cache_dir: CacheDir) -> Path | None:
 class Extractor:
     """Base class: options (JSON values), ``fit``, ``transform``, state for the config.
 
-    Subclasses set ``name``, ``sparse`` and ``defaults`` (the accepted options and their
-    default values) and implement ``fit``/``transform``/``dim``/``get_state``/``set_state``.
-    Every extractor accepts ``weight`` (a factor for its whole block).
+    Subclasses set ``name``, ``sparse``, ``defaults`` (the accepted options and their
+    default values) and ``option_rules`` (what each option may be, see
+    :mod:`~thetanet.compounds.features.options`), and implement
+    ``fit``/``transform``/``dim``/``get_state``/``set_state``. Every extractor accepts
+    ``weight`` (a factor for its whole block).
     """
 
     name: ClassVar[str] = ""
     sparse: ClassVar[bool] = True
     defaults: ClassVar[dict[str, Any]] = {}
+    option_rules: ClassVar[dict[str, Rule]] = {}
+
+    @classmethod
+    def rules(cls) -> dict[str, Rule]:
+        """Every option this extractor accepts → its rule (``weight`` included; an option
+        declared only by its default accepts any value: every built-in one has a rule)."""
+        return {"weight": number(-MAX_WEIGHT, MAX_WEIGHT),
+                **dict.fromkeys(cls.defaults, anything), **cls.option_rules}
+
+    @classmethod
+    def combined(cls, options: Mapping[str, Any]) -> str | None:
+        """What is wrong with these options together (all given, defaults filled), or None."""
+        return None
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """One ``ValueError`` line for an unknown option, a value outside its declared range
+        or a bad combination — before anything is built or loaded."""
+        check_options(cls.name, cls.rules(), options,
+                      lambda given: cls.combined({**cls.defaults, **given}))
 
     def __init__(self, cache_dir: CacheDir = None, **options: Any) -> None:
-        allowed = {"weight": 1.0, **self.defaults}
-        unknown = set(options) - set(allowed)
-        if unknown:
-            raise ValueError(
-                f"unknown option(s) for {self.name!r}: {', '.join(sorted(unknown))} "
-                f"(accepted: {', '.join(sorted(allowed))})"
-            )
-        self.options: dict[str, Any] = {**allowed, **options}
-        w = self.options["weight"]
-        if isinstance(w, bool) or not isinstance(w, numbers.Real) or not abs(w) <= MAX_WEIGHT:
-            raise ValueError(f"the weight of {self.name!r} must be a number in "
-                             f"[-{MAX_WEIGHT:g}, {MAX_WEIGHT:g}], got {w!r:.40}")
+        self.check_options(options)
+        self.options: dict[str, Any] = {"weight": 1.0, **self.defaults, **options}
         self.cache_dir = _resolve_cache_dir(cache_dir)
         self.fitted = False
         self.stats = {"hits": 0, "misses": 0}  # words served from / missing in the disk cache

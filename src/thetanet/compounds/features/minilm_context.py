@@ -27,6 +27,8 @@ import numpy as np
 from thetanet.compounds.embeddings import EmbeddingsMissingError, resolve_model_dir
 from thetanet.compounds.features.base import CacheDir, PerWordExtractor, register
 from thetanet.compounds.features.minilm import MiniLMStaticExtractor
+from thetanet.compounds.features.options import Rule, boolean, name_list, nullable, text
+from thetanet.files import ModelFileError
 from thetanet.transformer import TransformerEncoder, l2_normalize, mean_pool
 
 __all__ = ["PARAPHRASES", "ContextEncoder", "MiniLMContextExtractor",
@@ -97,7 +99,13 @@ class ContextEncoder:
             raise EmbeddingsMissingError("contextual encodings need `pip install tokenizers`")\
                 from None
         self.model_dir = Path(model_dir)
-        self.encoder = TransformerEncoder.from_pretrained(self.model_dir)
+        try:
+            self.encoder = TransformerEncoder.from_pretrained(self.model_dir)
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            if isinstance(exc, ModelFileError):
+                raise
+            raise ModelFileError(f"{self.model_dir / 'model.safetensors'}: not a usable "
+                                 f"encoder ({type(exc).__name__}: {str(exc)[:200]})") from None
         tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
         tok.no_padding()
         tok.enable_truncation(max_length=min(512, int(self.encoder.pos.shape[0])))
@@ -206,6 +214,9 @@ class MiniLMContextExtractor(_CompoundCached):
     sparse = False
     defaults: ClassVar[dict[str, Any]] = {"model": None, "parts": list(_CONTEXT_PARTS),
                                           "text": "{modifier} {head}", "normalize": True}
+    option_rules: ClassVar[dict[str, Rule]] = {
+        "model": nullable(text()), "parts": name_list(_CONTEXT_PARTS), "text": text(1000),
+        "normalize": boolean}
 
     def __init__(self, cache_dir: CacheDir = None, **options: Any) -> None:
         super().__init__(cache_dir, **options)
@@ -286,6 +297,8 @@ class MiniLMWordExtractor(MiniLMStaticExtractor):
 
     name = "minilm-word"
     defaults: ClassVar[dict[str, Any]] = {**MiniLMStaticExtractor.defaults, "context": "{word}"}
+    option_rules: ClassVar[dict[str, Rule]] = {**MiniLMStaticExtractor.option_rules,
+                                               "context": text(1000)}
 
     def __init__(self, cache_dir: CacheDir = None, **options: Any) -> None:
         super().__init__(cache_dir, **options)
@@ -305,6 +318,16 @@ class MiniLMWordExtractor(MiniLMStaticExtractor):
         return list(sent)
 
 
+def _templates(v: Any) -> str | None:
+    """A paraphrase set's name (checked in ``combined``), or a list of 1 to 100 templates."""
+    rule = text(1000)
+    if isinstance(v, str) and rule(v) is None:
+        return None
+    if isinstance(v, list) and 0 < len(v) <= 100 and all(rule(t) is None for t in v):
+        return None
+    return f"one of {', '.join(PARAPHRASES)} or a list of 1 to 100 templates"
+
+
 @register
 class MiniLMParaphraseExtractor(_CompoundCached):
     """Per compound, cos(s(compound text), s(paraphrase)) for each relation paraphrase
@@ -318,6 +341,16 @@ class MiniLMParaphraseExtractor(_CompoundCached):
     sparse = False
     defaults: ClassVar[dict[str, Any]] = {"model": None, "templates": "relations",
                                           "text": "{modifier} {head}", "center": True}
+    option_rules: ClassVar[dict[str, Rule]] = {
+        "model": nullable(text()), "templates": _templates, "text": text(1000),
+        "center": boolean}
+
+    @classmethod
+    def combined(cls, options: Mapping[str, Any]) -> str | None:
+        t = options["templates"]
+        if isinstance(t, str) and t not in PARAPHRASES:
+            return f"unknown paraphrase set {t!r:.40}; choose from {', '.join(PARAPHRASES)}"
+        return None
 
     def __init__(self, cache_dir: CacheDir = None, **options: Any) -> None:
         super().__init__(cache_dir, **options)

@@ -447,6 +447,10 @@ class NeighbourBlocks:
                    state: Mapping[str, Any], *, cache_dir: CacheDir = None,
                    share: Sequence[Extractor] = ()) -> NeighbourBlocks:
         """The blocks :meth:`get_state` describes, one state per options (validated)."""
+        held = state.get("blocks") if isinstance(state, Mapping) else None
+        if len(options) == 1 and isinstance(held, list):
+            raise ValueError(f"neighbours: the settings name 1 block, the saved state holds "
+                             f"{len(held)}")
         if len(options) == 1:
             states: Any = [state]
         else:

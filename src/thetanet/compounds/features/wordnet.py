@@ -9,6 +9,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from thetanet.compounds.features.base import CacheDir, register
+from thetanet.compounds.features.options import (
+    Rule,
+    boolean,
+    choice,
+    integer,
+    nullable,
+    text,
+)
 from thetanet.compounds.features.vocab import VocabExtractor
 from thetanet.compounds.wordnet import find_wordnet, load_wordnet, wordnet_fingerprint
 
@@ -42,6 +50,11 @@ class WordNetExtractor(VocabExtractor):
         "min_count": 1,
         "normalize": False,
         "wordnet_dir": None,
+    }
+    option_rules: ClassVar[dict[str, Rule]] = {
+        "weighting": choice("binary", "rank"), "lexnames": boolean,
+        "max_senses": nullable(integer(1, 10_000)), "min_count": integer(1, 10**9),
+        "normalize": boolean, "wordnet_dir": nullable(text()),
     }
     disk_cache = True
     cache_version = 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from thetanet.compounds.features.base import register
+from thetanet.compounds.features.options import Rule, boolean, integer
 from thetanet.compounds.features.vocab import VocabExtractor
 
 __all__ = ["WordsExtractor"]
@@ -20,6 +21,8 @@ class WordsExtractor(VocabExtractor):
     name = "words"
     sparse = True
     defaults: ClassVar[dict[str, Any]] = {"lowercase": True, "min_count": 1}
+    option_rules: ClassVar[dict[str, Rule]] = {"lowercase": boolean,
+                                               "min_count": integer(1, 10**9)}
 
     def _norm(self, w: str) -> str:
         return w.lower() if self.options["lowercase"] else w

@@ -72,7 +72,7 @@ $(VENV)/.deps-test: $(VENV)/.deps-nc pyproject.toml
 # the data root the CLI uses (`thetanet data where` lists it).
 run: deps-nc
 	@echo "==> data root: $(or $(THETANET_DATA),~/.cache/thetanet (the default))$(if $(filter file,$(origin THETANET_DATA)), (THETANET_DATA set by make: the shared copy; 'make shell' keeps it))"
-	@echo "==> data: thetanet data fetch tratz (the four splits, 1.2 MB)"
+	@echo "==> data: thetanet data fetch tratz (the four splits, 1.2 MB) from $(or $(THETANET_DATA_FROM),GitHub (or from a copy of a data root: THETANET_DATA_FROM=DIR|URL make run))"
 	$(BIN)/thetanet data fetch tratz
 	@echo "==> training: thetanet nc train --split $(SPLIT)"
 	$(BIN)/thetanet nc train --split $(SPLIT)

@@ -17,8 +17,8 @@ grimp = pytest.importorskip("grimp")
 SRC = Path(__file__).resolve().parents[1] / "src"
 MAX_LINES = 500
 #: Above the engine: the applications, the command line and the optional ecosystem modules.
-NOT_ENGINE = ("cli", "arena", "compounds", "examples", "search", "data", "sklearn", "onnx",
-              "keras_convert", "plots")
+NOT_ENGINE = ("cli", "arena", "compounds", "captions", "examples", "search", "data", "sklearn",
+              "onnx", "keras_convert", "plots")
 
 
 @pytest.fixture(scope="module")

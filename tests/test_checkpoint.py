@@ -20,7 +20,7 @@ from interrupts import InterruptAt
 
 from thetanet import Dense, Dropout, EarlyStopping, Sequential
 from thetanet.callbacks import Callback
-from thetanet.checkpoint import CHECKPOINT_NAME, read_checkpoint
+from thetanet.checkpoint import CHECKPOINT_NAME, ResumedFinishedWarning, read_checkpoint
 from thetanet.files import ModelFileError, load_arrays
 from thetanet.model import DivergenceWarning, load_checkpoint
 
@@ -197,8 +197,9 @@ def test_resume_from_a_finished_checkpoint_repeats_the_result(tmp_path):
     m.fit(x, y, validation_data=val, callbacks=[EarlyStopping("val_accuracy", patience=0)],
           checkpoint=tmp_path / "c", **FIT)
     m2 = _model()
-    hist = m2.fit(x, y, validation_data=val, checkpoint=tmp_path / "c", resume=True,
-                  callbacks=[EarlyStopping("val_accuracy", patience=0)], **FIT)
+    with pytest.warns(ResumedFinishedWarning, match="finished run"):  # said, not silent
+        hist = m2.fit(x, y, validation_data=val, checkpoint=tmp_path / "c", resume=True,
+                      callbacks=[EarlyStopping("val_accuracy", patience=0)], **FIT)
     assert all(a.tobytes() == b.tobytes() for a, b in zip(m2.get_weights(), m.get_weights()))
     assert hist.history == m.history.history
 

@@ -255,10 +255,10 @@ def test_missing_split_says_which_command_and_where(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def t10k(data_root):
-    paths = [data_root / "mnist" / f"{n}.gz" for n in idx.MNIST_FILES["t10k"]]
+def t10k(mnist_root):
+    paths = [mnist_root / "mnist" / f"{n}.gz" for n in idx.MNIST_FILES["t10k"]]
     if not all(p.is_file() for p in paths):
-        pytest.skip(f"MNIST t10k not under {data_root}")
+        pytest.skip(f"MNIST t10k not under {mnist_root}")
     return {p.name: p.read_bytes() for p in paths}
 
 
@@ -360,8 +360,8 @@ def test_cli_offline_is_one_line_without_traceback(closed_port_url, tmp_path):
     assert r.returncode == 2 and r.stdout == ""
     lines = r.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("thetanet data: error: could not download")
-    assert "`thetanet data fetch tratz`" in lines[0]
-    assert f"into {tmp_path / 'thetanet' / 'tratz' / 'fine_random'}/" in lines[0]
+    assert f"`thetanet data fetch tratz --mirror {closed_port_url}` when online" in lines[0]
+    assert f"under {tmp_path / 'thetanet' / 'tratz'}/: fine_random/train.tsv" in lines[0]
     assert "from the default" in lines[0] and "from $THETANET_DATA" not in lines[0]
 
 

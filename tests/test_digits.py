@@ -43,18 +43,18 @@ def test_sklearn_dataset_split():
         data.x_test, other.x_test)
 
 
-def test_mnist_t10k_split(data_root):
-    data = D.load_dataset("mnist-t10k", data_root)
+def test_mnist_t10k_split(mnist_root):
+    data = D.load_dataset("mnist-t10k", mnist_root)
     assert data.x_train.shape == (8000, 784) and data.x_test.shape == (2000, 784)
     assert data.x_train.dtype == np.float32
     assert 0.0 <= data.x_train.min() and data.x_train.max() == 1.0
     assert data.y_train[:3].tolist() == [7, 2, 1]
-    images, labels = D.load_mnist("t10k", data_root)
+    images, labels = D.load_mnist("t10k", mnist_root)
     assert np.array_equal(data.x_test, images[8000:].reshape(2000, -1))
     assert np.array_equal(data.y_test, labels[8000:])
     # "mnist" falls back to the t10k split when the training files are absent
-    if not (data_root / "mnist" / "train-images-idx3-ubyte.gz").exists():
-        assert D.load_dataset("mnist", data_root).name == "mnist-t10k"
+    if not (mnist_root / "mnist" / "train-images-idx3-ubyte.gz").exists():
+        assert D.load_dataset("mnist", mnist_root).name == "mnist-t10k"
 
 
 def test_unknown_dataset():
@@ -137,8 +137,8 @@ def test_cli_sklearn_digits_acceptance(capsys):
     assert doc["blas_threads"] == 1
 
 
-def test_cli_mnist_smoke_with_plots(data_root, tmp_path, capsys):
-    code = main(["digits", "--dataset", "mnist-t10k", "--data-dir", str(data_root), "--epochs",
+def test_cli_mnist_smoke_with_plots(mnist_root, tmp_path, capsys):
+    code = main(["digits", "--dataset", "mnist-t10k", "--data-dir", str(mnist_root), "--epochs",
                  "1", "--hidden", "32", "--shift", "0", "--plots", str(tmp_path / "p"),
                  "--threads", "1"])
     assert code == 0
@@ -227,9 +227,9 @@ def test_cli_cnn_plots_and_saved_ensemble(tmp_path, capsys):
         main(["digits", "--model", "cnn", "--ensemble", "0"])
 
 
-def test_cli_cnn_mnist_smoke(data_root, capsys):
+def test_cli_cnn_mnist_smoke(mnist_root, capsys):
     assert main(["digits", "--model", "cnn", "--dataset", "mnist-t10k", "--data-dir",
-                 str(data_root), "--epochs", "1"]) == 0
+                 str(mnist_root), "--epochs", "1"]) == 0
     out = capsys.readouterr().out
     assert "CNN 28×28×1 → conv3×3 16 → pool → conv3×3 32 → pool → 128 → 10" in out
     assert float(out.split("test accuracy: ")[1].split("%")[0]) > 90

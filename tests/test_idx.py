@@ -157,16 +157,16 @@ def test_read_mnist_missing_says_where(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def t10k_blobs(data_root):
-    root = data_root / "mnist"
+def t10k_blobs(mnist_root):
+    root = mnist_root / "mnist"
     paths = [root / f"{n}.gz" for n in idx.MNIST_FILES["t10k"]]
     if not all(p.is_file() for p in paths):
         pytest.skip(f"MNIST t10k not present under {root}")
     return {n: p.read_bytes() for n, p in zip(idx.MNIST_FILES["t10k"], paths)}
 
 
-def test_real_t10k(data_root):
-    images, labels = idx.read_mnist("t10k", data_root)
+def test_real_t10k(mnist_root):
+    images, labels = idx.read_mnist("t10k", mnist_root)
     assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
     assert tuple(np.bincount(labels, minlength=10)) == idx.MNIST_LABEL_COUNTS["t10k"]
     assert labels[:5].tolist() == [7, 2, 1, 0, 4]

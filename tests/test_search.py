@@ -81,8 +81,9 @@ def wait_stale(db: Path, grace: float, deadline_s: float = 60) -> None:
     raise AssertionError(f"the heartbeats in {db} did not go stale within {deadline_s} s")
 
 
-def test_storage_urls():
-    assert storage_url(None) == "sqlite:///thetanet-search.db"
+def test_storage_urls(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))  # not the working directory
+    assert storage_url(None) == f"sqlite:///{tmp_path}/thetanet/thetanet-search.db"
     assert storage_url("runs/s.db") == "sqlite:///runs/s.db"
     assert storage_url("postgresql://u:pw@db:5432/s") == "postgresql+psycopg://u:pw@db:5432/s"
     assert storage_url("postgres://u@db/s") == "postgresql+psycopg://u@db/s"

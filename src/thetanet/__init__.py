@@ -32,6 +32,7 @@ from thetanet.layers import (
                              Masking,
                              Maxout,
                              MaxPool2D,
+                             RepeatVector,
                              Reshape,
                              SimpleRNN,
 )
@@ -41,5 +42,5 @@ from thetanet.utils import one_hot
 __all__ = ["GRU", "LSTM", "Activation", "Add", "AdditiveAttention", "Attention",
            "AveragePool2D", "Bidirectional", "Concatenate", "Conv2D", "Dense", "Dropout",
            "EarlyStopping", "Embedding", "Flatten", "History", "Input", "MaxPool2D", "Masking",
-           "Maxout", "Model", "Reshape", "Sequential", "SimpleRNN", "__version__",
+           "Maxout", "Model", "RepeatVector", "Reshape", "Sequential", "SimpleRNN", "__version__",
            "load_checkpoint", "load_model", "one_hot", "rebuild"]

@@ -29,6 +29,7 @@ import hashlib
 import json
 import math
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,7 +260,7 @@ def resume_training_state(path: str | os.PathLike[str], run: RunState, model: An
             or saved_model.get("dtype") != now["model"]["dtype"]):
         raise CheckpointMismatchError(
             f"checkpoint {path} was written for a different architecture; refusing to resume "
-            "(remove it or use another --checkpoint)")
+            "(remove that directory, or checkpoint this model into another one)")
     if doc.get("compile") != now["compile"]:
         raise CheckpointMismatchError(f"checkpoint {path} was written with a different "
                                       f"optimiser/loss ({doc.get('compile')}); refusing to "
@@ -276,6 +277,17 @@ def resume_training_state(path: str | os.PathLike[str], run: RunState, model: An
             OverflowError) as exc:
         raise ModelFileError(f"{path}/checkpoint.json: malformed training state "
                              f"({type(exc).__name__}: {exc})") from exc
+    epochs = getattr(run, "epochs", None)  # what this fit asks for
+    if run.finished or (epochs is not None and run.epoch >= epochs and not run.offset):
+        # resuming a run that ended trains nothing: say so, not silently
+        warnings.warn(f"checkpoint {path} holds a finished run (it ended after epoch "
+                      f"{run.epoch}): nothing more is trained, the model is as that run left "
+                      "it; remove the directory (or checkpoint into another one) to train "
+                      "afresh", ResumedFinishedWarning, stacklevel=3)
+
+
+class ResumedFinishedWarning(UserWarning):
+    """``fit(..., resume=True)`` found a checkpoint of a run that had already ended."""
 
 
 def _restore(path: Any, st: dict[str, Any], weights: list[np.ndarray], run: RunState,

@@ -8,7 +8,8 @@ display. Importing this module raises ``ImportError`` when matplotlib is not ins
 
 ``plot_confusion_matrix`` and ``plot_learning_curves`` are generic (any classes, any logged
 metrics); ``plot_digit_grid`` shows images with their true and predicted labels;
-``plot_filters`` shows a Conv2D kernel (k_h, k_w, C_in, C_out) as one small image per filter.
+``plot_filters`` shows a Conv2D kernel (k_h, k_w, C_in, C_out) as one small image per filter;
+``plot_attention`` shows an image with each generated word's attention map over it.
 Files are written atomically (a reader never sees half a PNG).
 """
 
@@ -18,13 +19,15 @@ import importlib.util
 import io
 import math
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["plot_confusion_matrix", "plot_digit_grid", "plot_filters", "plot_learning_curves"]
+__all__ = ["plot_attention", "plot_confusion_matrix", "plot_digit_grid", "plot_filters",
+           "plot_learning_curves"]
 
 # Fail at import when matplotlib is absent (callers catch this), but import it only when
 # a figure is drawn.
@@ -156,7 +159,9 @@ def plot_digit_grid(images: Any, true: Sequence[int], pred: Sequence[int],
     n = min(imgs.shape[0], int(max_images))
     cols = columns or max(1, min(8, n))
     rows = max(1, math.ceil(n / cols))
-    fig = _figure((1.3 * cols, 1.45 * rows + (0.4 if title else 0.0)))
+    width = max(1.3 * cols, 6.0)  # a few images still leave room for the whole title
+    lines = textwrap.wrap(title, int(width * 12)) if title else []
+    fig = _figure((width, 1.45 * rows + 0.3 * len(lines) + (0.2 if lines else 0.0)))
     axes = fig.subplots(rows, cols, squeeze=False)
     for i, ax in enumerate(axes.ravel()):
         ax.set_axis_off()
@@ -167,8 +172,8 @@ def plot_digit_grid(images: Any, true: Sequence[int], pred: Sequence[int],
         ax.set_title(f"{t[i]} → {p[i]}", fontsize=9, color="black" if ok else "crimson")
     if n == 0:
         axes[0, 0].text(0.5, 0.5, "no images", ha="center", va="center")
-    if title:
-        fig.suptitle(title)
+    if lines:
+        fig.suptitle("\n".join(lines), fontsize=11)
     return _save(fig, path)
 
 
@@ -208,4 +213,40 @@ def plot_filters(kernel: Any, path: str | os.PathLike[str], title: str | None = 
         fig.colorbar(im, ax=axes, shrink=0.8, label="weight")
     if title:
         fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_attention(image: Any, words: Sequence[str], alphas: Any, path: str | os.PathLike[str],
+                   title: str | None = None, columns: int = 7,
+                   extent: tuple[float, float, float, float] | None = None) -> Path:
+    """The lecture's Figure 3 rows: the image, then for each generated word the image with that
+    word's attention weights α (one per feature-map location, shape (T, g_h, g_w)) laid over
+    it, smoothed; the brightest region is where the word "looked". ``extent`` (left, right,
+    bottom, top in pixel coordinates) places the α grid's outer cell edges on the image
+    (default: the whole image)."""
+    image = np.asarray(image, float)
+    alphas = np.asarray(alphas, float)
+    if image.ndim != 2 or alphas.ndim != 3 or alphas.shape[0] != len(words) or not len(words):
+        raise ValueError(f"need a 2-D image and one (g_h, g_w) α map per word, got image "
+                         f"{image.shape}, alphas {alphas.shape} and {len(words)} words")
+    h, w = image.shape
+    panels = len(words) + 1
+    cols = max(1, min(columns, panels))
+    rows = math.ceil(panels / cols)
+    fig = _figure((1.6 * cols, 1.75 * rows + (0.3 if title else 0)))
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes:
+        ax.axis("off")
+    axes[0].imshow(image, cmap="gray", vmin=0, vmax=1)
+    axes[0].set_title("image", fontsize=8)
+    extent = extent or (-0.5, w - 0.5, h - 0.5, -0.5)
+    for ax, word, alpha in zip(axes[1:], words, alphas):
+        ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+        ax.set_xlim(-0.5, w - 0.5)
+        ax.set_ylim(h - 0.5, -0.5)
+        ax.imshow(alpha / max(alpha.max(), 1e-12), cmap="inferno", alpha=0.6, extent=extent,
+                  interpolation="bilinear", vmin=0, vmax=1)
+        ax.set_title(word, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=9)
     return _save(fig, path)

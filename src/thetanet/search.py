@@ -25,7 +25,6 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,8 +32,13 @@ import numpy as np
 from thetanet.callbacks import Callback, EarlyStopping
 from thetanet.layers import Dense, Dropout, Maxout
 from thetanet.model import Sequential
+from thetanet.search_storage import DEFAULT_DB_NAME as DEFAULT_DB_NAME  # re-exported
+from thetanet.search_storage import default_storage_path as default_storage_path
+from thetanet.search_storage import display_url as display_url
+from thetanet.search_storage import load_existing_study as load_existing_study
+from thetanet.search_storage import open_storage as open_storage
+from thetanet.search_storage import storage_url as storage_url
 
-DEFAULT_STORAGE = "sqlite:///thetanet-search.db"
 #: study user attribute holding what every worker of the study must agree on
 SETUP_ATTR = "thetanet_setup"
 
@@ -184,75 +188,6 @@ def fit_architecture(arch: Architecture, x: Any, y: np.ndarray, x_val: Any, y_va
 
 
 # -- storage, sampler, pruner, study ---------------------------------------------------------
-def storage_url(url: str | None) -> str:
-    """A SQLAlchemy URL: ``None`` → :data:`DEFAULT_STORAGE`; a bare path → SQLite file;
-    ``postgresql://`` / ``postgres://`` → the psycopg (3) driver."""
-    url = url or DEFAULT_STORAGE
-    if "://" not in url:
-        return f"sqlite:///{Path(url).expanduser()}"
-    scheme, rest = url.split("://", 1)
-    if scheme in ("postgresql", "postgres"):
-        return f"postgresql+psycopg://{rest}"
-    return url
-
-
-def display_url(url: str) -> str:
-    """``url`` with its password hidden (for printing)."""
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
-def load_existing_study(url: str | None, study_name: str) -> Any:
-    """An existing study (to report or train from); creates no database on the way."""
-    import optuna
-    from sqlalchemy.engine import make_url
-
-    url = storage_url(url)
-    db = make_url(url).database if url.startswith("sqlite") else ""
-    if db not in ("", ":memory:", None) and not Path(db).is_file():
-        raise ValueError(f"no study database at {db}")
-    try:
-        return optuna.load_study(study_name=study_name, storage=url)
-    except KeyError:
-        raise ValueError(f"no study {study_name!r} in {display_url(url)}") from None
-
-
-def open_storage(url: str | None = None, *, heartbeat_interval: int = 30,
-                 grace_period: int | None = None, retries: int = 1) -> Any:
-    """An Optuna RDB storage with a heartbeat: a trial whose worker stopped beating for
-    ``grace_period`` s (default 2 × interval) is marked failed by the next worker and its
-    parameters queued again (at most ``retries`` times)."""
-    import optuna
-    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
-
-    url = storage_url(url)
-    sqlite = url.startswith("sqlite")
-    # SQLite: wait for the other workers' writes instead of failing with "locked"; no
-    # implicit transactions of the driver (see below)
-    engine = {"connect_args": {"timeout": 60, "isolation_level": None}} if sqlite else {}
-    for attempt in range(5):  # workers starting together race to create the tables
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retries)
-                store = optuna.storages.RDBStorage(
-                    url, engine_kwargs=engine, heartbeat_interval=heartbeat_interval,
-                    grace_period=grace_period or 2 * heartbeat_interval,
-                    heartbeat_stale_trial_callback=retry)
-            break
-        except (IntegrityError, OperationalError, ProgrammingError):
-            if attempt == 4:
-                raise
-    if sqlite:
-        # SQLite has no SELECT … FOR UPDATE: take its write lock when a transaction begins,
-        # so two workers never both pop one queued trial (an enqueued or a retried one)
-        from sqlalchemy import event
-
-        event.listen(store.engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
-    return store
-
-
 def trial_seeded_sampler(seed: int, startup_trials: int = 10) -> Any:
     """TPE whose random stream is seeded from (seed, trial number): one worker's search is
     reproducible, and workers started with the same seed still draw different trials (the
@@ -384,9 +319,11 @@ class StopRequest:
 
 def run_study(study: Any, objective: Callable[[Any, StopRequest], float], *,
               n_trials: int | None = None, timeout: float | None = None,
-              max_trials: int | None = None) -> list[int]:
+              max_trials: int | None = None,
+              on_trial: Callable[[Any], None] | None = None) -> list[int]:
     """Run trials of ``objective(trial, stop)`` in this worker: ``n_trials`` of them, until
     ``timeout`` seconds, or until the study holds ``max_trials`` finished or running trials.
+    ``on_trial(frozen_trial)`` sees each trial of this worker when it has ended.
     Returns the numbers of the trials this worker ran; raises ``KeyboardInterrupt`` after
     Ctrl-C (the interrupted trial recorded as failed)."""
     import optuna
@@ -402,6 +339,8 @@ def run_study(study: Any, objective: Callable[[Any, StopRequest], float], *,
 
     def after(study: Any, trial: Any) -> None:
         done.append(trial.number)
+        if on_trial is not None:
+            on_trial(trial)
         if stop.requested or not budget_left():
             study.stop()
 
@@ -457,16 +396,18 @@ def search_architecture(x: Any, y: Any, x_val: Any, y_val: Any, *,
                         pruner: Any = "median", seeds: int = 1, metric: str = "accuracy",
                         max_trials: int | None = None, heartbeat_interval: int = 30,
                         grace_period: int | None = None, startup_trials: int = 10,
-                        on_epoch: Callable[[int, int, float], None] | None = None
+                        on_epoch: Callable[[int, int, float], None] | None = None,
+                        on_trial: Callable[[Any], None] | None = None
                         ) -> SearchResult:
     """Search the architecture of a classifier of ``y`` (integer labels) from ``x`` on the
     validation data: each trial trains ``seeds`` networks (seeds ``seed``, ``seed`` + 1, …)
     with early stopping on val ``metric`` and scores their mean best value.
 
-    ``storage``: a SQLAlchemy URL (default :data:`DEFAULT_STORAGE`, a SQLite file in the
-    working directory; ``postgresql://user@host/db`` to share one study between machines).
+    ``storage``: a SQLAlchemy URL (default :func:`default_storage_path`, a SQLite file in the
+    user data directory; ``postgresql://user@host/db`` to share one study between machines).
     ``n_trials`` is this worker's count, ``max_trials`` the study's; ``on_epoch(trial, step,
-    value)`` sees every reported epoch. Returns the study's summary and this worker's trials.
+    value)`` sees every reported epoch, ``on_trial(frozen_trial)`` every ended trial.
+    Returns the study's summary and this worker's trials.
     """
     space = space or SearchSpace()
     y, y_val = np.asarray(y), np.asarray(y_val)
@@ -495,5 +436,5 @@ def search_architecture(x: Any, y: Any, x_val: Any, y_val: Any, *,
         return float(np.mean(values))
 
     done = run_study(study, objective, n_trials=n_trials, timeout=timeout,
-                     max_trials=max_trials)
+                     max_trials=max_trials, on_trial=on_trial)
     return SearchResult(study_name, display_url(storage_url(storage)), done, summary(study))

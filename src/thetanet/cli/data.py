@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from thetanet.cli import CLIError
-from thetanet.data.paths import RESOLUTION
+from thetanet.data.paths import COPY_ENV_VAR, RESOLUTION
 
 
 def register(subparsers: Any) -> None:
@@ -41,6 +41,11 @@ def register(subparsers: Any) -> None:
     f.add_argument("--with-test", action="store_true",
                    help="tratz: also the public test.tsv files (format-checked only; this "
                         "project never trains or selects on them)")
+    f.add_argument("--from", dest="copy", metavar="DIR|URL", default=None,
+                   help="take the files from a copy of a data root instead (a folder or a "
+                        "URL holding tratz/<split>/<part>.tsv and mnist/<file>.gz, the layout "
+                        "this command writes), verified by the same checksums (default: "
+                        f"${COPY_ENV_VAR} when set)")
     f.add_argument("--mirror", metavar="URL", default=None,
                    help="download from this base URL instead (tratz: a copy of the panic "
                         "repository's classification/data folder; mnist: a folder with the "
@@ -73,9 +78,12 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     from thetanet.data.paths import data_root
 
     fetch = _fetch_tratz if args.dataset == "tratz" else _fetch_mnist
+    _resolve_copy(args)
     try:
         lines = fetch(args)
-    except (FetchError, IdxFormatError, ValueError) as exc:  # ChecksumError, DataFormatError
+    except FetchError as exc:
+        raise CLIError(_offline_message(exc, args)) from None
+    except (IdxFormatError, ValueError) as exc:  # ChecksumError, DataFormatError
         raise CLIError(str(exc).replace("overwrite=True", "--overwrite")) from None
     except OSError as exc:  # the data root is not writable (e.g. the shared read-only copy)
         where = exc.filename or data_root(args.data_dir)
@@ -91,7 +99,9 @@ def _fetch_tratz(args: argparse.Namespace) -> list[str]:
 
     splits = _choose(args.split, tratz.SPLITS, "tratz split")
     parts = ("train", "val", "test") if args.with_test else ("train", "val")
-    kw = {"base_url": args.mirror} if args.mirror else {}
+    kw: dict[str, Any] = {"base_url": args.mirror} if args.mirror else {}
+    if args.copy:
+        kw = {"copy": args.copy}
     lines = []
     for split in splits:
         before = {p for p in parts if (tratz.split_dir(split, args.data_dir) / f"{p}.tsv")
@@ -101,6 +111,8 @@ def _fetch_tratz(args: argparse.Namespace) -> list[str]:
         names = ", ".join(f"{p}.tsv" for p in parts)
         state = ("already in" if len(before) == len(parts) and not args.overwrite
                  else "fetched into")
+        if args.copy and state == "fetched into":
+            state = f"fetched from {args.copy} ({args.copy_origin}) into"
         lines.append(f"tratz {split}: {names} {state} {d} (verified)")
     return lines
 
@@ -110,10 +122,60 @@ def _fetch_mnist(args: argparse.Namespace) -> list[str]:
 
     splits = _choose(args.split, tuple(idx.MNIST_FILES), "MNIST split")
     mirrors = [args.mirror] if args.mirror else list(idx.MNIST_MIRRORS)
+    if args.copy:
+        from thetanet.data.paths import copy_base_url
+
+        mirrors = [f"{copy_base_url(args.copy)}/mnist"]
     d = idx.download_mnist(splits, args.data_dir, mirrors=mirrors, overwrite=args.overwrite,
                            progress=not args.quiet)
     return [f"mnist {s}: {', '.join(f'{n}.gz' for n in idx.MNIST_FILES[s])} in {d}"
             for s in splits]
+
+
+def _resolve_copy(args: argparse.Namespace) -> None:
+    """``--from``, else ``$THETANET_DATA_FROM`` (remembered as where it came from)."""
+    args.copy_origin = "--from" if args.copy else None
+    if args.copy is None and args.mirror is None and os.environ.get(COPY_ENV_VAR):
+        args.copy, args.copy_origin = os.environ[COPY_ENV_VAR], f"${COPY_ENV_VAR}"
+    if args.copy and args.mirror:
+        raise CLIError("--mirror and --from both say where to fetch from; give one")
+
+
+def _command(args: argparse.Namespace, source: bool = True) -> str:
+    """The fetch command as given (its options repeated; ``source``: with ``--mirror``), for
+    hints."""
+    cmd = ["thetanet data fetch", args.dataset]
+    cmd += [f"--split {s}" for s in dict.fromkeys(args.split or [])]
+    cmd += ["--with-test"] if getattr(args, "with_test", False) else []
+    cmd += [f"--data-dir {args.data_dir}"] if args.data_dir else []
+    cmd += [f"--mirror {args.mirror}"] if args.mirror and source else []
+    return " ".join(cmd)
+
+
+def _offline_message(exc: Any, args: argparse.Namespace) -> str:
+    """One line: what failed, every file still missing and where it goes, and the ways to
+    get them (the command as given, a copy of a data root, by hand)."""
+    from thetanet.data import idx, tratz
+    from thetanet.data.paths import data_root, data_root_origin
+
+    root = data_root(args.data_dir)
+    if args.dataset == "tratz":
+        parts = ("train", "val", "test") if args.with_test else ("train", "val")
+        splits = _choose(args.split, tratz.SPLITS, "tratz split")
+        missing = [str(p.relative_to(root / "tratz"))
+                   for p in tratz.missing_files(splits, parts, args.data_dir)]
+        folder, layout = root / "tratz", "tratz/<split>/<part>.tsv"
+    else:
+        splits = _choose(args.split, tuple(idx.MNIST_FILES), "MNIST split")
+        missing = [f"{n}.gz" for s in splits for n in idx.MNIST_FILES[s]
+                   if idx.find_mnist_file(n, args.data_dir) is None]
+        folder, layout = root / "mnist", "mnist/<file>.gz"
+    source = f" (from {args.copy_origin})" if args.copy else ""
+    return (f"could not download {exc.url}{source}: {exc.reason}. Missing {len(missing)} "
+            f"file(s) under {folder}/: {', '.join(missing)}. Get them with `{_command(args)}` "
+            f"when online; or from a copy of a data root (a folder or URL holding {layout}): "
+            f"`{_command(args, source=False)} --from DIR|URL` (or {COPY_ENV_VAR}=DIR|URL); "
+            f"or put them there by hand (data root {root}, from {data_root_origin(args.data_dir)})")
 
 
 def _choose(given: list[str] | None, known: tuple[str, ...], what: str) -> list[str]:

@@ -68,13 +68,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("--save-model", metavar="DIR", default=None,
                    help="save the trained model (JSON + npz) into DIR")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.add_argument("-v", "--verbose", action="store_true", help="one line per epoch on stderr")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="one line per epoch on stderr (instead of the progress bar or lines)")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress on stderr (the result on stdout is the same)")
     p.add_argument("--search", action="store_true",
                    help="pick the architecture instead (thetanet.search, Optuna): trials on a "
                         "val part of the training images; --epochs caps each trial")
     p.add_argument("--trials", type=positive_int, default=20, help="--search: trials (20)")
-    p.add_argument("--storage", default=None, help="--search: Optuna storage URL (default "
-                                                   "sqlite:///thetanet-search.db)")
+    p.add_argument("--storage", default=None,
+                   help="--search: Optuna storage URL or SQLite file (default: "
+                        "~/.local/share/thetanet/thetanet-search.db)")
     p.add_argument("--study", default=None, help="--search: study (default digits-DATASET)")
     p.set_defaults(func=run)
 
@@ -123,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
     if args.plots:
         _check_plotting()
     result = example.train_digits(data, recipe, seed=args.seed, verbose=args.verbose,
-                                  monitor_test=bool(args.plots), threads=threads)
+                                  monitor_test=bool(args.plots), threads=threads,
+                                  progress=_progress(args))
 
     written: list[str] = []
     if args.plots:
@@ -155,6 +160,15 @@ def run(args: argparse.Namespace) -> int:
     for path in written:
         print(f"wrote {path}")
     return 0
+
+
+def _progress(args: argparse.Namespace) -> Any:
+    """Progress on stderr (a bar on a terminal, lines elsewhere) unless --quiet or -v."""
+    if args.quiet or args.verbose:
+        return None
+    from thetanet.cli.progress import FitProgress
+
+    return lambda label, epochs, n: FitProgress(label, epochs, n)
 
 
 def _check_plotting() -> None:

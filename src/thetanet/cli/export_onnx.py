@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"cannot write {out}: directory {out.parent} does not exist")
     if out.is_dir():
         raise CLIError(f"cannot write {out}: it is a directory")
+    _refuse_nc_model(Path(args.model))
     try:
         model = load_model(args.model, compile=False)
     except ModelFileError as exc:
@@ -53,6 +54,22 @@ def run(args: argparse.Namespace) -> int:
         if not ok:
             return 1
     return 0
+
+
+def _refuse_nc_model(path: Path) -> None:
+    """A noun-compound model directory holds several networks: name them and how to export
+    one, instead of "no saved model here"."""
+    if not (path / "nc.json").is_file() or (path / "config.json").is_file():
+        return
+    members = sorted(p.name for p in path.glob("member-*") if (p / "config.json").is_file())
+    if not members:
+        raise CLIError(f"{path} is a noun-compound model directory (nc.json) without member "
+                       "networks to export")
+    raise CLIError(f"{path} is a noun-compound model (nc.json), an ensemble of "
+                   f"{len(members)} network(s): {', '.join(members)}; export one with "
+                   f"`thetanet export-onnx {path / members[0]} -o {members[0]}.onnx` (its "
+                   "input is the compound's feature vector, computed by `thetanet nc`, not "
+                   "part of the ONNX graph)")
 
 
 def register(subparsers: Any) -> None:

@@ -16,6 +16,7 @@ from thetanet.cli import CLIError, nc_predict, positive_int
 from thetanet.cli import arguments as checks
 from thetanet.cli.nc_progress import TrainProgress
 from thetanet.cli.nc_search import add_from_study, register_search, settings_from_study
+from thetanet.cli.nc_settings_report import describe_settings, settings_json, settings_origin
 from thetanet.compounds.embeddings import EmbeddingsMissingError
 from thetanet.compounds.features import available_features, default_cache_dir
 from thetanet.compounds.progress import Progress
@@ -142,7 +143,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--threads", type=int, default=1,
                    help="BLAS threads (default 1: these products are small; 0 = BLAS default)")
     t.add_argument("--quiet", action="store_true",
-                   help="print only the result: no progress, per-relation table or hints")
+                   help="print only the result (the scores and where the model went): no "
+                        "progress on stderr, and no settings, per-relation table or hints "
+                        "on stdout")
     t.add_argument("--checkpoint", default=None, metavar="DIR",
                    help="write resumable training checkpoints under DIR (the refit then "
                         "follows the selection)")
@@ -178,8 +181,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.set_defaults(func=cmd_evaluate)
 
     sc = nsub.add_parser("score", help="the competition scorer: gold vs predictions")
-    sc.add_argument("--gold", required=True)
-    sc.add_argument("--pred", required=True)
+    sc.add_argument("--gold", required=True, metavar="GOLD_TSV",
+                    help="the gold compounds: modifier<TAB>head<TAB>RELATION, one a line")
+    sc.add_argument("--pred", required=True, metavar="PRED_TSV",
+                    help="the predictions for the same compounds in the same order: "
+                         "modifier<TAB>head<TAB>RELATION[<TAB>...] (what `nc predict "
+                         "--output` writes; columns after the third are ignored)")
     sc.add_argument("--model", default=None,
                     help="the model that made the predictions: warns when it was trained on "
                          "compounds of the gold file")
@@ -271,8 +278,10 @@ def _train(args: argparse.Namespace) -> int:
         progress.phase(f"{split}: loading the split")
         settings = _settings_for(split, args)
         train, val = load_split(split, args.data_dir)
+        origin = settings_origin(split, args)
         progress.phase(f"{split}: {len(train):,} train and {len(val):,} val compounds; "
                        f"{_describe(settings)}")
+        progress.phase(f"{split}: settings from {origin}: {describe_settings(settings)}")
         clf = NCClassifier(settings, list(labels_for(split)))
         ck = {"checkpoint_dir": None if args.checkpoint is None
               else Path(args.checkpoint) / split,
@@ -297,11 +306,12 @@ def _train(args: argparse.Namespace) -> int:
             "published_best_test_weighted_f1": PUBLISHED_BEST[split], "model": str(out),
             "refit": not args.no_refit, "trained_on_compounds": trained_on,
             "epochs": chosen.epochs, "seconds": round(elapsed, 1),
-            "plots": [str(p) for p in written]}
+            "plots": [str(p) for p in written], **settings_json(settings, origin)}
         if args.no_refit:  # the saved model is the one scored on val
             results[split]["saved_model_on_val"] = chosen.headline
         if not args.json:
-            _print_result(split, settings, chosen, out, args, trained_on, elapsed, written)
+            _print_result(split, settings, chosen, out, args, trained_on, elapsed, written,
+                          origin)
     if args.json:
         print(json.dumps(results, indent=1))
     elif len(splits) > 1:
@@ -328,11 +338,12 @@ def _describe(settings: Any) -> str:
 
 def _print_result(split: str, settings: Any, chosen: Any, out: Path,
                   args: argparse.Namespace, trained_on: int, elapsed: float,
-                  plots: list[Path]) -> None:
-    """The result on stdout; without ``--quiet`` also the table and what to do next."""
+                  plots: list[Path], origin: str) -> None:
+    """The result on stdout; without ``--quiet`` also the settings, the table and what to
+    do next."""
     if not args.quiet:
-        print(f"== {split}: {_describe(settings)}; features={','.join(settings.features)} "
-              f"seeds={settings.seeds} epochs chosen on val={chosen.epochs}")
+        print(f"== {split}: {_describe(settings)}; epochs chosen on val={chosen.epochs}\n"
+              f"   settings from {origin}:\n   {describe_settings(settings)}")
     print(format_report(chosen.scores, split, VAL_IS, per_relation=not args.quiet))
     how = ("trained on train only" if args.no_refit
            else "refit on train + val, so it has seen val: the val scores above are those of "

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import time
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -102,6 +103,27 @@ def _source(path: str) -> Iterator[tuple[IO[bytes], str, str]]:
         yield fh, path, "tsv"
 
 
+#: Seconds between two progress lines of a long prediction (none before the first interval).
+PROGRESS_EVERY = 5.0
+
+
+class Ticker:
+    """A line on stderr at most every ``every`` seconds (the first after ``every``): how many
+    compounds are done, so a long prediction is not silent and a short one says nothing."""
+
+    def __init__(self, every: float, stream: IO[str] | None = None) -> None:
+        self.every, self.stream = float(every), stream
+        self.start = self.last = time.monotonic()
+
+    def tick(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            rate = done / max(now - self.start, 1e-9)
+            print(f"nc predict: {done:,} compounds so far ({rate:,.0f}/s)",
+                  file=self.stream or sys.stderr, flush=True)
+
+
 @contextlib.contextmanager
 def _sink(path: str) -> Iterator[IO[str]]:
     if path == "-":
@@ -124,13 +146,19 @@ def predict(args: argparse.Namespace, clf: Any) -> int:
     """Stream ``args.input`` through ``clf`` into ``args.output``."""
     skipped = SkipLog() if args.skip_bad_lines else None
     guesses = Guesses()
+    written = 0
+    ticker = Ticker(every=PROGRESS_EVERY)
     with _source(args.input) as (stream, source, dialect), _sink(args.output) as out:
         chunks = iter_compounds(stream, source, dialect, header=True, skipped=skipped)
         for chunk, labels, probs in clf.predict_chunks(chunks):
             out.write("".join(f"{m}\t{h}\t{lab}\t{p:.6f}\n" for m, h, lab, p in
                               zip(chunk.modifiers, chunk.heads, labels, probs)))
+            written += len(labels)
             guesses.add(clf, chunk, probs)
+            ticker.tick(written)
     if skipped is not None:
         skipped.report(sys.stderr)
     guesses.report(sys.stderr)
+    if args.output != "-":  # stdout holds the lines themselves; a file needs a word
+        print(f"wrote {written:,} prediction line(s) to {args.output}", file=sys.stderr)
     return 0

@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import json
 import sys
+import textwrap
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +16,9 @@ from typing import Any
 
 from thetanet.cli import CLIError, positive_int
 
-STORAGE_HELP = ("Optuna storage URL (default sqlite:///thetanet-search.db in the working "
-                "directory; postgresql://user:pw@host/db to share the study between machines)")
+STORAGE_HELP = ("Optuna storage URL or SQLite file (default: ~/.local/share/thetanet/"
+                "thetanet-search.db, under $XDG_DATA_HOME when set; postgresql://user:pw@host/"
+                "db to share the study between machines)")
 
 
 def register_search(nsub: argparse._SubParsersAction, splits: tuple[str, ...]) -> None:
@@ -59,7 +61,11 @@ def register_search(nsub: argparse._SubParsersAction, splits: tuple[str, ...]) -
     s.add_argument("--data-dir", help="data root (default: $THETANET_DATA or the user cache)")
     s.add_argument("--cache-dir", help="feature cache (default: the user cache)")
     s.add_argument("--threads", type=int, default=1, help="BLAS threads (0 = BLAS default)")
-    s.add_argument("-v", "--verbose", action="store_true", help="one line per epoch")
+    s.add_argument("-v", "--verbose", action="store_true",
+                   help="one line per epoch (and Optuna's own lines)")
+    s.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress on stderr (by default: a line per trial with its value, "
+                        "the best so far and its time; a bar on a terminal)")
     s.set_defaults(func=cmd_search)
 
 
@@ -82,6 +88,7 @@ def settings_from_study(split: str, args: argparse.Namespace) -> Any:
                                  study_name=args.study)
     except ValueError as exc:
         raise CLIError(str(exc)) from exc
+    args.study_origin = origin  # for the summary and --json (cli/nc_settings_report.py)
     out = sys.stderr if getattr(args, "json", False) else sys.stdout
     print(f"settings of study {origin['study']!r} trial {origin['trial']} (val weighted-F1 "
           f"{origin['value']:.4f}, mean of seeds {origin['seeds']}): "
@@ -161,6 +168,23 @@ def _progress(verbose: bool) -> Any:
                                             file=sys.stderr, flush=True)
 
 
+def search_progress(args: argparse.Namespace, what: str, header: str) -> Any:
+    """The trials' progress on stderr (``None`` with --quiet), its first line said at once."""
+    if getattr(args, "quiet", False):
+        return None
+    from thetanet.cli.progress import SearchProgress
+
+    shown = SearchProgress(what, args.trials, every=1e9 if args.verbose else 5.0)
+    shown.start(header)
+    return shown
+
+
+def _hooks(args: argparse.Namespace, shown: Any) -> dict[str, Any]:
+    """``on_epoch`` / ``on_trial`` for the search: -v's epoch lines, else the progress's."""
+    return {"on_epoch": _progress(args.verbose) or (shown.on_epoch if shown else None),
+            "on_trial": shown.on_trial if shown else None}
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     from thetanet.cli.search_checks import check_search_args
     from thetanet.utils import blas_threads
@@ -187,6 +211,9 @@ def _search(args: argparse.Namespace) -> int:
 
         space = _space(args.space)
         enqueue = [_recipe_params(args.split, space)] if args.warm_start else []
+        shown = search_progress(args, "val weighted-F1", f"search {name} on {args.split}: "
+                                f"{args.trials} trial(s), objective val weighted-F1 (mean "
+                                f"of {args.seeds} seed(s)); a line per trial")
         train, val = load_split(args.split, args.data_dir)
         cache = Path(args.cache_dir) if args.cache_dir else cache_root() / "features"
         try:
@@ -196,9 +223,12 @@ def _search(args: argparse.Namespace) -> int:
                               study_name=name, seed=args.seed, seeds=args.seeds,
                               pruner=args.pruner, cache_dir=cache,
                               heartbeat_interval=args.heartbeat, enqueue=enqueue,
-                              on_epoch=_progress(args.verbose))
+                              **_hooks(args, shown))
         except ValueError as exc:
             raise CLIError(str(exc)) from exc
+        finally:
+            if shown is not None:
+                shown.close()
         doc["trials_run"] = done
     if args.plots:
         study = study or _existing(args.storage, name)
@@ -216,21 +246,62 @@ def _existing(storage: str | None, name: str) -> Any:
         raise CLIError(str(exc)) from exc
 
 
-def write_plots(study: Any, directory: str | Path) -> list[Path]:
+#: Fewer finished trials than this: the importances are shown with a caveat.
+FEW_TRIALS = 20
+
+
+def _what(study: Any) -> tuple[str, str]:
+    """(what was searched, the objective) for plot titles: "nc-fine_random on fine_random",
+    "val weighted-F1"."""
+    from thetanet.search import SETUP_ATTR
+
+    setup = study.user_attrs.get(SETUP_ATTR) or {}
+    metric = str(setup.get("metric", "objective"))
+    metric = metric if metric.startswith("val") else f"val {metric}"
+    split = setup.get("split")
+    return (f"{study.study_name}" + (f" on {split}" if split else ""), metric)
+
+
+def _title(ax: Any, text: str) -> None:
+    """``text`` as the plot's only title (Optuna puts its own on the left), wrapped to fit."""
+    ax.set_title("", loc="left")
+    ax.set_title("\n".join(textwrap.wrap(text, 64)), fontsize=11)
+
+
+def _titled(name: str, ax: Any, study: Any) -> None:
+    """Name the split and the metric where Optuna's titles and legends say "Objective Value";
+    say how few trials the importances rest on."""
+    import optuna
+
+    what, metric = _what(study)
+    done = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    if name == "optimization_history":
+        _title(ax, f"{what}: {metric} of each trial and the best so far")
+        ax.set_ylabel(metric)
+    elif name == "param_importances":
+        caveat = ": too few for more than a rough guide" if done < FEW_TRIALS else ""
+        _title(ax, f"{what}: parameter importances for {metric} ({done} finished "
+                   f"trials{caveat})")
+        ax.set_xlabel(f"importance for {metric}")
+    elif name == "intermediate_values":
+        _title(ax, f"{what}: {metric} after each epoch of each trial (what the pruner sees)")
+        ax.set_ylabel(metric)
+    legend = ax.get_legend()
+    names = {"Objective Value": metric, "Best Value": f"best {metric} so far"}
+    for text in legend.get_texts() if legend is not None else []:
+        text.set_text(names.get(text.get_text(), text.get_text()))
+
+
+def figures(study: Any) -> dict[str, Any]:
     """Optuna's optimisation history, parameter importances and intermediate values (the
-    pruning picture) as PNG files in ``directory``; a plot that needs more finished trials
-    than there are is skipped."""
+    pruning picture) as matplotlib figures, titled with the study, split and metric; a plot
+    that needs more finished trials than there are is left out."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 
-    from thetanet.files import atomic_write_with
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
+    out = {}
     plots = {"optimization_history": ovm.plot_optimization_history,
              "param_importances": ovm.plot_param_importances,
              "intermediate_values": ovm.plot_intermediate_values}
@@ -241,7 +312,22 @@ def write_plots(study: Any, directory: str | Path) -> list[Path]:
                 ax = plot(study)
             except (ValueError, RuntimeError):  # e.g. importances of fewer than 2 trials
                 continue
-        fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+        first = ax if hasattr(ax, "figure") else ax.flat[0]
+        _titled(name, first, study)
+        out[name] = first.figure
+    return out
+
+
+def write_plots(study: Any, directory: str | Path) -> list[Path]:
+    """:func:`figures` as PNG files in ``directory``."""
+    import matplotlib.pyplot as plt
+
+    from thetanet.files import atomic_write_with
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, fig in figures(study).items():
         fig.set_size_inches(8, 5)
         fig.tight_layout()
         path = directory / f"{name}.png"
@@ -249,6 +335,14 @@ def write_plots(study: Any, directory: str | Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+def unused_params(params: dict[str, Any]) -> list[str]:
+    """Parameters drawn but not used: a feature's or a neighbours block's weight, normalize
+    or word space while its ``use_…`` is False (TPE draws them anyway)."""
+    off = [k.removeprefix("use_") for k, v in params.items() if k.startswith("use_") and not v]
+    return sorted(k for k in params for name in off
+                  if k in (f"weight_{name}", f"normalize_{name}", f"{name}_space"))
 
 
 def write_plots_or_fail(study: Any, directory: str) -> list[Path]:
@@ -260,6 +354,8 @@ def write_plots_or_fail(study: Any, directory: str) -> list[Path]:
 
 
 def print_summary(doc: dict[str, Any], as_json: bool) -> None:
+    if "best_params" in doc:
+        doc["best_params_unused"] = unused_params(doc["best_params"])
     if as_json:
         print(json.dumps(doc, indent=1, sort_keys=True, default=str))
         return
@@ -268,9 +364,13 @@ def print_summary(doc: dict[str, Any], as_json: bool) -> None:
     if "trials_run" in doc:
         print(f"this worker ran trial(s) {doc['trials_run']}")
     if "best_value" in doc:
+        unused = unused_params(doc["best_params"])
         print(f"best: trial {doc['best_trial']}, val {doc['best_value']:.4f}")
         for k, v in doc["best_params"].items():
-            print(f"  {k} = {v}")
+            if k not in unused:
+                print(f"  {k} = {v}")
+        if unused:
+            print(f"  (drawn but unused, their block being off: {', '.join(unused)})")
     for path in doc.get("plots", []):
         print(f"wrote {path}")
 
@@ -284,15 +384,20 @@ def run_digits_search(args: argparse.Namespace, data: Any) -> int:
 
     tr, va = stratified_split(data.y_train, 0.2, seed=args.seed)
     space = SearchSpace(max_epochs=args.epochs or 20)
+    name = args.study or f"digits-{data.name}"
+    shown = search_progress(args, "val accuracy", f"search {name}: {args.trials} trial(s), "
+                            "objective val accuracy; a line per trial")
     with blas_threads(args.threads or None), _quiet_optuna(args.verbose):
         try:
             result = _call(search_architecture, data.x_train[tr], data.y_train[tr],
                            data.x_train[va], data.y_train[va], space=space,
                            n_trials=args.trials, storage=args.storage,
-                           study_name=args.study or f"digits-{data.name}", seed=args.seed,
-                           on_epoch=_progress(args.verbose))
+                           study_name=name, seed=args.seed, **_hooks(args, shown))
         except ValueError as exc:
             raise CLIError(str(exc)) from exc
+        finally:
+            if shown is not None:
+                shown.close()
     doc = {**result.summary, "trials_run": result.trials_run, "metric": "val accuracy"}
     if args.plots:
         study = _existing(args.storage, result.study_name)

@@ -46,6 +46,8 @@ def check_storage(url: str | None, *, writing: bool) -> None:
         raise CLIError(f"--storage {url}: an in-memory database keeps nothing; name a file "
                        "(sqlite:///study.db) or a server (postgresql://…)")
     path = Path(db)
+    if url is None and writing:  # the default database's folder (user data dir) is ours
+        path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_dir():
         raise CLIError(f"--storage {url}: {path} is a directory, not a database file")
     if path.exists():

@@ -297,9 +297,11 @@ def search_nc(split: str, train: Any, val: Any, labels: Sequence[str], *,
               heartbeat_interval: int = 30, grace_period: int | None = None,
               startup_trials: int = 10, enqueue: Sequence[dict[str, Any]] = (),
               on_epoch: Callable[[int, int, float], None] | None = None,
+              on_trial: Callable[[Any], None] | None = None,
               ) -> tuple[list[int], dict[str, Any]]:
     """Run this worker's trials of the split's study: (trials run here, study summary).
-    ``enqueue``: parameters to try first (e.g. today's recipe), unless already tried."""
+    ``enqueue``: parameters to try first (e.g. today's recipe), unless already tried;
+    ``on_epoch(trial, step, value)``, ``on_trial(frozen_trial)``: progress hooks."""
     space = space or SPACES["full"]
     train_seeds = [seed + i for i in range(seeds)]
     base = NCSettings(seeds=train_seeds[:1])
@@ -335,7 +337,7 @@ def search_nc(split: str, train: Any, val: Any, labels: Sequence[str], *,
         return float(np.mean(values))
 
     done = run_study(study, objective, n_trials=n_trials, timeout=timeout,
-                     max_trials=max_trials)
+                     max_trials=max_trials, on_trial=on_trial)
     return done, summary(study)
 
 

@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 
 ENV_VAR = "THETANET_DATA"
+#: A copy of a data root (URL or folder) that ``thetanet data fetch`` takes the files from.
+COPY_ENV_VAR = "THETANET_DATA_FROM"
 CACHE_ENV_VAR = "THETANET_CACHE"
 #: How the data root is chosen, for help texts and error messages.
 RESOLUTION = f"--data-dir, else ${ENV_VAR}, else ~/.cache/thetanet"
@@ -53,9 +55,19 @@ def missing_data_hint(dataset: str, folder: Path, files: list[str],
     """One sentence saying how to get missing ``files`` of ``dataset`` into ``folder``
     (``offline``: after a failed download, so the command is for when the network is back)."""
     run = "when online, run" if offline else "fetch it with"
-    return (f"{run} `{fetch_command(dataset, override)}`, or put "
+    return (f"{run} `{fetch_command(dataset, override)}` (offline: add `--from DIR|URL`, a "
+            f"copy of a data root), or put "
             f"{' and '.join(files)} into {folder}/ (data root {data_root(override)} from "
             f"{data_root_origin(override)}; the data root is {RESOLUTION})")
+
+
+def copy_base_url(copy: str | os.PathLike[str]) -> str:
+    """A copy of a data root as a base URL: ``http(s)://`` / ``file://`` URLs as given, a
+    local folder as its ``file://`` URL (so the same verified download path reads both)."""
+    text = str(copy)
+    if "://" in text:
+        return text.rstrip("/")
+    return Path(text).expanduser().resolve().as_uri().rstrip("/")
 
 
 def cache_root(override: str | os.PathLike[str] | None = None) -> Path:

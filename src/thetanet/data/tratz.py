@@ -268,6 +268,24 @@ def split_url(split: str, part: str, base_url: str = BASE_URL) -> str:
     return f"{base_url.rstrip('/')}/tratz_{granularity}_grained_{kind}/{part}.tsv"
 
 
+def copy_url(split: str, part: str, copy: str) -> str:
+    """URL of one file of a split in a copy of a data root (``<copy>/tratz/<split>/<part>.tsv``,
+    the layout ``thetanet data fetch`` writes); ``copy``: a URL or a local folder."""
+    from thetanet.data.paths import copy_base_url
+
+    _check_split(split)
+    if part not in PARTS:
+        raise ValueError(f"unknown part {part!r}; choose from {', '.join(PARTS)}")
+    return f"{copy_base_url(copy)}/tratz/{split}/{part}.tsv"
+
+
+def missing_files(splits: Sequence[str], parts: Sequence[str],
+                  data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
+    """The files of ``splits`` × ``parts`` not (yet) in the data root."""
+    return [split_dir(s, data_dir) / f"{p}.tsv" for s in splits for p in parts
+            if not (split_dir(s, data_dir) / f"{p}.tsv").is_file()]
+
+
 def download_split(
     split: str,
     data_dir: str | os.PathLike[str] | None = None,
@@ -275,6 +293,7 @@ def download_split(
     parts: Sequence[str] = ("train", "val", "test"),
     overwrite: bool = False,
     base_url: str = BASE_URL,
+    copy: str | None = None,
     progress: bool = True,
     stream: IO[str] | None = None,
 ) -> Path:
@@ -285,8 +304,10 @@ def download_split(
     TSV) before it is renamed into place: a failed check or an interrupted download leaves
     no file behind. Existing files with the right checksum are kept; a mismatching existing
     file raises unless ``overwrite``. ``base_url``: a mirror of the panic repository's
-    ``classification/data`` folder. Offline, :class:`~thetanet.data.fetch.FetchError` says
-    in one line which command to run later and which folder to fill by hand.
+    ``classification/data`` folder; ``copy``: instead, a copy of a data root (a URL or a local
+    folder holding ``tratz/<split>/<part>.tsv``), verified the same way. Offline,
+    :class:`~thetanet.data.fetch.FetchError` says in one line which command to run later and
+    which folder to fill by hand.
     """
     from thetanet.data.fetch import FetchError, download, sha256_file
 
@@ -300,7 +321,7 @@ def download_split(
         return check
 
     for part in parts:
-        url = split_url(split, part, base_url)
+        url = copy_url(split, part, copy) if copy else split_url(split, part, base_url)
         target = directory / f"{part}.tsv"
         expected = SHA256[split].get(part)
         if target.is_file() and not overwrite:

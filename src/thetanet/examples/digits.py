@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from thetanet.builders import mlp
+from thetanet.callbacks import Callback
 from thetanet.data.digits import DigitsData, flat, random_shift
 from thetanet.layers import Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D
 from thetanet.metrics import confusion_matrix
@@ -181,7 +183,8 @@ class TrainResult:
 
 def train_digits(data: DigitsData, recipe: Recipe | None = None, seed: int = 0,
                  verbose: bool = False, monitor_test: bool = True,
-                 threads: int | None = None) -> TrainResult:
+                 threads: int | None = None,
+                 progress: Callable[[str, int, int], Callback] | None = None) -> TrainResult:
     """Train :func:`build_model` on ``data`` with ``recipe`` and evaluate it on the test part.
 
     Targets are one-hot (y ∈ {e_1 … e_K}) with categorical cross-entropy. Every random choice
@@ -189,7 +192,8 @@ def train_digits(data: DigitsData, recipe: Recipe | None = None, seed: int = 0,
     ``recipe.ensemble`` = n > 1, member i trains with seed + 1000·i and the prediction is the
     argmax of the members' mean h_Θ(x). With ``monitor_test`` the test loss/accuracy are
     logged per epoch (of the first member) for the learning curves only (never used to choose
-    anything).
+    anything). ``progress(label, epochs, n)``: a callback per member that sees its whole
+    training (every batch and epoch), e.g. the CLI's progress bar.
     """
     recipe = recipe or default_recipe(data.name)
     h, w = data.image_shape
@@ -202,8 +206,11 @@ def train_digits(data: DigitsData, recipe: Recipe | None = None, seed: int = 0,
         probs = np.zeros((data.y_test.size, k))
         for i in range(recipe.ensemble):
             tag = f"member {i + 1}/{recipe.ensemble}: " if recipe.ensemble > 1 else ""
+            shown = progress(tag.rstrip(": ") or "training", recipe.epochs,
+                             data.y_train.size) if progress is not None else None
             model = _train_one(data, recipe, seed + 1000 * i, x_test, history if i == 0 else {},
-                               tag if verbose else None, monitor_test and i == 0)
+                               tag if verbose else None, monitor_test and i == 0,
+                               [shown] if shown is not None else [])
             members.append(model)
             probs += model.predict(x_test)
         pred = probs.argmax(axis=1)
@@ -216,8 +223,8 @@ def train_digits(data: DigitsData, recipe: Recipe | None = None, seed: int = 0,
 
 
 def _train_one(data: DigitsData, recipe: Recipe, seed: int, x_test: np.ndarray,
-               history: dict[str, list[float]], verbose: str | None, monitor_test: bool
-               ) -> Sequential:
+               history: dict[str, list[float]], verbose: str | None, monitor_test: bool,
+               callbacks: Sequence[Callback] = ()) -> Sequential:
     """One network of the recipe, trained with ``seed``; per-epoch logs go into ``history``
     (and, unless ``verbose`` is None, to stderr after that prefix)."""
     h, w = data.image_shape
@@ -239,7 +246,8 @@ def _train_one(data: DigitsData, recipe: Recipe, seed: int, x_test: np.ndarray,
                              recipe)
         hist = model.fit(x, y_train, epochs=1, batch_size=recipe.batch_size,
                          seed=seed * 100_003 + epoch, verbose=0,
-                         validation_data=(x_test, y_test) if monitor_test else None)
+                         validation_data=(x_test, y_test) if monitor_test else None,
+                         callbacks=list(callbacks))
         logs = {key.replace("val_", "test_"): values for key, values in hist.history.items()}
         for key, values in logs.items():
             history.setdefault(key, []).extend(values)

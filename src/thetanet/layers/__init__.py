@@ -1,8 +1,8 @@
 """Layers: Dense (Θ^(j) with bias unit), Activation, Dropout, Maxout, the convolutional half
 — Conv2D, MaxPool2D, AveragePool2D, Flatten, Reshape —, the sequence half — Embedding, Masking,
 SimpleRNN, LSTM, GRU (on a shared recurrent base), Bidirectional — and for model graphs the
-merge layers (Concatenate, Add) and AdditiveAttention. One file per layer (the two pools and the
-two merges share one).
+merge layers (Concatenate, Add), RepeatVector and AdditiveAttention. One file per layer (the
+two pools and the two merges share one).
 
 Importing this package registers every layer class, so ``load_model`` rebuilds any of them in a
 fresh process."""
@@ -23,6 +23,7 @@ from thetanet.layers.maxout import Maxout
 from thetanet.layers.merge import Add, Concatenate
 from thetanet.layers.pooling import AveragePool2D, MaxPool2D
 from thetanet.layers.recurrent import Recurrent
+from thetanet.layers.repeat_vector import RepeatVector
 from thetanet.layers.reshape import Reshape
 from thetanet.layers.simple_rnn import SimpleRNN
 from thetanet.layers.weighted import MAX_LAYER_PARAMS, ParameterBudgetError
@@ -30,5 +31,5 @@ from thetanet.layers.weighted import MAX_LAYER_PARAMS, ParameterBudgetError
 __all__ = ["GRU", "LSTM", "MAX_LAYER_PARAMS", "Activation", "Add", "AdditiveAttention",
            "Attention", "AveragePool2D", "Bidirectional", "Concatenate", "Conv2D", "Dense",
            "Dropout", "Embedding", "Flatten", "Layer", "MaxPool2D", "Masking", "Maxout",
-           "ParameterBudgetError", "Recurrent", "Reshape", "SimpleRNN", "layer_from_config",
-           "register_layer"]
+           "ParameterBudgetError", "Recurrent", "RepeatVector", "Reshape", "SimpleRNN",
+           "layer_from_config", "register_layer"]

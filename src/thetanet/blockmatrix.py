@@ -114,6 +114,19 @@ class BlockMatrix:
                    for b in self.blocks)
 
     @classmethod
+    def from_row_groups(cls, groups: Sequence[Sequence[Any]]) -> BlockMatrix:
+        """:meth:`from_parts` of the parts of consecutive groups of rows, stacked: group g
+        gives the same parts (same kinds and widths) for its rows."""
+        import scipy.sparse as sp
+
+        if not groups:
+            raise ValueError("from_row_groups needs at least one group")
+        if len(groups) == 1:
+            return cls.from_parts(groups[0])
+        return cls.from_parts([sp.vstack(col, format="csr") if is_sparse(col[0])
+                               else np.vstack(col) for col in zip(*groups)])
+
+    @classmethod
     def from_parts(cls, parts: Sequence[Any]) -> BlockMatrix:
         """Merge neighbouring sparse parts into one CSR block (fewer, bigger products)."""
         import scipy.sparse as sp

@@ -50,6 +50,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from thetanet.compounds.features.base import MAX_WEIGHT, CacheDir, Extractor, PerWordExtractor
+from thetanet.compounds.features.cosines import SHARED
 from thetanet.compounds.features.gloss import WordNetGlossExtractor
 from thetanet.compounds.features.minilm import MiniLMStaticExtractor
 from thetanet.compounds.features.wordnet import WordNetExtractor
@@ -157,11 +158,13 @@ def _unit(v: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class WordTable:
     """The training words of one position in a space: their unit dense vectors and, for a
-    space :data:`WITH_WORDNET`, their unit WordNet rows over ``vocab`` (their features)."""
+    space :data:`WITH_WORDNET`, their unit WordNet rows over ``vocab`` (their features);
+    ``words``, when given, names them (so products with the table can be shared)."""
 
     dense: np.ndarray
     wordnet: sp.csr_matrix | None = None
     vocab: Mapping[str, int] | None = None
+    words: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.dense)
@@ -209,19 +212,31 @@ class WordSpace:
     def table(self, words: Sequence[str]) -> WordTable:
         """The vectors of (training) ``words``, to compare other words with."""
         if self._wordnet is None:
-            return WordTable(self.vectors(words))
+            return WordTable(self.vectors(words), words=tuple(words))
         feats = self._wordnet_values(words)
         vocab = {f: i for i, f in enumerate(sorted({f for w in words for f in feats[w]}))}
-        return WordTable(self.vectors(words), self._wordnet_rows(words, feats, vocab), vocab)
+        return WordTable(self.vectors(words), self._wordnet_rows(words, feats, vocab), vocab,
+                         tuple(words))
 
     def cosines(self, words: Sequence[str], table: WordTable) -> np.ndarray:
         """cos(w, t) for each of ``words`` (rows) and each word t of ``table``: float32."""
-        cos = self.vectors(words) @ table.dense.T
+        dense = self._dense_product(words, table)
         if table.wordnet is not None and table.vocab is not None:
             rows = self._wordnet_rows(words, self._wordnet_values(words), table.vocab)
-            cos += (rows @ table.wordnet.T).toarray()
+            cos = dense + (rows @ table.wordnet.T).toarray()
             cos *= np.float32(0.5)
-        return cos
+            return cos
+        return dense.copy() if not dense.flags.writeable else dense
+
+    def _dense_product(self, words: Sequence[str], table: WordTable) -> np.ndarray:
+        """V Tᵀ of the dense parts; shared (read-only) with other spaces that compare the same
+        words with the same table words through the same dense extractors (fine_lexical:
+        the bilinear block and both neighbour blocks), when the table names its words."""
+        if not table.words:
+            return self.vectors(words) @ table.dense.T
+        settings = tuple(e.rows_key() for e in self._dense)
+        return SHARED.get((settings, tuple(words), table.words),
+                          lambda: self.vectors(words) @ table.dense.T)
 
     def _wordnet_values(self, words: Sequence[str]) -> Mapping[str, Mapping[str, float]]:
         if self._wordnet is None:
@@ -296,6 +311,13 @@ class NeighbourBlock:
                             self.space.table(self._head_words))
         return self._tables
 
+    def group_rows(self) -> int:
+        """How many compounds :meth:`transform` compares in one go (their words' cosines
+        held at once): a caller passing at most this many shares the cosines with other
+        blocks comparing the same words (features/cosines.py)."""
+        tm, th = self._fitted_tables()
+        return max(1, MAX_WORD_CELLS // max(len(tm), len(th), 1))
+
     def transform(self, modifiers: Sequence[str], heads: Sequence[str], *,
                   training_rows: bool = False) -> np.ndarray:
         """The block b for each compound, float32 (n, n_labels). ``training_rows``: these
@@ -311,7 +333,7 @@ class NeighbourBlock:
             raise ValueError("training_rows: these are not the compounds the block was fitted on")
         out = np.zeros((n, self.n_labels), np.float32)
         # groups of rows whose word-to-word cosines fit; within them, chunks of rows
-        group = max(1, MAX_WORD_CELLS // max(len(tm), len(th), 1))
+        group = self.group_rows()
         chunk = max(1, MAX_CELLS // big)
         for g0 in range(0, n, group):
             g1 = min(n, g0 + group)
@@ -330,7 +352,7 @@ class NeighbourBlock:
         word's row in it."""
         distinct, inverse = np.unique(np.asarray(words, dtype=object), return_inverse=True)
         cos = self.space.cosines(distinct.tolist(), table)
-        return np.maximum(cos, 0, out=cos), inverse.reshape(-1)
+        return np.maximum(cos, 0, out=cos), inverse.reshape(-1)  # cos: our own copy
 
     def _exclude(self, s: np.ndarray, r0: int, r1: int) -> None:
         """Training rows r0 … r1−1 lose the neighbours they could not have (in place)."""
@@ -430,6 +452,10 @@ class NeighbourBlocks:
         for b in self.blocks:
             b.fit(modifiers, heads, labels)
         return self
+
+    def group_rows(self) -> int:
+        """The fewest compounds any block compares in one go (see NeighbourBlock)."""
+        return min(b.group_rows() for b in self.blocks)
 
     def transform(self, modifiers: Sequence[str], heads: Sequence[str], *,
                   training_rows: bool = False) -> np.ndarray:

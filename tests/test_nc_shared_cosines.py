@@ -77,20 +77,27 @@ def fitted(data_root, tmp_path_factory):
                           neighbours="k=5,space=minilm+gloss+wordnet; k=5,space=minilm+gloss")
     clf = NCClassifier(settings, list(labels_for("coarse_random")))
     clf.fit(cut(train, 0, 300), cut(val, 0, 60), cache_dir=tmp_path_factory.mktemp("cache"))
-    return clf, cut(train, 300, 420)
+    return clf, cut(train, 300, 420), cut(train, 0, 300)
 
 
-def test_grouped_transform_equals_one_piece(fitted, monkeypatch):
-    """Prediction transforms a group of compounds at a time (so blocks share cosines): the
-    same input as every block over all rows at once, to float32 rounding (a GEMM of fewer
-    rows may round differently; with fine_lexical's real groups it was equal bit for bit)."""
-    clf, other = fitted
+@pytest.mark.parametrize("training_rows", [False, True])
+def test_grouped_transform_equals_one_piece(fitted, monkeypatch, training_rows):
+    """A group of compounds at a time (so blocks share cosines): the same input as every
+    block over all rows at once — for training rows too (the exclusion rule at each row's
+    own position) — to float32 rounding (a GEMM of fewer rows may round differently; with
+    fine_lexical's real groups the chosen models were equal bit for bit)."""
+    clf, other, train = fitted
+    data = train if training_rows else other
     whole = BlockMatrix.from_parts(
-        clf.features.transform_parts(other.modifiers, other.heads)
-        + [clf.neighbours.transform(other.modifiers, other.heads)])
+        clf.features.transform_parts(data.modifiers, data.heads)
+        + [clf.neighbours.transform(data.modifiers, data.heads, training_rows=training_rows)])
     monkeypatch.setattr(type(clf.neighbours), "group_rows", lambda self: 7)
-    grouped = clf.transform(other)
+    grouped = clf.transform(data, training_rows=training_rows)
     assert len(whole.blocks) == len(grouped.blocks)
     for a, b in zip(whole.blocks, grouped.blocks):
         dense_a, dense_b = (x.toarray() if hasattr(x, "toarray") else x for x in (a, b))
         np.testing.assert_allclose(dense_b, dense_a, rtol=1e-5, atol=1e-6)
+    if training_rows:  # a part of the training rows at the wrong position is refused
+        with pytest.raises(ValueError, match="not the compounds"):
+            clf.neighbours.transform(train.modifiers[5:9], train.heads[5:9], training_rows=True,
+                                     first_row=4)

@@ -319,17 +319,18 @@ class NeighbourBlock:
         return max(1, MAX_WORD_CELLS // max(len(tm), len(th), 1))
 
     def transform(self, modifiers: Sequence[str], heads: Sequence[str], *,
-                  training_rows: bool = False) -> np.ndarray:
+                  training_rows: bool = False, first_row: int = 0) -> np.ndarray:
         """The block b for each compound, float32 (n, n_labels). ``training_rows``: these
-        are the training compounds, in fit order — apply the exclusion rule."""
+        are the training compounds, in fit order — apply the exclusion rule; from the
+        ``first_row``-th on (a part of them: the caller covers all of them)."""
         tm, th = self._fitted_tables()
         mods, hs = list(modifiers), list(heads)
         if len(mods) != len(hs):
             raise ValueError(f"{len(mods)} modifiers but {len(hs)} heads")
-        n, big = len(mods), len(self._y)
-        if training_rows and (n != big or _index(mods, self._mod_words)[1].tolist()
-                              != self._mi.tolist() or _index(hs, self._head_words)[1].tolist()
-                              != self._hi.tolist()):
+        n, big, f = len(mods), len(self._y), int(first_row)
+        if training_rows and (f < 0 or f + n > big or _index(mods, self._mod_words)[1].tolist()
+                              != self._mi[f:f + n].tolist() or _index(hs, self._head_words)[1]
+                              .tolist() != self._hi[f:f + n].tolist()):
             raise ValueError("training_rows: these are not the compounds the block was fitted on")
         out = np.zeros((n, self.n_labels), np.float32)
         # groups of rows whose word-to-word cosines fit; within them, chunks of rows
@@ -343,7 +344,7 @@ class NeighbourBlock:
                 r1 = min(g1, r0 + chunk)
                 s = cm[im[r0 - g0:r1 - g0]][:, self._mi] * ch[ih[r0 - g0:r1 - g0]][:, self._hi]
                 if training_rows:
-                    self._exclude(s, r0, r1)
+                    self._exclude(s, r0 + f, r1 + f)
                 out[r0:r1] = self._histogram(s)
         return out
 
@@ -458,8 +459,8 @@ class NeighbourBlocks:
         return min(b.group_rows() for b in self.blocks)
 
     def transform(self, modifiers: Sequence[str], heads: Sequence[str], *,
-                  training_rows: bool = False) -> np.ndarray:
-        parts = [b.transform(modifiers, heads, training_rows=training_rows)
+                  training_rows: bool = False, first_row: int = 0) -> np.ndarray:
+        parts = [b.transform(modifiers, heads, training_rows=training_rows, first_row=first_row)
                  for b in self.blocks]
         return parts[0] if len(parts) == 1 else np.hstack(parts)
 

@@ -232,7 +232,7 @@ class WordSpace:
         """V Tᵀ of the dense parts; shared (read-only) with other spaces that compare the same
         words with the same table words through the same dense extractors (fine_lexical:
         the bilinear block and both neighbour blocks), when the table names its words."""
-        if not table.words:
+        if not table.words or len(words) * len(table) > MAX_WORD_CELLS:  # kept: bounded
             return self.vectors(words) @ table.dense.T
         settings = tuple(e.rows_key() for e in self._dense)
         return SHARED.get((settings, tuple(words), table.words),

@@ -49,6 +49,11 @@ def test_shared_cosines_equal_each_space_alone(tmp_path, space):
     dense = other.cosines(QUERIES, other.table(TRAIN))
     assert SHARED.hits == hits + 1 and not np.any(dense == -7)
     np.testing.assert_array_equal(dense, other.vectors(QUERIES) @ other.table(TRAIN).dense.T)
+    if space.endswith("wordnet"):  # the WordNet part too, between spaces with WordNet
+        again = WordSpace(space, cache_dir=tmp_path).fit(TRAIN + QUERIES)
+        hits = SHARED.hits
+        np.testing.assert_array_equal(again.cosines(QUERIES, again.table(TRAIN)), alone)
+        assert SHARED.hits == hits + 2
 
 
 def test_bilinear_coordinates_of_distinct_words_equal_per_row(tmp_path):

@@ -5,8 +5,9 @@ training words of a word space: V Tᵀ for the unit vectors V of the query words
 training words. With fine_lexical's recipe three blocks compute that very product for every
 chunk (their spaces share the dense part, MiniLM ⊕ glosses, and their tables the training
 words). :class:`Products` keeps the last few products, keyed by what they depend on — the
-dense extractors' classes and cache settings (the per-word rows depend on nothing else), the
-query words and the table's words — so the second and third block read the first one's.
+extractors' classes and cache settings (the per-word rows depend on nothing else), the
+query words and the table's words — so the second and third block read the first one's (the
+dense part, and in a space with WordNet the WordNet part).
 
 Bounded: at most ``max_entries`` products, each under the blocks' own bound (``MAX_WORD_CELLS``
 cells), so memory stays bounded on any stream. Thread-safe (the refit runs in a second
@@ -27,7 +28,7 @@ __all__ = ["Products", "SHARED"]
 class Products:
     """The last ``max_entries`` products, by key (least recently used dropped first)."""
 
-    def __init__(self, max_entries: int = 4) -> None:
+    def __init__(self, max_entries: int = 8) -> None:
         if max_entries < 1:
             raise ValueError(f"max_entries must be at least 1, got {max_entries!r}")
         self.max_entries = int(max_entries)

@@ -42,7 +42,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -220,23 +220,26 @@ class WordSpace:
 
     def cosines(self, words: Sequence[str], table: WordTable) -> np.ndarray:
         """cos(w, t) for each of ``words`` (rows) and each word t of ``table``: float32."""
-        dense = self._dense_product(words, table)
+        dense = self._shared(tuple(e.rows_key() for e in self._dense), words, table,
+                             lambda: self.vectors(words) @ table.dense.T)
         if table.wordnet is not None and table.vocab is not None:
-            rows = self._wordnet_rows(words, self._wordnet_values(words), table.vocab)
-            cos = dense + (rows @ table.wordnet.T).toarray()
+            vocab, wordnet = table.vocab, table.wordnet
+            key = ("wordnet", self.extractors[-1].rows_key(), self._wordnet.rows_key())
+            cos = dense + self._shared(key, words, table, lambda: (self._wordnet_rows(
+                words, self._wordnet_values(words), vocab) @ wordnet.T).toarray())
             cos *= np.float32(0.5)
             return cos
         return dense.copy() if not dense.flags.writeable else dense
 
-    def _dense_product(self, words: Sequence[str], table: WordTable) -> np.ndarray:
-        """V Tᵀ of the dense parts; shared (read-only) with other spaces that compare the same
-        words with the same table words through the same dense extractors (fine_lexical:
-        the bilinear block and both neighbour blocks), when the table names its words."""
+    @staticmethod
+    def _shared(key: tuple[str, ...], words: Sequence[str], table: WordTable,
+                compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """``compute()``, a product of ``words`` with ``table`` depending on the extractors'
+        ``key`` besides: shared (read-only) with other spaces comparing the same words with
+        the same table words (fine_lexical: 3 blocks), if the table names them and it is small."""
         if not table.words or len(words) * len(table) > MAX_WORD_CELLS:  # kept: bounded
-            return self.vectors(words) @ table.dense.T
-        settings = tuple(e.rows_key() for e in self._dense)
-        return SHARED.get((settings, tuple(words), table.words),
-                          lambda: self.vectors(words) @ table.dense.T)
+            return compute()
+        return SHARED.get((key, tuple(words), table.words), compute)
 
     def _wordnet_values(self, words: Sequence[str]) -> Mapping[str, Mapping[str, float]]:
         if self._wordnet is None:

@@ -42,7 +42,6 @@ _MAX_D = 64
 #: eigenvalues of at least 1e-9 of the largest, times √N).
 _MAX_PROJECTION = 1e9
 _MAX_WORDS = 1_000_000
-#: Words whose kernel rows (against every training word of a side) are held at once.
 
 
 @register

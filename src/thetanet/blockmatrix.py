@@ -34,6 +34,30 @@ def used_columns(indices: np.ndarray, n_cols: int) -> tuple[np.ndarray, np.ndarr
     return np.flatnonzero(flags), position[indices]
 
 
+class TouchedRows(np.ndarray):
+    """The sorted rows of ``out`` a :meth:`BlockMatrix.t_matmul` may have made non-zero (an
+    int64 array), carrying what the product already had in compact form: ``dense`` (the
+    dense blocks' row ranges, as slices) and ``sparse`` (the sparse blocks' rows and their
+    values, i.e. ``out[sparse[0]] == sparse[1]``) — so lazy Adam need not gather them again.
+    Valid until ``out`` is next written."""
+
+    dense: list[slice]
+    sparse: tuple[np.ndarray, np.ndarray] | None
+
+
+def _touched(rows: list[np.ndarray], dense: list[slice],
+             sparse: list[tuple[np.ndarray, np.ndarray]]) -> TouchedRows:
+    out = (np.concatenate(rows) if rows else np.zeros(0, np.int64)).view(TouchedRows)
+    out.dense = dense
+    out.sparse = None
+    if len(sparse) == 1:
+        out.sparse = sparse[0]
+    elif sparse:
+        out.sparse = (np.concatenate([r for r, _ in sparse]),
+                      np.concatenate([v for _, v in sparse]))
+    return out
+
+
 class BlockMatrix:
     """Columns ``[X_1 | X_2 | …]`` of equal row count; each X_b is an ndarray or CSR matrix."""
 
@@ -78,14 +102,16 @@ class BlockMatrix:
         this batch. With ``state`` (a dict the caller keeps across calls with the same ``out``,
         and only while nothing else writes into ``out``) only the rows written last time are
         zeroed, instead of the whole block, and ``state["touched"]`` is set to the sorted rows
-        of ``out`` this call may have made non-zero (the other rows are zero).
+        of ``out`` this call may have made non-zero (the other rows are zero), a
+        :class:`TouchedRows` that also carries the sparse blocks' rows in compact form.
         """
-        touched = []
+        touched, dense, sparse = [], [], []
         for k, (b, sl) in enumerate(zip(self.blocks, self.slices)):
             if not is_sparse(b):
                 np.matmul(b.T, delta, out=out[sl])
                 if state is not None:
                     touched.append(np.arange(sl.start, sl.stop))
+                    dense.append(sl)
                 continue
             view = out[sl]
             rows, cols = used_columns(b.indices, b.shape[1])
@@ -95,16 +121,22 @@ class BlockMatrix:
                 view[...] = 0
             else:
                 view[prev[1]] = 0
+            values = None
             if rows.size:
                 import scipy.sparse as sp
 
                 compact = sp.csr_matrix((b.data, cols, b.indptr), shape=(b.shape[0], rows.size))
-                view[rows] = compact.T @ delta
+                # in out's dtype: the values lazy Adam reads equal out's rows exactly
+                values = np.asarray(compact.T @ delta).astype(out.dtype, copy=False)
+                view[rows] = values
             if state is not None:
                 state[key] = (out, rows)
-                touched.append(rows + sl.start)
+                at = rows + sl.start
+                touched.append(at)
+                if values is not None:
+                    sparse.append((at, values))
         if state is not None:
-            state["touched"] = np.concatenate(touched) if touched else np.zeros(0, np.int64)
+            state["touched"] = _touched(touched, dense, sparse)
         return out
 
     def toarray(self) -> np.ndarray:
@@ -113,6 +145,19 @@ class BlockMatrix:
     def all_finite(self) -> bool:
         return all(bool(np.all(np.isfinite(b.data if is_sparse(b) else b)))
                    for b in self.blocks)
+
+    @classmethod
+    def from_row_groups(cls, groups: Sequence[Sequence[Any]]) -> BlockMatrix:
+        """:meth:`from_parts` of the parts of consecutive groups of rows, stacked: group g
+        gives the same parts (same kinds and widths) for its rows."""
+        import scipy.sparse as sp
+
+        if not groups:
+            raise ValueError("from_row_groups needs at least one group")
+        if len(groups) == 1:
+            return cls.from_parts(groups[0])
+        return cls.from_parts([sp.vstack(col, format="csr") if is_sparse(col[0])
+                               else np.vstack(col) for col in zip(*groups)])
 
     @classmethod
     def from_parts(cls, parts: Sequence[Any]) -> BlockMatrix:

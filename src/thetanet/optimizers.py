@@ -225,8 +225,18 @@ class Adam(Optimizer):
                      tmp: np.ndarray, rows: np.ndarray, b1: float, b2: float, eps_hat: float,
                      step_hat: float) -> None:
         """Adam on the given rows only: runs of consecutive rows (a dense input block) as
-        in-place slices, scattered rows (sparse input columns) by gather/scatter."""
+        in-place slices, scattered rows (sparse input columns) by gather/scatter. A hint
+        that carries the sparse product's compact rows (``blockmatrix.TouchedRows``: its
+        ``dense`` slices and ``sparse`` (rows, values) with ``g[rows] == values``) saves
+        finding the runs and gathering g; elementwise, the arithmetic is the same."""
         if rows.size == 0:
+            return
+        args = (b1, b2, eps_hat, step_hat)
+        compact = getattr(rows, "sparse", None)
+        if compact is not None:
+            for sl in rows.dense:  # type: ignore[attr-defined]
+                self._update(p[sl], g[sl], m[sl], v[sl], tmp[sl], *args)
+            self._gathered(p, g, m, v, compact[0], compact[1], *args)
             return
         breaks = np.flatnonzero(np.diff(rows) != 1) + 1
         starts = np.concatenate(([0], breaks))
@@ -234,11 +244,18 @@ class Adam(Optimizer):
         long = (ends - starts) >= 16
         for a, b in zip(starts[long].tolist(), ends[long].tolist()):
             sl = slice(int(rows[a]), int(rows[b - 1]) + 1)
-            self._update(p[sl], g[sl], m[sl], v[sl], tmp[sl], b1, b2, eps_hat, step_hat)
-        if long.all():
+            self._update(p[sl], g[sl], m[sl], v[sl], tmp[sl], *args)
+        if not long.all():
+            self._gathered(p, g, m, v, rows[np.repeat(~long, ends - starts)], None, *args)
+
+    def _gathered(self, p: np.ndarray, g: np.ndarray, m: np.ndarray, v: np.ndarray,
+                  rows: np.ndarray, g_rows: np.ndarray | None, b1: float, b2: float,
+                  eps_hat: float, step_hat: float) -> None:
+        """Adam on scattered ``rows``: gather p, m, v (and g, unless ``g_rows`` = g[rows]
+        is given), update, scatter back."""
+        n = rows.size
+        if n == 0:
             return
-        scattered = rows[np.repeat(~long, ends - starts)]
-        n = scattered.size
         # gather into reused buffers: fresh multi-MB arrays every step cost page faults
         buf = self._row_buffers.get(id(p))
         if buf is None or buf.shape[1] < n or buf.shape[2:] != p.shape[1:]:
@@ -246,12 +263,16 @@ class Adam(Optimizer):
                            p.dtype)
             self._row_buffers[id(p)] = buf
         pr, gr, mr, vr, tr = (b[:n] for b in buf)
-        for src, dst in ((p, pr), (g, gr), (m, mr), (v, vr)):
-            np.take(src, scattered, axis=0, out=dst)
+        if g_rows is None or g_rows.dtype != p.dtype or g_rows.shape != gr.shape:
+            np.take(g, rows, axis=0, out=gr)
+        else:
+            gr = g_rows
+        for src, dst in ((p, pr), (m, mr), (v, vr)):
+            np.take(src, rows, axis=0, out=dst)
         self._update(pr, gr, mr, vr, tr, b1, b2, eps_hat, step_hat)
-        m[scattered] = mr
-        v[scattered] = vr
-        p[scattered] = pr
+        m[rows] = mr
+        v[rows] = vr
+        p[rows] = pr
 
     def get_config(self) -> dict[str, Any]:
         cfg = {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,

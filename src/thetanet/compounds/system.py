@@ -130,12 +130,18 @@ class NCClassifier:
         ``training_rows``: ``data`` are the compounds it was fitted on)."""
         if self.features is None:
             raise ValueError("the classifier is not fitted")
-        # dense blocks stay dense (BLAS), sparse ones sparse: see thetanet.blockmatrix
-        parts = self.features.transform_parts(data.modifiers, data.heads)
+        # dense blocks dense, sparse ones sparse (blockmatrix); a group of compounds at a
+        # time, so blocks comparing the same words share cosines (features/cosines.py)
+        m, h, n = list(data.modifiers), list(data.heads), max(len(data.modifiers), 1)
+        g = n if self.neighbours is None else self.neighbours.group_rows()
+        return BlockMatrix.from_row_groups([self._parts(m[a:a + g], h[a:a + g], training_rows, a)
+                                            for a in range(0, n, g)])
+
+    def _parts(self, mods: list[str], heads: list[str], rows: bool, at: int) -> list[Any]:
+        parts = self.features.transform_parts(mods, heads)
         if self.neighbours is not None:
-            parts.append(self.neighbours.transform(data.modifiers, data.heads,
-                                                   training_rows=training_rows))
-        return BlockMatrix.from_parts(parts)
+            parts.append(self.neighbours.transform(mods, heads, training_rows=rows, first_row=at))
+        return parts
 
     def _extractors(self) -> list[Any]:
         """Every extractor the input reads words through (frozen while predicting)."""

@@ -212,6 +212,11 @@ class PerWordExtractor(Extractor):
         raise NotImplementedError
 
     # machinery -----------------------------------------------------------------------
+    def rows_key(self) -> str:
+        """What the per-word rows depend on (class, cache version, settings), as one string:
+        two extractors with equal keys give equal rows for every word."""
+        return _sha({"name": self.name, "v": self.cache_version, **self._cache_settings()})
+
     def cache_path(self) -> Path | None:
         """The cache file for these settings (``None`` when caching is off)."""
         if self.cache_dir is None or not self.disk_cache:

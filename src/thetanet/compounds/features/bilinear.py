@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from thetanet.compounds.features.base import CacheDir, Extractor, PerWordExtractor, register
-from thetanet.compounds.features.neighbours import SPACES, WordSpace, WordTable
+from thetanet.compounds.features.neighbours import MAX_WORD_CELLS, SPACES, WordSpace, WordTable
 from thetanet.compounds.features.options import Rule, choice, integer
 
 __all__ = ["BilinearPairsExtractor"]
@@ -42,8 +42,6 @@ _MAX_D = 64
 #: eigenvalues of at least 1e-9 of the largest, times √N).
 _MAX_PROJECTION = 1e9
 _MAX_WORDS = 1_000_000
-#: Words whose kernel rows (against every training word of a side) are held at once.
-_CHUNK = 4096
 
 
 @register
@@ -115,12 +113,17 @@ class BilinearPairsExtractor(Extractor):
         self._check_fitted()
         _, col, proj = self._sides[side]
         table = self._table(side)
-        out = np.zeros((len(words), proj.shape[1]))
-        for s in range(0, len(words), _CHUNK):
-            k = self._space.cosines(list(words[s:s + _CHUNK]), table).astype(np.float64)
-            out[s:s + _CHUNK] = (k - k.mean(axis=1, keepdims=True) - col[None, :]
-                                 + col.mean()) @ proj
-        return out
+        # each distinct word once, in the neighbour blocks' groups: the same cosines as
+        # theirs (features/cosines.py shares them) and at most MAX_WORD_CELLS held at once
+        distinct, inverse = np.unique(np.asarray(list(words), dtype=object),
+                                      return_inverse=True)
+        out = np.zeros((len(distinct), proj.shape[1]))
+        step = max(1, MAX_WORD_CELLS // max(len(table), 1))
+        for s in range(0, len(distinct), step):
+            k = self._space.cosines(distinct[s:s + step].tolist(), table).astype(np.float64)
+            out[s:s + step] = (k - k.mean(axis=1, keepdims=True) - col[None, :]
+                               + col.mean()) @ proj
+        return out[inverse.reshape(-1)]
 
     def transform(self, modifiers: Sequence[str], heads: Sequence[str]) -> np.ndarray:
         self._check_fitted()

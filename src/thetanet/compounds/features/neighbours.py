@@ -42,7 +42,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -50,6 +50,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from thetanet.compounds.features.base import MAX_WEIGHT, CacheDir, Extractor, PerWordExtractor
+from thetanet.compounds.features.cosines import SHARED
 from thetanet.compounds.features.gloss import WordNetGlossExtractor
 from thetanet.compounds.features.minilm import MiniLMStaticExtractor
 from thetanet.compounds.features.wordnet import WordNetExtractor
@@ -157,11 +158,13 @@ def _unit(v: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class WordTable:
     """The training words of one position in a space: their unit dense vectors and, for a
-    space :data:`WITH_WORDNET`, their unit WordNet rows over ``vocab`` (their features)."""
+    space :data:`WITH_WORDNET`, their unit WordNet rows over ``vocab`` (their features);
+    ``words``, when given, names them (so products with the table can be shared)."""
 
     dense: np.ndarray
     wordnet: sp.csr_matrix | None = None
     vocab: Mapping[str, int] | None = None
+    words: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.dense)
@@ -209,19 +212,34 @@ class WordSpace:
     def table(self, words: Sequence[str]) -> WordTable:
         """The vectors of (training) ``words``, to compare other words with."""
         if self._wordnet is None:
-            return WordTable(self.vectors(words))
+            return WordTable(self.vectors(words), words=tuple(words))
         feats = self._wordnet_values(words)
         vocab = {f: i for i, f in enumerate(sorted({f for w in words for f in feats[w]}))}
-        return WordTable(self.vectors(words), self._wordnet_rows(words, feats, vocab), vocab)
+        return WordTable(self.vectors(words), self._wordnet_rows(words, feats, vocab), vocab,
+                         tuple(words))
 
     def cosines(self, words: Sequence[str], table: WordTable) -> np.ndarray:
         """cos(w, t) for each of ``words`` (rows) and each word t of ``table``: float32."""
-        cos = self.vectors(words) @ table.dense.T
+        dense = self._shared(tuple(e.rows_key() for e in self._dense), words, table,
+                             lambda: self.vectors(words) @ table.dense.T)
         if table.wordnet is not None and table.vocab is not None:
-            rows = self._wordnet_rows(words, self._wordnet_values(words), table.vocab)
-            cos += (rows @ table.wordnet.T).toarray()
+            vocab, wordnet = table.vocab, table.wordnet
+            key = ("wordnet", self.extractors[-1].rows_key(), self._wordnet.rows_key())
+            cos = dense + self._shared(key, words, table, lambda: (self._wordnet_rows(
+                words, self._wordnet_values(words), vocab) @ wordnet.T).toarray())
             cos *= np.float32(0.5)
-        return cos
+            return cos
+        return dense.copy() if not dense.flags.writeable else dense
+
+    @staticmethod
+    def _shared(key: tuple[str, ...], words: Sequence[str], table: WordTable,
+                compute: Callable[[], np.ndarray]) -> np.ndarray:
+        """``compute()``, a product of ``words`` with ``table`` depending on the extractors'
+        ``key`` besides: shared (read-only) with other spaces comparing the same words with
+        the same table words (fine_lexical: 3 blocks), if the table names them and it is small."""
+        if not table.words or len(words) * len(table) > MAX_WORD_CELLS:  # kept: bounded
+            return compute()
+        return SHARED.get((key, tuple(words), table.words), compute)
 
     def _wordnet_values(self, words: Sequence[str]) -> Mapping[str, Mapping[str, float]]:
         if self._wordnet is None:
@@ -296,22 +314,30 @@ class NeighbourBlock:
                             self.space.table(self._head_words))
         return self._tables
 
+    def group_rows(self) -> int:
+        """How many compounds :meth:`transform` compares in one go (their words' cosines
+        held at once): a caller passing at most this many shares the cosines with other
+        blocks comparing the same words (features/cosines.py)."""
+        tm, th = self._fitted_tables()
+        return max(1, MAX_WORD_CELLS // max(len(tm), len(th), 1))
+
     def transform(self, modifiers: Sequence[str], heads: Sequence[str], *,
-                  training_rows: bool = False) -> np.ndarray:
+                  training_rows: bool = False, first_row: int = 0) -> np.ndarray:
         """The block b for each compound, float32 (n, n_labels). ``training_rows``: these
-        are the training compounds, in fit order — apply the exclusion rule."""
+        are the training compounds, in fit order — apply the exclusion rule; from the
+        ``first_row``-th on (a part of them: the caller covers all of them)."""
         tm, th = self._fitted_tables()
         mods, hs = list(modifiers), list(heads)
         if len(mods) != len(hs):
             raise ValueError(f"{len(mods)} modifiers but {len(hs)} heads")
-        n, big = len(mods), len(self._y)
-        if training_rows and (n != big or _index(mods, self._mod_words)[1].tolist()
-                              != self._mi.tolist() or _index(hs, self._head_words)[1].tolist()
-                              != self._hi.tolist()):
+        n, big, f = len(mods), len(self._y), int(first_row)
+        if training_rows and (f < 0 or f + n > big or _index(mods, self._mod_words)[1].tolist()
+                              != self._mi[f:f + n].tolist() or _index(hs, self._head_words)[1]
+                              .tolist() != self._hi[f:f + n].tolist()):
             raise ValueError("training_rows: these are not the compounds the block was fitted on")
         out = np.zeros((n, self.n_labels), np.float32)
         # groups of rows whose word-to-word cosines fit; within them, chunks of rows
-        group = max(1, MAX_WORD_CELLS // max(len(tm), len(th), 1))
+        group = self.group_rows()
         chunk = max(1, MAX_CELLS // big)
         for g0 in range(0, n, group):
             g1 = min(n, g0 + group)
@@ -321,7 +347,7 @@ class NeighbourBlock:
                 r1 = min(g1, r0 + chunk)
                 s = cm[im[r0 - g0:r1 - g0]][:, self._mi] * ch[ih[r0 - g0:r1 - g0]][:, self._hi]
                 if training_rows:
-                    self._exclude(s, r0, r1)
+                    self._exclude(s, r0 + f, r1 + f)
                 out[r0:r1] = self._histogram(s)
         return out
 
@@ -330,7 +356,7 @@ class NeighbourBlock:
         word's row in it."""
         distinct, inverse = np.unique(np.asarray(words, dtype=object), return_inverse=True)
         cos = self.space.cosines(distinct.tolist(), table)
-        return np.maximum(cos, 0, out=cos), inverse.reshape(-1)
+        return np.maximum(cos, 0, out=cos), inverse.reshape(-1)  # cos: our own copy
 
     def _exclude(self, s: np.ndarray, r0: int, r1: int) -> None:
         """Training rows r0 … r1−1 lose the neighbours they could not have (in place)."""
@@ -431,9 +457,13 @@ class NeighbourBlocks:
             b.fit(modifiers, heads, labels)
         return self
 
+    def group_rows(self) -> int:
+        """The fewest compounds any block compares in one go (see NeighbourBlock)."""
+        return min(b.group_rows() for b in self.blocks)
+
     def transform(self, modifiers: Sequence[str], heads: Sequence[str], *,
-                  training_rows: bool = False) -> np.ndarray:
-        parts = [b.transform(modifiers, heads, training_rows=training_rows)
+                  training_rows: bool = False, first_row: int = 0) -> np.ndarray:
+        parts = [b.transform(modifiers, heads, training_rows=training_rows, first_row=first_row)
                  for b in self.blocks]
         return parts[0] if len(parts) == 1 else np.hstack(parts)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -87,3 +88,24 @@ def served(gold: Path, db: str, port: int, log: Path, *extra: str) -> Iterator[s
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+def concurrent_records(engine, team, score, n: int, limit: int) -> list[int]:
+    """``n`` threads record a submission for ``team`` at once (a barrier starts them together)
+    under a daily ``limit``: the slots stored, or the HTTP status of each refusal."""
+    from thetanet.arena import storage
+
+    barrier, outcomes = threading.Barrier(n), []
+
+    def submit(i: int) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(storage.record(engine, team, f"n{i}", score, limit=limit))
+        except storage.Refused as exc:
+            outcomes.append(exc.status)
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return outcomes

@@ -4,6 +4,7 @@ user data root (``thetanet data where`` shows it; ``make test`` points THETANET_
 absent skips, saying which data, where it was looked for and how to get it; ``pytest`` ends
 with one line counting the skips by reason."""
 
+import importlib.util
 from collections import Counter
 from pathlib import Path
 
@@ -65,3 +66,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     reasons = Counter(_skip_reason(r) for r in skipped)
     parts = [f"{n} × {reason}" for reason, n in reasons.most_common()]
     reporter.write_line(f"skipped {len(skipped)}: " + "; ".join(parts))
+
+
+@pytest.fixture(scope="module")
+def keras():
+    """Keras 3 on a usable backend (torch), or a skip saying why not."""
+    if importlib.util.find_spec("keras") is None:
+        pytest.skip("keras not installed")
+    from thetanet.keras_convert import import_keras  # picks a backend (torch) first
+
+    try:
+        return import_keras()
+    except Exception as exc:  # Keras 2, or no usable backend
+        pytest.skip(f"Keras 3 not usable: {exc}")

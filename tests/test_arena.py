@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +18,7 @@ if not os.environ.get("CI"):
     pytest.importorskip("sqlalchemy")
     pytest.importorskip("httpx")
 
-from arena_helpers import predictions, synthetic_gold, tratz_gold
+from arena_helpers import concurrent_records, predictions, synthetic_gold, tratz_gold
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -231,19 +230,7 @@ def test_daily_limit_holds_under_concurrent_writers(arena):
     engine, gold = arena["engine"], arena["gold"]
     team = storage.find_team(engine, arena["tokens"][0])
     score = score_upload(gold, arena["gold_path"].read_bytes())
-    barrier, outcomes = threading.Barrier(12), []
-
-    def submit(i: int) -> None:
-        barrier.wait()
-        try:
-            outcomes.append(storage.record(engine, team, f"n{i}", score, limit=5))
-        except storage.Refused as exc:
-            outcomes.append(exc.status)
-    threads = [threading.Thread(target=submit, args=(i,)) for i in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    outcomes = concurrent_records(engine, team, score, 12, limit=5)
     assert sorted(o for o in outcomes if o < 100) == [1, 2, 3, 4, 5]
     assert outcomes.count(429) == 7
     assert storage.counts(engine)["arena_submissions"] == 5

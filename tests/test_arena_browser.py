@@ -19,7 +19,15 @@ if not os.environ.get("CI"):
     pytest.importorskip("uvicorn")
 
 import postgres_server
-from arena_helpers import add_team, arena, predictions, served, synthetic_gold, tratz_gold
+from arena_helpers import (
+    add_team,
+    arena,
+    concurrent_records,
+    predictions,
+    served,
+    synthetic_gold,
+    tratz_gold,
+)
 from playwright.sync_api import Page, sync_playwright
 
 from thetanet.arena.scoring import load_gold, score_upload
@@ -133,7 +141,6 @@ def test_the_whole_competition_in_a_browser(backend, request, tmp_path):
 def test_daily_limit_holds_under_concurrent_writers_on_postgresql(postgres, tmp_path):
     """Where writers truly overlap (PostgreSQL's READ COMMITTED, no database-wide lock), the
     UNIQUE (team, day, slot) constraint alone keeps the limit: 16 writers, limit 4."""
-    import threading
 
     from sqlalchemy import create_engine, text
 
@@ -148,19 +155,7 @@ def test_daily_limit_holds_under_concurrent_writers_on_postgresql(postgres, tmp_
     gold_path = synthetic_gold(tmp_path / "gold.tsv", 200)
     score = score_upload(load_gold(gold_path), gold_path.read_bytes())
     team, _ = storage.add_team(engine, "Team A")
-    barrier, outcomes = threading.Barrier(16), []
-
-    def submit(i: int) -> None:
-        barrier.wait()
-        try:
-            outcomes.append(storage.record(engine, team, f"n{i}", score, limit=4))
-        except storage.Refused as exc:
-            outcomes.append(exc.status)
-    threads = [threading.Thread(target=submit, args=(i,)) for i in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    outcomes = concurrent_records(engine, team, score, 16, limit=4)
     assert sorted(o for o in outcomes if o < 100) == [1, 2, 3, 4]
     assert outcomes.count(429) == 12
     assert storage.counts(engine)["arena_submissions"] == 4

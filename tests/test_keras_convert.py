@@ -1,6 +1,5 @@
 """Keras 3 ↔ thetanet round trips: the same predictions within 1e-5 (skipped without Keras)."""
 
-import importlib.util
 
 import numpy as np
 import pytest
@@ -22,17 +21,6 @@ TOL = 1e-5
 # Keras's torch backend trips NumPy 2's __array__(copy=...) deprecation internally.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:keras")
 
-
-@pytest.fixture(scope="module")
-def keras():
-    if importlib.util.find_spec("keras") is None:
-        pytest.skip("keras not installed")
-    from thetanet.keras_convert import import_keras
-
-    try:
-        return import_keras()
-    except Exception as exc:  # Keras 2, or no usable backend
-        pytest.skip(f"Keras 3 not usable: {exc}")
 
 
 def keras_predict(keras, kmodel, x):

@@ -10,7 +10,6 @@ ops) and float64 alike.
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import numpy as np
@@ -166,17 +165,6 @@ def _run_keras(keras: Any, values: list[float], **kw: Any) -> tuple[int, int, bo
     restored = model.restored if kw.get("restore_best_weights") else ran - 1
     return ran, restored, model.stop_training
 
-
-@pytest.fixture(scope="module")
-def keras():
-    if importlib.util.find_spec("keras") is None:
-        pytest.skip("keras not installed")
-    from thetanet.keras_convert import import_keras  # picks a backend (torch) first
-
-    try:
-        return import_keras()
-    except Exception as exc:  # Keras 2, or no usable backend
-        pytest.skip(f"Keras 3 not usable: {exc}")
 
 
 @pytest.mark.parametrize("case", range(len(_sequences())))

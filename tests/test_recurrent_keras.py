@@ -2,7 +2,6 @@
 ``get_weights()`` loaded with ``set_weights()`` predicts the same within 1e-5 (float32), padded
 inputs (mask_zero) included, and the converter round-trips it (skipped without Keras)."""
 
-import importlib.util
 
 import numpy as np
 import pytest
@@ -14,17 +13,6 @@ T, V = 7, 12
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:keras")
 
-
-@pytest.fixture(scope="module")
-def keras():
-    if importlib.util.find_spec("keras") is None:
-        pytest.skip("keras not installed")
-    from thetanet.keras_convert import import_keras
-
-    try:
-        return import_keras()
-    except Exception as exc:  # Keras 2, or no usable backend
-        pytest.skip(f"Keras 3 not usable: {exc}")
 
 
 def _ids():

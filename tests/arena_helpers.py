@@ -3,7 +3,6 @@ seeded share of wrong relations, and an ``arena serve`` subprocess polled until 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from thetanet.data.paths import data_root as cli_data_root
 from thetanet.data.tratz import FINE_LABELS
 
 
@@ -29,9 +29,8 @@ def synthetic_gold(path: Path, n: int = 300, seed: int = 0) -> Path:
 
 def tratz_gold(tmp: Path, split: str = "fine_random") -> Path | None:
     """A copy of a Tratz split's val file (the test set stand-in), or None without the data."""
-    root = os.environ.get("THETANET_DATA")
-    source = Path(root) / "tratz" / split / "val.tsv" if root else None
-    if source is None or not source.is_file():
+    source = cli_data_root() / "tratz" / split / "val.tsv"  # found as the CLI finds it
+    if not source.is_file():
         return None
     target = tmp / f"gold_{split}.tsv"
     target.write_bytes(source.read_bytes())

@@ -64,7 +64,7 @@ def test_scores_equal_nc_score_and_the_parts_combine(source, tmp_path, capsys):
     gold_path = (synthetic_gold(tmp_path / "gold.tsv", 400, seed=3) if source == "synthetic"
                  else tratz_gold(tmp_path))
     if gold_path is None:
-        pytest.skip("the Tratz data is not present (THETANET_DATA)")
+        pytest.skip("the Tratz fine_random split is not in the data root (thetanet data where)")
     gold = load_gold(gold_path, seed=7, public_fraction=0.3)
     pred_path = predictions(gold_path, 0.35, seed=1, target=tmp_path / "pred.tsv")
     score = score_upload(gold, pred_path.read_bytes())

@@ -57,9 +57,9 @@ def digit_attention(cap: Captioner, scenes: S.Scenes) -> list[tuple[float, float
 
 
 @pytest.mark.skipif(not (FIXTURE / "config.json").exists(), reason="no trained fixture")
-def test_each_digit_word_looks_at_its_digit(data_root):
+def test_each_digit_word_looks_at_its_digit(mnist_root):
     cap, _ = Captioner.load(FIXTURE)
-    digits = S.load_scene_digits(data_root)
+    digits = S.load_scene_digits(mnist_root)
     scenes = S.make_scenes(digits.test_images, digits.test_labels, 150, seed=26,
                            canvas=cap.config.canvas)
     two = [i for i, p in enumerate(scenes.placements) if len(p) == 2][:40]

@@ -145,9 +145,9 @@ def test_train_config_and_validation_split():
 
 
 @pytest.fixture(scope="module")
-def cli_model(tmp_path_factory, data_root):
+def cli_model(tmp_path_factory, mnist_root):
     out = tmp_path_factory.mktemp("cap")
-    code = main(["caption", "train", "--data-dir", str(data_root), "--epochs", "1",
+    code = main(["caption", "train", "--data-dir", str(mnist_root), "--epochs", "1",
                  "--scenes", "64", "--val-scenes", "8", "--out", str(out / "m"),
                  "--plots", str(out / "plots"), "--quiet"])
     assert code == 0
@@ -160,18 +160,18 @@ def test_cli_train_writes_a_model_and_plots(cli_model):
     assert "learning_curves.png" in names and "attention_0.png" in names
 
 
-def test_cli_evaluate_json(cli_model, data_root, capsys):
+def test_cli_evaluate_json(cli_model, mnist_root, capsys):
     assert main(["caption", "evaluate", "--model", str(cli_model / "m"), "--data-dir",
-                 str(data_root), "--n", "8", "--seed", "3", "--json"]) == 0
+                 str(mnist_root), "--n", "8", "--seed", "3", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert set(doc) >= {"exact_match", "bleu4", "word_accuracy"} and doc["n"] == 8
     assert 0 <= doc["exact_match"] <= 1 and 0 <= doc["bleu4"] <= 1
 
 
-def test_cli_predict_npy_and_png(cli_model, data_root, tmp_path, capsys):
+def test_cli_predict_npy_and_png(cli_model, mnist_root, tmp_path, capsys):
     from matplotlib.image import imsave
 
-    digits = S.load_scene_digits(data_root)
+    digits = S.load_scene_digits(mnist_root)
     img = S.make_scenes(digits.test_images, digits.test_labels, 1, seed=0).images[0]
     np.save(tmp_path / "s.npy", img)
     imsave(tmp_path / "s.png", img, cmap="gray", vmin=0, vmax=1)

@@ -132,8 +132,8 @@ def _hashes(images: np.ndarray) -> set[str]:
     return {hashlib.sha256(np.ascontiguousarray(im).tobytes()).hexdigest() for im in images}
 
 
-def test_train_and_test_scenes_use_disjoint_digit_images(data_root):
-    digits = S.load_scene_digits(data_root)
+def test_train_and_test_scenes_use_disjoint_digit_images(mnist_root):
+    digits = S.load_scene_digits(mnist_root)
     assert len(digits.train_images) == 8000 and len(digits.test_images) == 2000
     # the MNIST t10k split of `thetanet digits --dataset mnist-t10k`
     assert not _hashes(digits.train_images) & _hashes(digits.test_images)

@@ -344,7 +344,7 @@ def test_a_new_representation_is_one_registered_class(
         defaults = {"min_count": 1, "normalize": False}
         disk_cache = True
 
-        def _cache_settings(self) -> dict:
+        def cache_settings(self) -> dict:
             return {}
 
         def _compute(self, words: list[str]) -> list[dict[str, float]]:

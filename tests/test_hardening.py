@@ -162,7 +162,7 @@ class _Hashed:
             sparse = False
             disk_cache = True
 
-            def _cache_settings(self):
+            def cache_settings(self):
                 return {}
 
             def _compute(self, words):
@@ -176,7 +176,7 @@ class _Hashed:
                 return dict(zip(arrays["words"].tolist(), arrays["vectors"]))
 
             def fit(self, modifiers, heads):
-                self._rows([*modifiers, *heads])
+                self.rows([*modifiers, *heads])
                 self.fitted = True
                 return self
 
@@ -191,7 +191,7 @@ def test_cache_stores_every_word_exactly(tmp_path_factory, words):
     d = tmp_path_factory.mktemp("cache")
     _Hashed.make(d).fit(words, words)
     reader = _Hashed.make(d)
-    rows = reader._rows(words)
+    rows = reader.rows(words)
     assert reader.stats["hits"] == len(words) and reader.stats["misses"] == 0
     fresh = _Hashed.make(False)
     for w in words:
@@ -218,14 +218,14 @@ def test_prediction_leaves_the_cache_alone(tmp_path, monkeypatch):
     writer = _Hashed.make(tmp_path).fit(["a", "b"], ["c", "d"])
     files = {p: p.read_bytes() for p in tmp_path.iterdir()}
     with base.frozen_caches([writer]):
-        rows = writer._rows(["zz\0", "a", *map(str, range(50))])
-        again = writer._rows(["49", "zz\0"])
+        rows = writer.rows(["zz\0", "a", *map(str, range(50))])
+        again = writer.rows(["49", "zz\0"])
     assert len(rows) == 52 and np.array_equal(again["49"], rows["49"])
     assert "zz\0" not in writer._mem and len(writer._recent) <= 10
     assert set(writer._mem) == {"a", "b", "c", "d"}
     reader = _Hashed.make(tmp_path)
     reader.set_state({})  # restored, not fitted here: a reader only
-    reader._rows(["new", "words"])
+    reader.rows(["new", "words"])
     assert {p: p.read_bytes() for p in tmp_path.iterdir()} == files
 
 

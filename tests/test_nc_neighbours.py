@@ -249,7 +249,7 @@ def test_wordnet_space_is_the_mean_of_two_cosines(tmp_path):
     table = both.fit(train_words).table(train_words)
     got = both.cosines(queries, table)
     wn = WordNetExtractor(cache_dir=False)
-    feats = wn._values(wn._rows(train_words + queries))
+    feats = wn.feature_values(wn.rows(train_words + queries))
     dv = {w: dense.vectors([w])[0].astype(np.float64) for w in train_words + queries}
     for i, q in enumerate(queries):
         for j, t in enumerate(train_words):

@@ -188,5 +188,5 @@ def test_known_words_per_representation(tmp_path):
     before = dict(inner._mem)
     got = known_words(gloss, mods, heads)
     assert got[0].tolist() == [False, False] and got[1].tolist() == [True, True]
-    assert got[2, 0] and not inner._frozen
+    assert got[2, 0] and not inner.frozen
     assert inner._mem == before

@@ -42,15 +42,15 @@ class Lockstep:
         self.final: int | None = None
         self.failed = False
 
-    def _set(self, **state: Any) -> None:
+    def update(self, **state: Any) -> None:
         with self._cond:
             self.__dict__.update(state)
             self._cond.notify_all()
 
     def fail(self) -> None:
-        self._set(failed=True)
+        self.update(failed=True)
 
-    def _wait(self, ready: Callable[[], bool]) -> None:
+    def wait_until(self, ready: Callable[[], bool]) -> None:
         with self._cond:
             self._cond.wait_for(lambda: self.failed or ready())
             if self.failed:
@@ -73,11 +73,11 @@ class _Publish(Callback):
         if self.step.failed:
             raise Aborted("the refit beside the selection failed")
         stops = self.model.stop_training or epoch + 1 >= self.max_epochs
-        self.step._set(done=epoch + 1, best=self.es.best_epoch,
+        self.step.update(done=epoch + 1, best=self.es.best_epoch,
                        final=self.es.best_epoch if stops else None)
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        self.step._set(final=self.es.best_epoch)  # also after a divergence
+        self.step.update(final=self.es.best_epoch)  # also after a divergence
 
 
 class _Follow(Callback):
@@ -90,7 +90,7 @@ class _Follow(Callback):
         self.kept, self.last = (-1, self.model.get_weights()), -1  # a selection of 0 epochs
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.step._wait(lambda: self.step.done > epoch or self.step.final is not None)
+        self.step.wait_until(lambda: self.step.done > epoch or self.step.final is not None)
         self.last = epoch
         final = self.step.final
         if final is not None and epoch >= final:
@@ -99,7 +99,7 @@ class _Follow(Callback):
             self.kept = (epoch, self.model.get_weights())
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
-        self.step._wait(lambda: self.step.final is not None)
+        self.step.wait_until(lambda: self.step.final is not None)
         final = self.step.final
         assert final is not None
         if final < self.last:  # past the chosen epoch: take back its weights

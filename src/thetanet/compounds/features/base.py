@@ -167,7 +167,7 @@ class PerWordExtractor(Extractor):
     """An extractor built from one row per word, kept in memory and (``disk_cache``) on disk.
 
     Subclasses implement :meth:`_compute` (rows for words not seen yet); disk-cached ones
-    also :meth:`_cache_settings`, :meth:`_pack` and :meth:`_unpack`. Bump ``cache_version``
+    also :meth:`cache_settings`, :meth:`_pack` and :meth:`_unpack`. Bump ``cache_version``
     when the rows of the same settings change.
     """
 
@@ -178,7 +178,7 @@ class PerWordExtractor(Extractor):
         super().__init__(cache_dir, **options)
         self._mem: dict[str, Any] = {}
         self._disk_loaded = False
-        self._frozen = False  # see frozen_caches
+        self.frozen = False  # see frozen_caches
         self._recent: dict[str, Any] = {}  # frozen: rows of uncached words, at most RECENT_WORDS
         self._writer = False  # fitted here: may write the disk cache
 
@@ -198,7 +198,7 @@ class PerWordExtractor(Extractor):
     def _compute(self, words: list[str]) -> list[Any]:
         raise NotImplementedError
 
-    def _cache_settings(self) -> dict[str, Any]:
+    def cache_settings(self) -> dict[str, Any]:
         """What the per-word rows depend on (settings and resource identity)."""
         raise NotImplementedError
 
@@ -215,17 +215,17 @@ class PerWordExtractor(Extractor):
     def rows_key(self) -> str:
         """What the per-word rows depend on (class, cache version, settings), as one string:
         two extractors with equal keys give equal rows for every word."""
-        return _sha({"name": self.name, "v": self.cache_version, **self._cache_settings()})
+        return _sha({"name": self.name, "v": self.cache_version, **self.cache_settings()})
 
     def cache_path(self) -> Path | None:
         """The cache file for these settings (``None`` when caching is off)."""
         if self.cache_dir is None or not self.disk_cache:
             return None
         key = _sha({"name": self.name, "v": self.cache_version, "layout": CACHE_LAYOUT,
-                    **self._cache_settings()})
+                    **self.cache_settings()})
         return self.cache_dir / f"{self.name}-{key[:20]}.npz"
 
-    def _rows(self, words: Iterable[str]) -> dict[str, Any]:
+    def rows(self, words: Iterable[str]) -> dict[str, Any]:
         """Rows for the given words, computing only the missing ones (and caching them,
         unless frozen: then they are computed for this call only)."""
         need = sorted(set(words))
@@ -242,14 +242,14 @@ class PerWordExtractor(Extractor):
                 before = len(missing)
                 missing = [w for w in missing if w not in self._mem]
                 self.stats["hits"] += before - len(missing)
-        if self._frozen:
+        if self.frozen:
             missing = [w for w in missing if w not in self._recent]
         if not missing:
             return {w: self._mem[w] if w in self._mem else self._recent[w] for w in need}
         if self.disk_cache:
             self.stats["misses"] += len(missing)
         fresh = dict(zip(missing, self._compute(missing)))
-        if self._frozen:
+        if self.frozen:
             out = {w: fresh[w] if w in fresh else self._mem[w] if w in self._mem
                    else self._recent[w] for w in need}
             self._recent.update(fresh)  # bounded: the oldest words go first
@@ -285,14 +285,14 @@ def frozen_caches(extractors: Iterable[Extractor]) -> Iterator[None]:
     words they lack are computed, kept only among the :data:`RECENT_WORDS` most recent, and
     never written. Prediction runs so — its memory is bounded whatever the input, and its
     input (whatever words it holds) never changes the cache that later runs read."""
-    frozen = [e for e in extractors if isinstance(e, PerWordExtractor) and not e._frozen]
+    frozen = [e for e in extractors if isinstance(e, PerWordExtractor) and not e.frozen]
     for e in frozen:
-        e._frozen = True
+        e.frozen = True
     try:
         yield
     finally:
         for e in frozen:
-            e._frozen = False
+            e.frozen = False
 
 
 def encode_strings(arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:

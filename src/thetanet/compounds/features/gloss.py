@@ -59,10 +59,10 @@ class WordNetGlossExtractor(MiniLMStaticExtractor):
         """The WordNet lookup the glosses come from (its senses and last-word back-off)."""
         return self._wordnet
 
-    def _cache_settings(self) -> dict[str, Any]:
+    def cache_settings(self) -> dict[str, Any]:
         return {
-            **super()._cache_settings(),
-            **self._wordnet._cache_settings(),
+            **super().cache_settings(),
+            **self._wordnet.cache_settings(),
             "senses": int(self.options["senses"]),
             "lemmas": bool(self.options["lemmas"]),
         }

@@ -60,7 +60,7 @@ class MiniLMStaticExtractor(PerWordExtractor):
             self._width = self._emb.dim
         return self._emb
 
-    def _cache_settings(self) -> dict[str, Any]:
+    def cache_settings(self) -> dict[str, Any]:
         d = resolve_model_dir(self.options["model"])
         st = (d / "model.safetensors").stat()
         return {"model": f"{d}|{st.st_size}|{st.st_mtime_ns}"}
@@ -78,7 +78,7 @@ class MiniLMStaticExtractor(PerWordExtractor):
         return dict(zip(words, vecs.astype(np.float32)))
 
     def fit(self, modifiers: Sequence[str], heads: Sequence[str]) -> MiniLMStaticExtractor:
-        rows = self._rows([*modifiers, *heads])
+        rows = self.rows([*modifiers, *heads])
         if rows:
             self._width = len(next(iter(rows.values())))
         else:
@@ -88,7 +88,7 @@ class MiniLMStaticExtractor(PerWordExtractor):
 
     def transform(self, modifiers: Sequence[str], heads: Sequence[str]) -> np.ndarray:
         self._check_fitted()
-        rows = self._rows([*modifiers, *heads])
+        rows = self.rows([*modifiers, *heads])
         width = self._width if self._width is not None else self._embeddings().dim
         words = sorted(rows)
         table = np.stack([rows[w] for w in words]) if words else np.zeros((0, width), np.float32)

@@ -171,7 +171,7 @@ class _CompoundCached(PerWordExtractor):
 
     def _rows_for(self, modifiers: Sequence[str], heads: Sequence[str]) -> np.ndarray:
         keys = [f"{m}\t{h}" for m, h in zip(modifiers, heads)]
-        rows = self._rows(keys)
+        rows = self.rows(keys)
         if not keys:
             return np.zeros((0, self._row_width()), np.float32)
         return np.stack([rows[k] for k in keys]).astype(np.float32, copy=False)
@@ -232,7 +232,7 @@ class MiniLMContextExtractor(_CompoundCached):
             raise ValueError("minilm-context text needs {modifier} and {head}")
         self._width = 384
 
-    def _cache_settings(self) -> dict[str, Any]:
+    def cache_settings(self) -> dict[str, Any]:
         return {"model": ContextEncoder.fingerprint(self.options["model"]),
                 "text": self.options["text"]}
 
@@ -306,7 +306,7 @@ class MiniLMWordExtractor(MiniLMStaticExtractor):
         if set(where) != {"word"}:
             raise ValueError("minilm-word context needs exactly the slot {word}")
 
-    def _cache_settings(self) -> dict[str, Any]:
+    def cache_settings(self) -> dict[str, Any]:
         return {"model": ContextEncoder.fingerprint(self.options["model"]),
                 "context": self.options["context"]}
 
@@ -368,7 +368,7 @@ class MiniLMParaphraseExtractor(_CompoundCached):
         self.mean: np.ndarray | None = None
         self.std: np.ndarray | None = None
 
-    def _cache_settings(self) -> dict[str, Any]:
+    def cache_settings(self) -> dict[str, Any]:
         return {"model": ContextEncoder.fingerprint(self.options["model"]),
                 "templates": self.templates, "text": self.options["text"]}
 

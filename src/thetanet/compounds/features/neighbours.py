@@ -186,7 +186,7 @@ class WordSpace:
         for kind in kinds:
             own = kind(cache_dir=cache_dir)
             match = [e for e in share if type(e) is kind
-                     and e._cache_settings() == own._cache_settings()]
+                     and e.cache_settings() == own.cache_settings()]
             self.extractors.append(match[0] if match else own)
         # the WordNet rows' values under the default options (rank weighting), whatever the
         # options of a shared extractor (its raw rows, the sense ranks, are the same)
@@ -204,7 +204,7 @@ class WordSpace:
         """v(w) of the dense part for each word: float32, shape (len(words), d)."""
         parts = []
         for e in self._dense:
-            rows = e._rows(words)
+            rows = e.rows(words)
             parts.append(_unit(np.stack([rows[w] for w in words]).astype(np.float32))
                          if len(words) else np.zeros((0, 1), np.float32))
         return _unit(np.hstack(parts)) if len(words) else np.zeros((0, 1), np.float32)
@@ -244,7 +244,7 @@ class WordSpace:
     def _wordnet_values(self, words: Sequence[str]) -> Mapping[str, Mapping[str, float]]:
         if self._wordnet is None:
             raise RuntimeError(f"the word space {self.space!r} has no WordNet features")
-        return self._wordnet._values(self.extractors[-1]._rows(words))
+        return self._wordnet.feature_values(self.extractors[-1].rows(words))
 
     @staticmethod
     def _wordnet_rows(words: Sequence[str], feats: Mapping[str, Mapping[str, float]],

@@ -92,11 +92,11 @@ class VocabExtractor(PerWordExtractor):
         super().__init__(cache_dir, **options)
         self._vocab: VocabBlocks | None = None
 
-    def _values(self, rows: Mapping[str, Any]) -> Mapping[str, Mapping[str, float]]:
+    def feature_values(self, rows: Mapping[str, Any]) -> Mapping[str, Mapping[str, float]]:
         return rows
 
     def _features(self, words: Sequence[str]) -> Mapping[str, Mapping[str, float]]:
-        return self._values(self._rows(words))
+        return self.feature_values(self.rows(words))
 
     def fit(self, modifiers: Sequence[str], heads: Sequence[str]) -> VocabExtractor:
         feats = self._features([*modifiers, *heads])

@@ -67,7 +67,7 @@ class WordNetExtractor(VocabExtractor):
         self._closure: dict[str, frozenset[str]] = {}
 
     # raw per-word features: {feature: best sense rank}
-    def _cache_settings(self) -> dict[str, Any]:
+    def cache_settings(self) -> dict[str, Any]:
         return {"wordnet": wordnet_fingerprint(find_wordnet(self.options["wordnet_dir"]))}
 
     def _reader(self) -> Any:
@@ -146,7 +146,7 @@ class WordNetExtractor(VocabExtractor):
         }
 
     # from raw ranks to feature values under the current options
-    def _values(self, raw: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    def feature_values(self, raw: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
         rank_w = self.options["weighting"] == "rank"
         lex = bool(self.options["lexnames"])
         k = self.options["max_senses"]
@@ -162,4 +162,4 @@ class WordNetExtractor(VocabExtractor):
 
     def word_features(self, word: str) -> dict[str, float]:
         """The (unfitted) features of one word under the current options, for inspection."""
-        return self._values(self._rows([word]))[word]
+        return self.feature_values(self.rows([word]))[word]

@@ -72,6 +72,11 @@ def register(subparsers: Any) -> None:
                    help="one line per epoch on stderr (instead of the progress bar or lines)")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no progress on stderr (the result on stdout is the same)")
+    _add_search_options(p)
+    p.set_defaults(func=run)
+
+
+def _add_search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--search", action="store_true",
                    help="pick the architecture instead (thetanet.search, Optuna): trials on a "
                         "val part of the training images; --epochs caps each trial")
@@ -80,10 +85,20 @@ def register(subparsers: Any) -> None:
                    help="--search: Optuna storage URL or SQLite file (default: "
                         "~/.local/share/thetanet/thetanet-search.db)")
     p.add_argument("--study", default=None, help="--search: study (default digits-DATASET)")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    hidden = _checked_options(args)
+    data = _load(args)
+    if args.search:
+        from thetanet.cli.nc_search import run_digits_search
+
+        return run_digits_search(args, data)
+    return _train_and_report(args, data, hidden)
+
+
+def _checked_options(args: argparse.Namespace) -> Any:
+    """The options checked before any work; returns the parsed --hidden (None: the recipe's)."""
     try:
         hidden = example.parse_hidden(args.hidden) if args.hidden is not None else None
     except ValueError as exc:
@@ -99,7 +114,13 @@ def run(args: argparse.Namespace) -> int:
     whole("--threads", args.threads, 0)
     whole("--seed", args.seed, 0)
     check_digits_args(args)  # --save-model / --plots must not name a file
+    if args.search and args.model != "mlp":
+        raise CLIError("--search picks MLP architectures only; drop --model cnn")
+    return hidden
 
+
+def _load(args: argparse.Namespace) -> Any:
+    """The data set, or a one-line CLIError."""
     try:
         data = data_digits.load_dataset(args.dataset, args.data_dir, download=args.download,
                                         seed=args.seed)
@@ -111,13 +132,10 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from None
     if args.dataset == "mnist" and not args.json:
         print(f"mnist: using {data.name} ({data.split})", file=sys.stderr)
-    if args.search and args.model != "mlp":
-        raise CLIError("--search picks MLP architectures only; drop --model cnn")
-    if args.search:
-        from thetanet.cli.nc_search import run_digits_search
+    return data
 
-        return run_digits_search(args, data)
 
+def _train_and_report(args: argparse.Namespace, data: Any, hidden: Any) -> int:
     recipe = example.with_overrides(example.default_recipe(data.name, args.model),
                                     hidden=hidden, epochs=args.epochs,
                                     batch_size=args.batch_size, learning_rate=args.lr,
@@ -145,6 +163,11 @@ def run(args: argparse.Namespace) -> int:
             doc["files"] = written
         print(json.dumps(doc))
         return 0
+    _print_report(args, data, result, written)
+    return 0
+
+
+def _print_report(args: argparse.Namespace, data: Any, result: Any, written: list[str]) -> None:
     r = result.recipe
     print(f"{data.name}: {data.x_train.shape[0]} training / {data.x_test.shape[0]} test images "
           f"({data.split})")
@@ -159,7 +182,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {name}: {acc:7.2%}  ({int(n)} images)")
     for path in written:
         print(f"wrote {path}")
-    return 0
 
 
 def _progress(args: argparse.Namespace) -> Any:

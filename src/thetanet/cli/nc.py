@@ -87,7 +87,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Noun-compound relation classification on the Tratz data.")
     nsub = p.add_subparsers(dest="nc_command", metavar="ACTION")
 
-    recipe_default = "default: the split's recipe, see below"
+    _register_train(nsub)
+    register_search(nsub, SPLITS)
+    _register_predict(nsub)
+    _register_evaluate(nsub)
+    _register_score(nsub)
+    p.set_defaults(func=lambda args: _missing_action(p))
+
+
+RECIPE_DEFAULT = "default: the split's recipe, see below"
+
+
+def _register_train(nsub: argparse._SubParsersAction) -> None:
     t = nsub.add_parser("train", help="train on a split, select on val, save the model",
                         description="Train on a split's train part, choose the epochs on val "
                                     "(weighted-F1),\nrefit on train + val, save the model. "
@@ -100,6 +111,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--data-dir", help="data root (default: $THETANET_DATA or the user cache)")
     t.add_argument("--cache-dir", help="feature cache (default: $THETANET_CACHE or "
                                        "~/.cache/thetanet/features)")
+    _add_recipe_options(t)
+    _add_run_options(t)
+    add_from_study(t)
+    t.set_defaults(func=cmd_train)
+
+
+def _add_recipe_options(t: argparse.ArgumentParser) -> None:
+    """The network and features options; each defaults to the split's recipe."""
+    recipe_default = RECIPE_DEFAULT
     t.add_argument("--features", type=_names, default=None,
                    help="comma-separated extractors, each NAME[:opt=value,...] (a wrong name "
                         f"lists the known ones; {recipe_default})")
@@ -129,10 +149,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--max-epochs", type=int, default=None, help=f"({recipe_default})")
     t.add_argument("--patience", type=int, default=None,
                    help=f"epochs without a better val-F1 before stopping ({recipe_default})")
+
+
+def _add_run_options(t: argparse.ArgumentParser) -> None:
+    """Seeds, outputs, threads and checkpoints of `nc train`."""
     t.add_argument("--seed", type=int, default=0,
                    help="first seed of the ensemble (default: %(default)s)")
     t.add_argument("--ensemble", type=int, default=None,
-                   help=f"number of seeds to average ({recipe_default})")
+                   help=f"number of seeds to average ({RECIPE_DEFAULT})")
     t.add_argument("--out", default=None, help="model directory (default: models/nc-SPLIT)")
     t.add_argument("--no-refit", action="store_true",
                    help="save the train-only model instead of refitting on train+val")
@@ -152,10 +176,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--resume", action="store_true", help="continue from --checkpoint DIR")
     t.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="N",
                    help="also checkpoint every N batches (default: at each epoch end)")
-    add_from_study(t)
-    t.set_defaults(func=cmd_train)
-    register_search(nsub, SPLITS)
 
+
+def _register_predict(nsub: argparse._SubParsersAction) -> None:
     pr = nsub.add_parser("predict", help="predict relations for compounds",
                          description="Predict relations, streaming: any number of lines in "
                                      "bounded memory. Words: at most 100 characters, no "
@@ -173,6 +196,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "one is an error)")
     pr.set_defaults(func=cmd_predict)
 
+
+def _register_evaluate(nsub: argparse._SubParsersAction) -> None:
     ev = nsub.add_parser("evaluate", help="score a model on a gold TSV")
     ev.add_argument("--model", required=True)
     ev.add_argument("--input", required=True, help="gold TSV modifier<TAB>head<TAB>RELATION")
@@ -180,6 +205,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
 
+
+def _register_score(nsub: argparse._SubParsersAction) -> None:
     sc = nsub.add_parser("score", help="the competition scorer: gold vs predictions")
     sc.add_argument("--gold", required=True, metavar="GOLD_TSV",
                     help="the gold compounds: modifier<TAB>head<TAB>RELATION, one a line")
@@ -192,7 +219,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "compounds of the gold file")
     sc.add_argument("--json", action="store_true")
     sc.set_defaults(func=cmd_score)
-    p.set_defaults(func=lambda args: _missing_action(p))
 
 
 def _recipes_epilog() -> str:

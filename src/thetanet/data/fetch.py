@@ -233,27 +233,8 @@ def download(
     resp = _open(url, timeout)  # first: offline, nothing is created, not even the folder
 
     def fill(fh: IO[bytes]) -> None:
-        h = hashlib.sha256()
-        data = bytearray()
-        length = resp.headers.get("Content-Length")
-        total = int(length) if length and length.isdigit() else None
-        report.start(total)
-        t_end = time.monotonic() + deadline
-        while True:
-            block = _read_block(resp, url, t_end, deadline, len(data))
-            if not block:
-                break
-            if watch is not None:
-                watch(block)
-            fh.write(block)
-            h.update(block)
-            data += block
-            report.update(len(block))
-            if len(data) > max_bytes:
-                raise FetchError(url, f"more than {max_bytes} bytes; refusing")
-        if total is not None and len(data) != total:
-            raise FetchError(url, f"connection closed after {len(data)} of {total} bytes")
-        got = h.hexdigest()
+        data, got = _stream_body(resp, url, fh, report, deadline=deadline,
+                                 max_bytes=max_bytes, watch=watch)
         if sha256 is not None and got != sha256:
             raise ChecksumError(f"checksum mismatch for {url}: sha256 {got}, expected "
                                 f"{sha256}; nothing was written")
@@ -275,3 +256,31 @@ def download(
         raise
     report.finish(f"saved {target.name}" + (" (sha256 verified)" if sha256 else ""))
     return target
+
+
+def _stream_body(resp: Any, url: str, fh: IO[bytes], report: _Progress, *, deadline: float,
+                 max_bytes: int, watch: Callable[[bytes], None] | None
+                 ) -> tuple[bytearray, str]:
+    """Copy the response body into ``fh`` (bounded in bytes and time, every block shown to
+    ``watch``); return the body and its sha256, after checking it is as long as announced."""
+    h = hashlib.sha256()
+    data = bytearray()
+    length = resp.headers.get("Content-Length")
+    total = int(length) if length and length.isdigit() else None
+    report.start(total)
+    t_end = time.monotonic() + deadline
+    while True:
+        block = _read_block(resp, url, t_end, deadline, len(data))
+        if not block:
+            break
+        if watch is not None:
+            watch(block)
+        fh.write(block)
+        h.update(block)
+        data += block
+        report.update(len(block))
+        if len(data) > max_bytes:
+            raise FetchError(url, f"more than {max_bytes} bytes; refusing")
+    if total is not None and len(data) != total:
+        raise FetchError(url, f"connection closed after {len(data)} of {total} bytes")
+    return data, h.hexdigest()
